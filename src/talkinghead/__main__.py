@@ -1,0 +1,5 @@
+"""``python -m talkinghead`` runs the command-line interface."""
+
+from talkinghead.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Configuration schemas (dataclasses) and YAML loading with ``key=value`` overrides."""
+
+from talkinghead.config.base import (
+    CONFIG_KINDS,
+    ConfigError,
+    dump_yaml,
+    from_dict,
+    load_config,
+    parse_overrides,
+    register_config,
+    to_dict,
+)
+from talkinghead.config.prepare import PrepareConfig
+
+__all__ = [
+    "CONFIG_KINDS",
+    "ConfigError",
+    "PrepareConfig",
+    "dump_yaml",
+    "from_dict",
+    "load_config",
+    "parse_overrides",
+    "register_config",
+    "to_dict",
+]

@@ -1,0 +1,1 @@
+"""Data: video I/O, face landmarks, cropping, segmentation, dataset preparation, episodes."""
