@@ -134,9 +134,23 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def nest(flat: Mapping[str, Any], what: str = "override") -> dict[str, Any]:
+    """Turn ``{"a.b": 1}`` into ``{"a": {"b": 1}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{what} {key!r} conflicts with another {what}")
+        node[parts[-1]] = value
+    return nested
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """Turn ``["a.b=1", "c=[1, 2]"]`` into a nested mapping with YAML-parsed values."""
-    nested: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
@@ -145,17 +159,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if not key:
             raise ConfigError(f"override {item!r} has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            flat[key] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from err
-        node = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} conflicts with another override")
-        node[parts[-1]] = value
-    return nested
+    return nest(flat)
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,6 +203,7 @@ def load_config(
     overrides: list[str] | None = None,
     *,
     kind: str | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> Any:
     """Load a config file (or the schema defaults) and apply ``key=value`` overrides.
 
@@ -203,6 +211,8 @@ def load_config(
         path: YAML file, or None to start from the schema's defaults (needs ``kind``).
         overrides: dotted ``key=value`` strings applied last.
         kind: the expected schema name; a file of another kind is refused.
+        values: dotted keys with already-typed values (e.g. from command-line flags),
+            applied after the file and before ``overrides``.
     """
     data = read_yaml(path) if path is not None else {}
     file_kind = data.pop("kind", None)
@@ -213,6 +223,8 @@ def load_config(
         raise ConfigError(f"{path}: missing top-level 'kind:' (one of {sorted(CONFIG_KINDS)})")
     if chosen not in CONFIG_KINDS:
         raise ConfigError(f"{path}: unknown kind {chosen!r}; known kinds: {sorted(CONFIG_KINDS)}")
+    if values:
+        data = deep_merge(data, nest(values, "option"))
     if overrides:
         data = deep_merge(data, parse_overrides(overrides))
     return from_dict(CONFIG_KINDS[chosen], data, where=str(path) if path else chosen)

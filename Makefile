@@ -1,0 +1,44 @@
+# Everything a fresh machine needs: `make demo` (main job on the bundled examples) and
+# `make test` (the test suite). Both create the virtualenv in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORE_STAMP := $(VENV)/.core-installed
+TEST_STAMP := $(VENV)/.test-installed
+DEMO_OUT ?= demo_out
+
+.PHONY: setup demo test test-all bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==24.3.1"
+
+# torch is installed first and exactly as 2.13.0: that version is the local CPU wheel.
+$(CORE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+# The dlib68 backend compiles dlib from source once (~12 minutes); pip caches the wheel.
+$(TEST_STAMP): $(CORE_STAMP)
+	$(BIN)/python -m pip install -e ".[dev,dlib]"
+	touch $@
+
+setup: $(TEST_STAMP)
+
+demo: $(CORE_STAMP)
+	$(BIN)/talkinghead prepare examples/videos $(DEMO_OUT)/dataset --config configs/prepare/default.yaml --workers 2
+	$(BIN)/talkinghead inspect $(DEMO_OUT)/dataset --sheet $(DEMO_OUT)/contact_sheet.png
+
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m ""
+
+bench: $(CORE_STAMP)
+	$(BIN)/python benchmarks/prepare.py
+	$(BIN)/python benchmarks/rasterize.py
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,278 @@
+"""The ``talkinghead`` command line: one sub-command per job.
+
+Each sub-command parses its options here and calls library code; nothing here is
+needed to use the library from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from talkinghead import __version__
+
+
+def _overrides_help() -> str:
+    return "config overrides as dotted key=value pairs, e.g. crop.scale=2.0 size=224"
+
+
+# ----------------------------------------------------------------------------- print-config
+
+
+def cmd_print_config(args: argparse.Namespace) -> int:
+    from talkinghead.config import dump_yaml, load_config
+
+    config = load_config(args.config, args.overrides, kind=args.kind)
+    sys.stdout.write(dump_yaml(config))
+    return 0
+
+
+def add_print_config(sub) -> None:
+    p = sub.add_parser(
+        "print-config",
+        help="print a fully resolved config (file + base chain + overrides)",
+        description="Load a YAML config (following its 'base:' chain), apply key=value overrides, "
+        "check every value against the schema and print the result as YAML.",
+    )
+    p.add_argument("config", type=Path, nargs="?", help="YAML config file (omit with --kind to see defaults)")
+    p.add_argument("overrides", nargs="*", help=_overrides_help())
+    p.add_argument("--kind", help="schema to use when no file is given (e.g. prepare)")
+    p.set_defaults(func=cmd_print_config)
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+# Command-line flags of `prepare` and the config keys they set.
+_PREPARE_FLAGS = {
+    "layout": "layout",
+    "frames_per_clip": "frames_per_clip",
+    "landmarks": "landmarks",
+    "crop": "crop.mode",
+    "crop_scale": "crop.scale",
+    "crop_offset": "crop.vertical_offset",
+    "size": "size",
+    "segmentation": "segmentation",
+    "image_format": "image_format",
+    "face_index": "face_index",
+    "min_face_size": "min_face_size",
+    "min_frames": "min_frames",
+    "split_by": "split_by",
+    "test_fraction": "test_fraction",
+    "identity_from": "identity_from",
+}
+
+
+def _frames_per_clip(text: str):
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _shard(text: str):
+    from talkinghead.data.sources import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from talkinghead.config import load_config
+    from talkinghead.data.prepare import RunOptions, prepare_dataset
+
+    flags = {key: getattr(args, flag) for flag, key in _PREPARE_FLAGS.items() if getattr(args, flag) is not None}
+    config = load_config(args.config, args.overrides, kind="prepare", values=flags)
+    options = RunOptions(
+        workers=args.workers,
+        shard=args.shard,
+        strict=args.strict,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+    )
+    summary = prepare_dataset(args.input, args.output, config, options)
+    print(summary.format())
+    code = summary.exit_code(args.strict)
+    if code and summary.dataset_clips == 0:
+        print("error: no usable clip was produced; see the failures above", file=sys.stderr)
+    return code
+
+
+def add_prepare(sub) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="turn raw talking-head videos into a training/evaluation dataset",
+        description="Decode each clip, sample frames uniformly in time, detect the face and its "
+        "landmarks, crop one stable square around the head, draw the oracle segmentation and write "
+        "the clip atomically. Re-running resumes: finished clips are skipped. Problems are recorded "
+        "per clip in OUTPUT/report.json and the batch goes on.",
+    )
+    p.add_argument("input", type=Path, help="a video, a folder of images, or a folder of videos/image folders "
+                   "(any depth; VoxCeleb2 identity/video/clip.mp4 is recognised)")
+    p.add_argument("output", type=Path, help="dataset folder to write (created if missing)")
+    p.add_argument("overrides", nargs="*", help=_overrides_help())
+    p.add_argument("--config", type=Path, help="prepare config YAML (default: the schema defaults; "
+                   "see configs/prepare/)")
+    g = p.add_argument_group("what is written (override the config)")
+    g.add_argument("--layout", choices=["auto", "fsth-eval"], help="input layout; fsth-eval reads "
+                   "ROOT/{train,test}/ID/VIDEO/combined/NNNNN_rgb.png")
+    g.add_argument("--frames-per-clip", type=_frames_per_clip, metavar="N|all",
+                   help="frames sampled uniformly in time per clip (LSR: 10), or 'all'")
+    g.add_argument("--landmarks", choices=["mediapipe", "dlib68", "fan"], help="landmark backend "
+                   "(mediapipe: 478 dense points, offline; dlib68: 68 points, offline; fan: needs weights)")
+    g.add_argument("--crop", choices=["head", "none"], help="'head': one square per clip around the head; "
+                   "'none': keep already-cropped frames (centre square)")
+    g.add_argument("--crop-scale", type=float, help="crop side relative to the landmark box (default 1.8)")
+    g.add_argument("--crop-offset", type=float, help="upward shift of the crop centre, fraction of its side")
+    g.add_argument("--size", type=int, help="output frame side in pixels (default 256; LSR trains at 224)")
+    g.add_argument("--segmentation", choices=["auto", "landmarks", "face-parsing", "none"],
+                   help="oracle segmentation; auto = face-parsing when its weights are installed, else landmarks")
+    g.add_argument("--image-format", choices=["jpg", "png"], help="format of the written frames")
+    g.add_argument("--face-index", type=int, help="face to follow when several are visible (0 = largest)")
+    g.add_argument("--min-face-size", type=int, help="reject faces smaller than this many source pixels")
+    g.add_argument("--min-frames", type=int, help="skip clips with fewer usable frames")
+    g.add_argument("--split-by", choices=["none", "identity"], help="'identity': train/test with disjoint identities")
+    g.add_argument("--test-fraction", type=float, help="fraction of identities in the test split")
+    g.add_argument("--identity-from", choices=["auto", "parent", "stem"], help="where a clip's identity comes from")
+    r = p.add_argument_group("how it runs")
+    r.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    r.add_argument("--shard", type=_shard, metavar="I/N", help="process only slice I of N (0-based), for array jobs")
+    r.add_argument("--strict", action="store_true", help="exit non-zero when any clip failed or lost frames")
+    r.add_argument("--retry-failed", action="store_true", help="process again clips that failed in an earlier run")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from talkinghead.data.dataset_format import PreparedDataset
+    from talkinghead.data.inspect import contact_sheet, format_summary, summarize
+
+    dataset = PreparedDataset(args.dataset)
+    print(format_summary(summarize(dataset)))
+    if dataset.records:
+        out = args.sheet or (Path(args.dataset) / "contact_sheet.png")
+        path = contact_sheet(dataset, out, num_clips=args.clips, frames_per_clip=args.frames, seed=args.seed)
+        print(f"contact sheet: {path}")
+    return 0
+
+
+def add_inspect(sub) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="print a prepared dataset's counts and write a contact sheet PNG",
+        description="Summarise a dataset written by `prepare` (clips, frames, identities per split, "
+        "failures by reason) and draw a contact sheet: frames with landmark overlays and segmentation.",
+    )
+    p.add_argument("dataset", type=Path, help="dataset folder written by `talkinghead prepare`")
+    p.add_argument("--sheet", type=Path, help="contact sheet PNG path (default DATASET/contact_sheet.png)")
+    p.add_argument("--clips", type=int, default=8, help="clips (rows) on the sheet")
+    p.add_argument("--frames", type=int, default=4, help="frames per clip on the sheet")
+    p.add_argument("--seed", type=int, default=0, help="seed for choosing clips and frames")
+    p.set_defaults(func=cmd_inspect)
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from talkinghead import weights
+
+    if args.action == "list":
+        print(f"weights folder: {weights.registry.weights_dir()}  (set TALKINGHEAD_HOME to move it)")
+        for name, asset in weights.ASSETS.items():
+            present = weights.is_available(name)
+            state = "present" if present else "missing"
+            if present:
+                rec = weights.registry.recorded_checksum(name)
+                state += f" ({rec['status']})" if rec else " (not installed by `weights add`: unchecked)"
+            print(f"  {name:<14} {state:<22} {asset.filename}")
+            print(f"  {'':<14} {asset.description}; used for {asset.used_for}")
+        return 0
+    if args.action == "path":
+        print(weights.asset_path(args.name))
+        return 0
+    if args.action == "download":
+        path, status = weights.download(args.name, progress=not args.no_progress)
+        print(f"installed {args.name} at {path} ({status})")
+        return 0
+    if args.action == "add":
+        path, status = weights.add(args.name, args.file, force=args.force)
+        note = "" if status == "verified" else " (no published checksum: sha256 recorded, not verified)"
+        print(f"installed {args.name} at {path}{note}")
+        return 0
+    raise AssertionError(args.action)
+
+
+def add_weights(sub) -> None:
+    p = sub.add_parser(
+        "weights",
+        help="list, download or install the pretrained networks the papers use",
+        description="Pretrained networks (VGG19, VGGFace, LPIPS, Inception, ArcFace, face parsing, FAN) are "
+        "never downloaded at run time. `list` shows each and whether it is installed; `download` fetches "
+        "one when the network allows; `add` verifies and installs a file you got elsewhere.",
+    )
+    wsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    wsub.add_parser("list", help="show every asset and whether it is installed")
+    pp = wsub.add_parser("path", help="print where an asset is installed")
+    pp.add_argument("name", help="asset name (see `weights list`)")
+    pd = wsub.add_parser("download", help="download, verify and install an asset")
+    pd.add_argument("name", help="asset name (see `weights list`)")
+    pd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pa = wsub.add_parser("add", help="verify and install a file you downloaded yourself")
+    pa.add_argument("name", help="asset name (see `weights list`)")
+    pa.add_argument("file", type=Path, help="the downloaded file")
+    pa.add_argument("--force", action="store_true", help="replace an installed file with other contents")
+    p.set_defaults(func=cmd_weights)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talkinghead",
+        description="Few-shot neural talking-head synthesis: prepare data, train, fine-tune, animate, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"talkinghead {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_prepare(sub)
+    add_inspect(sub)
+    add_weights(sub)
+    add_print_config(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``talkinghead`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    from talkinghead.config import ConfigError
+    from talkinghead.data.dataset_format import DatasetError
+    from talkinghead.weights import WeightsError
+
+    expected = (ConfigError, DatasetError, WeightsError, FileNotFoundError, FileExistsError, KeyError, RuntimeError)
+    try:
+        return int(args.func(args) or 0)
+    except expected as err:
+        if args.verbose:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,22 @@
+"""Person / background separation with mediapipe's selfie segmentation (offline)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PersonSegmenter:
+    """Soft person mask of an RGB image: (H, W) float32 in [0, 1], 1 = person."""
+
+    def __init__(self):
+        import mediapipe as mp
+
+        # model 0 is the general (square, 256x256) model, suited to head-and-shoulders crops.
+        self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        result = self._model.process(np.ascontiguousarray(image))
+        return result.segmentation_mask.astype(np.float32)
+
+    def close(self) -> None:
+        self._model.close()
