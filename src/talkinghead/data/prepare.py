@@ -31,7 +31,7 @@ from talkinghead.data.landmarks.base import FaceTrack
 from talkinghead.data.landmarks.factory import create_landmarker, num_dense_points
 from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES
 from talkinghead.data.sources import ClipSource, discover_clips, shard_clips
-from talkinghead.data.video import VideoReadError, open_frame_source
+from talkinghead.data.video import VideoReadError, open_frame_source, sample_frame_indices
 from talkinghead.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -278,14 +278,13 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
     source = open_frame_source(clip.paths if clip.kind == "images" else clip.paths[0],
                                fps=config.image_sequence_fps)
     info = source.info
-    indices = fmt_indices = None
     if config.layout == "fsth-eval":
         indices = list(range(info.num_frames))
     else:
-        from talkinghead.data.video import sample_frame_indices
-
         indices = sample_frame_indices(info.timestamps, config.frames_per_clip)
-    fmt_indices = indices
+    if getattr(info, "truncated", None):
+        problems.append({"reason": "truncated", "frame": info.num_frames,
+                         "detail": f"{clip.source}: {info.truncated}; using the {info.num_frames} frames before it"})
     timings["decode"] += time.perf_counter() - t0
 
     keep_in_memory = len(indices) * info.width * info.height * 3 <= FRAME_MEMORY_BUDGET
@@ -296,7 +295,7 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
     dropped: list[dict] = []
     many_faces = 0
     grayscale = bool(getattr(info, "is_grayscale", False))
-    frame_iter = source.frames(fmt_indices)
+    frame_iter = source.frames(indices)
     while True:
         t0 = time.perf_counter()
         try:
@@ -308,7 +307,8 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
             timings["decode"] += time.perf_counter() - t0
             if err.reason != "truncated":
                 raise
-            problems.append({"reason": "truncated", "frame": err.frames_read, "detail": str(err)})
+            if not any(p["reason"] == "truncated" for p in problems):
+                problems.append({"reason": "truncated", "frame": err.frames_read, "detail": str(err)})
             break
         index, stamp, image = item
         timings["decode"] += time.perf_counter() - t0
@@ -349,7 +349,7 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
             counts[d["reason"]] = counts.get(d["reason"], 0) + 1
         main = max(counts, key=counts.get) if counts else "too_few_frames"
         reason = main if not good else "too_few_frames"
-        problems.append({"reason": reason, "detail": f"{len(good)} usable frame(s) of {len(fmt_indices)} sampled, "
+        problems.append({"reason": reason, "detail": f"{len(good)} usable frame(s) of {len(indices)} sampled, "
                          f"{config.min_frames} needed; dropped: {counts}"})
         return None
 
