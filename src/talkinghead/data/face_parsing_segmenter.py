@@ -17,7 +17,6 @@ size with nearest-neighbour interpolation:
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 
 from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES, CLASS_INDEX
 from talkinghead.models.face_parsing import BiSeNetFaceParser
-from talkinghead.weights import WeightsError, get_asset, load_state_dict, require
+from talkinghead.weights import load_into
 
 # Classes taken from the low-resolution (256) run: large regions.
 COARSE_CLASSES: tuple[str, ...] = (
@@ -101,9 +100,8 @@ class FaceParsingSegmenter:
             CorruptWeightsError: the file cannot be read.
             WeightsError: the file holds another network's weights.
         """
-        path = require("face_parsing", "segmentation --segmentation face-parsing")
         network = BiSeNetFaceParser(num_classes=len(CELEBAMASK_CLASSES))
-        _load_strict(network, load_state_dict(path), path, "face_parsing")
+        load_into(network, "face_parsing", "segmentation --segmentation face-parsing")
         return cls(network, device=device)
 
     @torch.no_grad()
@@ -149,29 +147,3 @@ def _resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     if labels.shape == (height, width):
         return labels
     return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
-
-
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` with an error that names the file.
-
-    BatchNorm ``num_batches_tracked`` counters may be absent (files saved by PyTorch < 0.4.1);
-    ``load_state_dict`` fills them in, so they do not count as missing.
-    """
-    expected = module.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = sorted(
-        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        problems = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-                problems.append(f"{label} keys: {shown}")
-        raise WeightsError(
-            f"{path}: does not hold the '{name}' weights ({get_asset(name).description}); "
-            f"{'; '.join(problems)}. Install the official file ({get_asset(name).url}) with "
-            f"`talkinghead weights add {name} FILE --force`."
-        )
-    module.load_state_dict(state, strict=True)

@@ -268,6 +268,39 @@ def load_asset_state_dict(name: str, purpose: str | None = None) -> dict[str, to
     return load_state_dict(require(name, purpose))
 
 
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
+    """``module.load_state_dict(state, strict=True)`` with an error that names the file.
+
+    BatchNorm ``num_batches_tracked`` counters may be absent (files saved by PyTorch < 0.4.1);
+    ``load_state_dict`` fills them in, so they do not count as missing.
+    """
+    expected = module.state_dict()
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
+    )
+    if missing or unexpected or mismatched:
+        problems = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+                problems.append(f"{label} keys: {shown}")
+        raise WeightsError(
+            f"{path}: does not hold the '{name}' weights ({get_asset(name).description}); "
+            f"{'; '.join(problems)}. Install the official file ({get_asset(name).url}) with "
+            f"`talkinghead weights add {name} FILE --force`."
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def load_into(module: torch.nn.Module, name: str, purpose: str | None = None) -> torch.nn.Module:
+    """Load the installed asset ``name`` into ``module`` strictly and return the module."""
+    path = require(name, purpose)
+    load_strict(module, load_state_dict(path), path, name)
+    return module
+
+
 def _checksum_record() -> Path:
     return weights_dir() / "checksums.json"
 

@@ -25,7 +25,7 @@ class FANDetector:
     def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
         faces = []
         for box, score in self.boxes.detect(image):
-            pts, _heat = self._landmarker.predict(image, tuple(float(v) for v in box))
+            pts, _fan_confidence = self._landmarker.predict(image, tuple(float(v) for v in box))
             pts = pts.astype(np.float32)
             dense = np.concatenate([pts, np.zeros((68, 1), np.float32)], axis=1)
             faces.append(FaceLandmarks(dense=dense, ibug68=pts, confidence=score))

@@ -16,14 +16,13 @@ Unlike face-alignment, the final coordinates are not truncated to integers.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
 from talkinghead.models.fan import FAN, NUM_LANDMARKS
-from talkinghead.weights import WeightsError, get_asset, load_state_dict, require
+from talkinghead.weights import load_into
 
 INPUT_SIZE = 256  # FAN input side, pixels
 REFERENCE_SCALE = 195.0  # face-alignment's FaceDetector.reference_scale (SFD, BlazeFace, dlib)
@@ -168,9 +167,8 @@ class FANLandmarker:
             CorruptWeightsError: the file cannot be read.
             WeightsError: the file holds another network's weights.
         """
-        path = require("fan", "FAN 68-point landmarks (--landmarks fan)")
         network = FAN(num_stacks=4)
-        _load_strict(network, load_state_dict(path), path, "fan")
+        load_into(network, "fan", "FAN 68-point landmarks (--landmarks fan)")
         return cls(network, device=device)
 
     @torch.no_grad()
@@ -230,29 +228,3 @@ def _check_image(image: np.ndarray) -> None:
             "FANLandmarker expects an (H, W, 3) uint8 RGB image, got "
             f"{getattr(image, 'dtype', type(image))} of shape {getattr(image, 'shape', None)}"
         )
-
-
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` with an error that names the file.
-
-    BatchNorm ``num_batches_tracked`` counters may be absent (files saved by PyTorch < 0.4.1);
-    ``load_state_dict`` fills them in, so they do not count as missing.
-    """
-    expected = module.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = sorted(
-        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        problems = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-                problems.append(f"{label} keys: {shown}")
-        raise WeightsError(
-            f"{path}: does not hold the '{name}' weights ({get_asset(name).description}); "
-            f"{'; '.join(problems)}. Install the official file ({get_asset(name).url}) with "
-            f"`talkinghead weights add {name} FILE --force`."
-        )
-    module.load_state_dict(state, strict=True)
