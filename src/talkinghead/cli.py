@@ -137,7 +137,7 @@ def add_prepare(sub) -> None:
     g.add_argument("--segmentation", choices=["auto", "landmarks", "face-parsing", "none"],
                    help="oracle segmentation; auto = face-parsing when its weights are installed, else landmarks")
     g.add_argument("--image-format", choices=["jpg", "png"], help="format of the written frames")
-    g.add_argument("--face-index", type=int, help="face to follow when several are visible (0 = largest)")
+    g.add_argument("--face-index", type=int, help="face to follow when several are visible (0 = the largest clear face: size x confidence)")
     g.add_argument("--min-face-size", type=int, help="reject faces smaller than this many source pixels")
     g.add_argument("--min-frames", type=int, help="skip clips with fewer usable frames")
     g.add_argument("--split-by", choices=["none", "identity"], help="'identity': train/test with disjoint identities")

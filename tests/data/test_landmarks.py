@@ -15,7 +15,7 @@ from talkinghead.data.video import read_image
 from talkinghead.weights import MissingWeightsError, asset_path
 
 PORTRAITS = ("sadtalker_people_0.png", "facerec_biden2.jpg", "liveportrait_d9.jpg", "tpsmm_source.png",
-             "facerec_rose_leslie_img2.jpg", "liveportrait_d19.jpg")
+             "facerec_rose_leslie_img2.jpg", "liveportrait_d19.jpg", "facerec_obama1.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def mediapipe_faces(real_data):
 
 def test_mediapipe_finds_dense_3d_landmarks_on_real_portraits(mediapipe_faces):
     for name, (image, faces) in mediapipe_faces.items():
-        assert len(faces) == 1, name
+        assert len(faces) == (2 if name == "facerec_obama1.jpg" else 1), name  # + a false detection
         face = faces[0]
         h, w = image.shape[:2]
         assert face.dense.shape == (478, 3) and face.ibug68.shape == (68, 2)
@@ -44,12 +44,14 @@ def test_mediapipe_finds_dense_3d_landmarks_on_real_portraits(mediapipe_faces):
         assert p[36, 0] < p[45, 0]  # subject's right eye on the image's left
 
 
-def test_two_faces_are_found_largest_first(real_data):
+def test_a_large_false_detection_does_not_beat_the_real_face(real_data):
+    # The emblem behind Obama yields a face detection as large as his face, at lower confidence.
     landmarker = create_landmarker("mediapipe")
     faces = landmarker.detect(read_image(real_data / "facerec_obama1.jpg"))
     landmarker.close()
-    assert len(faces) == 2
-    assert faces[0].size > faces[1].size
+    assert len(faces) >= 1
+    assert faces[0].confidence > 0.9
+    assert abs(faces[0].center[0] - 709) < 40 and abs(faces[0].center[1] - 450) < 40
 
 
 def test_face_track_follows_the_same_face():

@@ -51,7 +51,7 @@ class PrepareConfig:
             are installed, else landmarks) or ``none``.
         image_format: ``jpg`` or ``png`` for the written frames.
         jpeg_quality: JPEG quality when ``image_format`` is ``jpg``.
-        face_index: which face to follow when several are visible (0 = largest).
+        face_index: which face to follow when several are visible (0 = the largest clear face, ranked by size x confidence).
         min_face_size: faces whose landmark box is smaller than this (source pixels) are rejected.
         min_detection_confidence: minimum face detection score.
         min_frames: clips with fewer good frames than this are skipped.

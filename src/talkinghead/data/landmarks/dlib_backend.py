@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.data.landmarks.base import FaceLandmarks, sort_by_size
+from talkinghead.data.landmarks.base import FaceLandmarks, rank_faces
 
 
 def _import_dlib():
@@ -51,7 +51,7 @@ class Dlib68Landmarker:
             pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float32)
             dense = np.concatenate([pts, np.zeros((68, 1), np.float32)], axis=1)
             faces.append(FaceLandmarks(dense=dense, ibug68=pts, confidence=confidence))
-        return sort_by_size(faces)
+        return rank_faces(faces)
 
     def close(self) -> None:
         pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.data.landmarks.base import FaceLandmarks, LandmarkDetector, sort_by_size
+from talkinghead.data.landmarks.base import FaceLandmarks, LandmarkDetector, rank_faces
 
 BACKENDS = ("mediapipe", "dlib68", "fan")
 
@@ -29,7 +29,7 @@ class FANDetector:
             pts = pts.astype(np.float32)
             dense = np.concatenate([pts, np.zeros((68, 1), np.float32)], axis=1)
             faces.append(FaceLandmarks(dense=dense, ibug68=pts, confidence=score))
-        return sort_by_size(faces)
+        return rank_faces(faces)
 
     def close(self) -> None:
         self.boxes.close()

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from talkinghead.data.landmarks.base import FaceLandmarks, sort_by_size
+from talkinghead.data.landmarks.base import FaceLandmarks, rank_faces
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
 
 # mediapipe logs through absl/glog to stderr; keep a prepare run's terminal readable.
@@ -106,7 +106,7 @@ class MediapipeLandmarker:
             if dense is None:
                 continue
             faces.append(FaceLandmarks(dense=dense, ibug68=dense_to_ibug68(dense), confidence=score))
-        return sort_by_size(faces)
+        return rank_faces(faces)
 
     def close(self) -> None:
         self.boxes.close()
