@@ -14,7 +14,6 @@ test session builds costs only the writing.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from talkinghead.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -13,6 +15,15 @@ REAL_DATA = REPO.parent / "shared" / "data" / "real"
 
 # Three real identities, short clips.
 REAL_VIDEOS = ("liveportrait_d18.mp4", "liveportrait_d19.mp4", "tpsmm_driving.mp4")
+
+
+def real_file(name: str) -> Path:
+    """A file of the shared real data set, or skip the test when it is not there."""
+    path = REAL_DATA / name
+    if not path.is_file():
+        pytest.skip(f"real test data {path} is absent (expected the shared data folder next "
+                    "to the repository)")
+    return path
 
 
 def ffmpeg() -> str:

@@ -23,18 +23,9 @@ from talkinghead.data.sources import (
 )
 from talkinghead.data.video import read_video_frames
 
-REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+from real_inputs import real_file
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def real_file(name: str) -> Path:
-    """A file of the shared real data set, or skip the test when it is not there."""
-    path = REAL_DATA / name
-    if not path.is_file():
-        pytest.skip(f"real test data {path} is absent (expected the shared data folder next "
-                    "to the repository)")
-    return path
 
 
 def link(target: Path, path: Path) -> Path:

@@ -219,7 +219,7 @@ def _packets_until_break(
             return
         except av.error.FFmpegError as error:
             if breaks is not None:
-                breaks.append(f"demuxing stopped with an error ({error})")
+                breaks.append(f"demuxing failed: {error}")
             return
         if packet.is_corrupt:
             if breaks is not None:
@@ -349,24 +349,17 @@ def _decode_frames(container: av.container.InputContainer, stream) -> Iterator[a
     the decoder already holds, then raise :class:`_DecodeFailure`. Stopping at the flag
     matters: with frame threading FFmpeg drops the broken packet without an error.
     """
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return
-        except av.error.FFmpegError as error:
-            failure = f"demuxing failed: {error}"
-            break
-        if packet.is_corrupt:
-            failure = f"packet at {_packet_time(packet, stream):.3f}s is cut short or corrupt"
-            break
+    breaks: list[str] = []
+    for packet in _packets_until_break(container, stream, breaks):
         try:
             frames = stream.decode(packet)
         except av.error.FFmpegError as error:
-            failure = f"decoding failed: {error}"
+            breaks.append(f"decoding failed: {error}")
             break
         yield from frames
+    if not breaks:
+        return
+    failure = breaks[0]
     # Frames the decoder completed before the failure are still good: drain them.
     try:
         remaining = stream.decode(None)
