@@ -282,7 +282,7 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
         indices = list(range(info.num_frames))
     else:
         indices = sample_frame_indices(info.timestamps, config.frames_per_clip)
-    if getattr(info, "truncated", None):
+    if info.truncated:
         problems.append({"reason": "truncated", "frame": info.num_frames,
                          "detail": f"{clip.source}: {info.truncated}; using the {info.num_frames} frames before it"})
     timings["decode"] += time.perf_counter() - t0
@@ -294,7 +294,7 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
     track = FaceTrack(config.face_index)
     dropped: list[dict] = []
     many_faces = 0
-    grayscale = bool(getattr(info, "is_grayscale", False))
+    grayscale = info.is_grayscale
     frame_iter = source.frames(indices)
     while True:
         t0 = time.perf_counter()
