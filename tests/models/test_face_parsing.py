@@ -14,7 +14,7 @@ from talkinghead.data.face_parsing_segmenter import (
 )
 from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES, CLASS_INDEX
 from talkinghead.models.face_parsing import BiSeNetFaceParser
-from talkinghead.weights import CorruptWeightsError, MissingWeightsError, WeightsError, asset_path
+from talkinghead.weights import WeightsError, asset_path
 
 # Names and shapes of tensors of the released 79999_iter.pth (zllrunning/face-parsing.PyTorch).
 RELEASED_SHAPES = {
@@ -141,20 +141,6 @@ def test_from_registry_loads_strictly(home, parser_state):
         assert torch.equal(loaded[key], parser_state[key])
     assert (segmenter.coarse_size, segmenter.fine_size) == (256, 512)
     assert not segmenter.network.training
-
-
-def test_missing_file_says_how_to_install(home):
-    with pytest.raises(MissingWeightsError) as info:
-        FaceParsingSegmenter.from_registry()
-    assert "face_parsing_bisenet_79999_iter.pth" in str(info.value)
-    assert "talkinghead weights add face_parsing" in str(info.value)
-
-
-def test_corrupt_file_names_the_path(home):
-    asset_path("face_parsing").write_bytes(np.random.default_rng(1).bytes(4096))
-    with pytest.raises(CorruptWeightsError) as info:
-        FaceParsingSegmenter.from_registry()
-    assert str(asset_path("face_parsing")) in str(info.value)
 
 
 def test_wrong_keys_give_a_clear_error(home, parser_state):
