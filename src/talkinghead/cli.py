@@ -237,6 +237,123 @@ def add_weights(sub) -> None:
     p.set_defaults(func=cmd_weights)
 
 
+# ----------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import talkinghead.config.lsr  # noqa: F401  (registers the 'lsr' kind)
+    from talkinghead.config import dump_yaml, load_config
+    from talkinghead.training.lsr_stages import train_lsr, validate
+    from talkinghead.training.distributed import DistributedContext
+
+    config = load_config(args.config, args.overrides, kind="lsr")
+    if args.dry_run:
+        sys.stdout.write(dump_yaml(config))
+        lengths = validate(config, DistributedContext())
+        print("# dry run: config and data are valid; steps per stage: " + ", ".join(f"{k} {v}" for k, v in lengths.items()))
+        return 0
+    from talkinghead.training.trainer import TrainingInterrupted
+
+    try:
+        results = train_lsr(config, args.run_dir, resume=args.resume, max_steps=args.max_steps)
+    except TrainingInterrupted as stop:
+        print(str(stop), file=sys.stderr)
+        return 130 if stop.by_signal is not None else 0
+    for stage, numbers in results.items():
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in numbers.items() if k.startswith(("eval/", "loss/")))
+        print(f"{stage}: {shown}")
+    print(f"run folder: {args.run_dir} (release weights in {Path(args.run_dir) / 'release'})")
+    return 0
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (LSR: layout pre-training, then the full pipeline)",
+        description="Train the stages listed in CONFIG in order into RUN_DIR: checkpoints, TensorBoard logs, "
+        "sample grids, the resolved config and, at the end, release weights (config.json + safetensors). "
+        "For several GPUs or nodes, start it with torchrun (torchrun --nproc_per_node=N -m talkinghead train ...).",
+    )
+    p.add_argument("config", type=Path, help="training config YAML (e.g. configs/lsr/tiny.yaml)")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=prepared/ stages.0.steps=100")
+    p.add_argument("--run-dir", required=True, type=Path, help="output folder of the run")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="check the config and the data, print the plan, train nothing")
+    p.add_argument(
+        "--max-steps", type=int, help="stop after this many steps (checkpoint written), e.g. to fit a job time limit"
+    )
+    p.set_defaults(func=cmd_train)
+
+
+# ----------------------------------------------------------------------------- finetune
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from talkinghead.config import load_config
+    from talkinghead.config.lsr import FinetuneConfig  # noqa: F401  (registers the kind)
+    from talkinghead.training.lsr_finetune import finetune_lsr
+
+    config = load_config(args.config, args.overrides, kind="lsr_finetune")
+    result = finetune_lsr(
+        args.checkpoint, args.images, args.output, config,
+        frames_per_video=args.frames_per_video, overwrite=args.overwrite,
+    )
+    print(result.format())
+    return 0
+
+
+def add_finetune(sub) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="personalise a trained model to one person from a few images (LSR §3.5)",
+        description="Prepare the person's images (or frames of a video) with the training detector and crop, "
+        "compute their latents once, fine-tune the layout generator, image generator and discriminator on them, "
+        "and write a release folder with the tuned weights and the person's latents.",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
+    p.add_argument("--images", required=True, nargs="+", help="images, videos or folders of the person")
+    p.add_argument("--output", required=True, type=Path, help="release folder to write")
+    p.add_argument("--config", type=Path, help="fine-tuning config YAML (kind: lsr_finetune); defaults otherwise")
+    p.add_argument(
+        "--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+        help="config overrides, e.g. --set steps=200 lr=5e-5",
+    )
+    p.add_argument("--frames-per-video", type=int, default=8, help="frames sampled from each video (default 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=cmd_finetune)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def cmd_export_release(args: argparse.Namespace) -> int:
+    from talkinghead.config import to_dict
+    from talkinghead.models.lsr import METHOD
+    from talkinghead.models.lsr_pretrained import load_lsr_weights
+    from talkinghead.training.release import save_release
+
+    pretrained = load_lsr_weights(args.checkpoint, use_ema=not args.raw)
+    info = {"method": METHOD, "model": to_dict(pretrained.config), "source": str(pretrained.source), **pretrained.info}
+    out = save_release(args.output, info, pretrained.state_dicts, overwrite=args.overwrite)
+    print(f"release written to {out}")
+    return 0
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="export trained weights (release folder)")
+    kinds = p.add_subparsers(dest="export_kind", required=True, metavar="FORMAT")
+    r = kinds.add_parser(
+        "release",
+        help="config.json + one safetensors file per network",
+        description="Write the weights of a training checkpoint (EMA generators by default) as a release folder.",
+    )
+    r.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run folder")
+    r.add_argument("--output", required=True, type=Path, help="release folder to write")
+    r.add_argument("--raw", action="store_true", help="export the raw generator weights instead of the EMA")
+    r.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    r.set_defaults(func=cmd_export_release)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -250,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_prepare(sub)
     add_inspect(sub)
+    add_train(sub)
+    add_finetune(sub)
+    add_export(sub)
     add_weights(sub)
     add_print_config(sub)
     return parser
@@ -264,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     from talkinghead.data.dataset_format import DatasetError
     from talkinghead.weights import WeightsError
 
-    expected = (ConfigError, DatasetError, WeightsError, FileNotFoundError, FileExistsError, KeyError, RuntimeError)
+    expected = (
+        ConfigError, DatasetError, WeightsError, FileNotFoundError, FileExistsError, KeyError, RuntimeError, ValueError,
+    )
     try:
         return int(args.func(args) or 0)
     except expected as err:

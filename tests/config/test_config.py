@@ -72,3 +72,16 @@ def test_print_config_cli(capsys):
     assert "kind: prepare" in out and "size: 200" in out and "mode: none" in out
     assert main(["print-config", str(CONFIGS / "prepare" / "vox224.yaml"), "size=x"]) == 2
     assert "expected an integer" in capsys.readouterr().err
+
+
+def test_overrides_address_list_items_by_index(tmp_path):
+    import talkinghead.config.lsr  # noqa: F401  (registers the 'lsr' kind)
+
+    path = tmp_path / "run.yaml"
+    path.write_text("kind: lsr\nstages:\n  - {name: layout_pretrain, steps: 5}\n  - {name: full, steps: 9}\n")
+    config = load_config(path, ["stages.1.steps=20", "stages.0.loss_weights.segmentation=3"])
+    assert [s.steps for s in config.stages] == [5, 20]
+    assert config.stages[0].loss_weights.segmentation == 3.0
+    assert config.stages[0].loss_weights.layout_rgb == 0.01  # other terms keep the stage default
+    with pytest.raises(ConfigError, match="stages has 2 item"):
+        load_config(path, ["stages.2.steps=1"])

@@ -199,3 +199,28 @@ def test_invalid_arguments(root):
         EpisodeDataset(root, k=0)
     with pytest.raises(IndexError):
         EpisodeDataset(root)[3]
+
+
+def test_holdout_fraction_keeps_the_tail_of_every_clip_out_of_training(root):
+    episodes = EpisodeDataset(root, k=2, holdout_fraction=0.25)
+    for index in range(len(episodes)):
+        num_frames = episodes.records[index].num_frames
+        held = set(episodes.holdout_frames(index).tolist())
+        assert held and max(held) == num_frames - 1 and len(held) == int(np.ceil(0.25 * num_frames))
+        for epoch in range(30):
+            sources, target = episodes.sample_frames(index, epoch)
+            assert not held & {target, *sources.tolist()}
+    item = episodes.episode(0, np.array([0, 1, 2]), int(episodes.holdout_frames(0)[0]))
+    assert item["source_images"].shape[0] == 3
+    assert item["target_index"].item() == episodes.holdout_frames(0)[0]
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        EpisodeDataset(root, holdout_fraction=1.0)
+
+
+def test_index_epoch_pairs_choose_the_epoch_explicitly(root):
+    episodes = EpisodeDataset(root, k=2)
+    episodes.set_epoch(0)
+    explicit = episodes[(1, 5)]
+    episodes.set_epoch(5)
+    assert torch.equal(explicit["source_indices"], episodes[1]["source_indices"])
+    assert explicit["target_index"] == episodes[1]["target_index"]

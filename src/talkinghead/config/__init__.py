@@ -11,11 +11,15 @@ from talkinghead.config.base import (
     register_config,
     to_dict,
 )
+from talkinghead.config.lsr import FinetuneConfig, LSRModelConfig, LSRTrainConfig
 from talkinghead.config.prepare import PrepareConfig
 
 __all__ = [
     "CONFIG_KINDS",
     "ConfigError",
+    "FinetuneConfig",
+    "LSRModelConfig",
+    "LSRTrainConfig",
     "PrepareConfig",
     "dump_yaml",
     "from_dict",

@@ -165,12 +165,34 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return nest(flat)
 
 
+def _merge_list(base: list, update: Mapping[Any, Any], key: str) -> list:
+    """Apply ``{"0": {...}}``-style overrides (``stages.0.steps=4``) to the items of a list."""
+    out = list(base)
+    for index, value in update.items():
+        i = int(index)
+        if not 0 <= i < len(out):
+            raise ConfigError(f"override {key}.{index}: {key} has {len(out)} item(s) (indices 0..{len(out) - 1})")
+        out[i] = deep_merge(out[i], value) if isinstance(value, Mapping) and isinstance(out[i], Mapping) else value
+    return out
+
+
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, other values replace)."""
+    """Recursively merge ``update`` into a copy of ``base`` (mappings merge, other values replace).
+
+    A mapping with integer keys merged into a list updates the list's items by index, so
+    ``stages.1.steps=500`` changes one stage and keeps the others.
+    """
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
+        elif (
+            isinstance(value, Mapping)
+            and isinstance(out.get(key), list)
+            and value
+            and all(str(k).isdigit() for k in value)
+        ):
+            out[key] = _merge_list(out[key], value, key)
         else:
             out[key] = value
     return out

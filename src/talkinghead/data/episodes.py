@@ -63,6 +63,10 @@ class EpisodeDataset(Dataset):
         seed: base seed of the frame sampling.
         require_segmentation: fail at construction when the dataset has no segmentation maps.
         min_frames: leave out clips with fewer frames (see above); None keeps every clip.
+        holdout_fraction: fraction of every clip's frames, taken from its end, that
+            training episodes never draw; :meth:`holdout_frames` returns them (for clips
+            without stored roles) so a run can measure reconstruction on new frames of the
+            people it trains on. The clip-length checks above count only the other frames.
 
     Items are dicts of tensors::
 
@@ -87,6 +91,7 @@ class EpisodeDataset(Dataset):
         seed: int = 0,
         require_segmentation: bool = False,
         min_frames: int | None = None,
+        holdout_fraction: float = 0.0,
     ):
         self.dataset = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
         if k < 1:
@@ -98,6 +103,9 @@ class EpisodeDataset(Dataset):
         self.rasterizer = get_rasterizer(landmark_style)
         self.seed = int(seed)
         self.split = split
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
+        self.holdout_fraction = float(holdout_fraction)
 
         segmentation_source = self.dataset.info.get("segmentation", {}).get("source")
         self.has_segmentation = segmentation_source not in (None, "none")
@@ -114,7 +122,7 @@ class EpisodeDataset(Dataset):
             raise ValueError(f"{self.dataset.root}: no clips in split {split!r}; the dataset has splits {splits}")
         needed = k + 1
         if min_frames is None:
-            short = [r for r in records if r.num_frames < needed]
+            short = [r for r in records if self._num_train_frames(r.num_frames) < needed]
             if short:
                 raise ValueError(
                     f"{self.dataset.root}: {len(short)} clip(s) of split {split!r} have fewer than "
@@ -125,8 +133,8 @@ class EpisodeDataset(Dataset):
         else:
             if min_frames < needed:
                 raise ValueError(f"min_frames must be at least k + 1 = {needed}, got {min_frames}")
-            self.skipped = [r for r in records if r.num_frames < min_frames]
-            records = [r for r in records if r.num_frames >= min_frames]
+            self.skipped = [r for r in records if self._num_train_frames(r.num_frames) < min_frames]
+            records = [r for r in records if self._num_train_frames(r.num_frames) >= min_frames]
             if not records:
                 raise ValueError(
                     f"{self.dataset.root}: every clip of split {split!r} has fewer than {min_frames} "
@@ -139,6 +147,13 @@ class EpisodeDataset(Dataset):
         self._identity_index = {identity: i for i, identity in enumerate(self.identities)}
         # Shared memory: DataLoader workers read the value the main process sets.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def _num_train_frames(self, num_frames: int) -> int:
+        """Frames of a clip that training episodes may draw (the head of the clip)."""
+        if self.holdout_fraction == 0.0 or num_frames < 2:
+            return num_frames
+        held = min(num_frames - 1, max(1, int(np.ceil(self.holdout_fraction * num_frames))))
+        return num_frames - held
 
     @property
     def num_identities(self) -> int:
@@ -172,10 +187,15 @@ class EpisodeDataset(Dataset):
         return np.flatnonzero(np.asarray(roles) == INPUT_ROLE).astype(np.int64)
 
     def holdout_frames(self, index: int) -> np.ndarray:
-        """(n,) int64 frames of clip ``index`` held out for evaluation (none without roles)."""
+        """(n,) int64 frames of clip ``index`` held out for evaluation.
+
+        Stored roles win; without them, the tail set aside by ``holdout_fraction`` (none
+        when it is 0).
+        """
         roles = self.clip(index).frame_roles
         if roles is None:
-            return np.zeros(0, dtype=np.int64)
+            num_frames = self.records[index].num_frames
+            return np.arange(self._num_train_frames(num_frames), num_frames, dtype=np.int64)
         return np.flatnonzero(np.asarray(roles) == HOLDOUT_ROLE).astype(np.int64)
 
     def sample_frames(self, index: int, epoch: int | None = None) -> tuple[np.ndarray, int]:
@@ -185,7 +205,8 @@ class EpisodeDataset(Dataset):
         """
         epoch = self.epoch if epoch is None else epoch
         rng = np.random.default_rng([self.seed, epoch, index])
-        chosen = rng.choice(self.records[index].num_frames, size=self.k + 1, replace=False)
+        available = self._num_train_frames(self.records[index].num_frames)
+        chosen = rng.choice(available, size=self.k + 1, replace=False)
         return np.sort(chosen[1:]).astype(np.int64), int(chosen[0])
 
     def _image(self, clip: PreparedClip, frame: int) -> tuple[np.ndarray, int]:
@@ -207,35 +228,54 @@ class EpisodeDataset(Dataset):
             labels = cv2.resize(labels, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
         return torch.from_numpy(labels.astype(np.int64))  # (h, w)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Episode of clip ``index`` for the current epoch, or of ``(index, epoch)``.
+
+        Samplers that span several epochs (the trainer's resumable sampler) pass the
+        epoch with the index, so no shared state decides which frames are drawn.
+        """
+        epoch = None
+        if isinstance(index, tuple):
+            index, epoch = index
         if not 0 <= index < len(self.records):
             raise IndexError(f"episode index {index} out of range for {len(self.records)} clips")
+        source_indices, target_index = self.sample_frames(index, epoch)
+        return self.episode(index, source_indices, target_index)
+
+    def episode(self, index: int, source_indices: np.ndarray, target_index: int) -> dict[str, torch.Tensor]:
+        """The item of clip ``index`` for chosen frames (evaluation picks its own frames).
+
+        Args:
+            index: clip index.
+            source_indices: (n,) frames the person is encoded from (n may differ from k).
+            target_index: the frame to reproduce.
+        """
         record = self.records[index]
         clip = self.dataset.clip(record)
+        source_indices = np.asarray(source_indices, dtype=np.int64)
+        num_sources = len(source_indices)
         points = clip.landmarks68 if self.rasterizer.landmarks == "ibug68" else clip.dense_landmarks
         if len(points) < record.num_frames:
             raise DatasetError(
                 f"{clip.folder}: landmarks for {len(points)} frames but {record.num_frames} frames listed; "
                 "the clip is damaged, prepare it again"
             )
-        source_indices, target_index = self.sample_frames(index)
-
         images, landmark_images = [], []
-        for frame in [*source_indices.tolist(), target_index]:
+        for frame in [*source_indices.tolist(), int(target_index)]:
             image, stored_size = self._image(clip, frame)
             images.append(image)
             landmark_images.append(self.rasterizer(points[frame], self.size, stored_size))
         images_t = image_to_tensor(np.stack(images))  # (k + 1, 3, h, w), the target last
         landmarks_t = image_to_tensor(np.stack(landmark_images))  # (k + 1, 3, h, w)
         item = {
-            "source_images": images_t[: self.k],  # (k, 3, h, w)
-            "source_landmarks": landmarks_t[: self.k],  # (k, 3, h, w)
-            "target_image": images_t[self.k],  # (3, h, w)
-            "target_landmarks": landmarks_t[self.k],  # (3, h, w)
+            "source_images": images_t[:num_sources],  # (k, 3, h, w)
+            "source_landmarks": landmarks_t[:num_sources],  # (k, 3, h, w)
+            "target_image": images_t[num_sources],  # (3, h, w)
+            "target_landmarks": landmarks_t[num_sources],  # (3, h, w)
             "identity_index": torch.tensor(self._identity_index[record.identity], dtype=torch.int64),
             "clip_index": torch.tensor(index, dtype=torch.int64),
             "source_indices": torch.from_numpy(source_indices),  # (k,)
-            "target_index": torch.tensor(target_index, dtype=torch.int64),
+            "target_index": torch.tensor(int(target_index), dtype=torch.int64),
         }
         if self.has_segmentation:
             item["target_segmentation"] = self._segmentation(clip, target_index)  # (h, w)

@@ -1,0 +1,403 @@
+"""Schema of LSR training and subject fine-tuning (LSR §3, appendix A.1).
+
+The architecture (:class:`LSRModelConfig`) is kept apart from how it is trained
+(:class:`StageConfig`, :class:`TrainerConfig`), so a checkpoint carries the model
+arguments it needs to be rebuilt and inference never needs the training settings.
+Every default is defined once, here; presets in ``configs/lsr/`` only override.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from talkinghead.config.base import register_config
+
+# Modules of the LSR model, by the names used in configs and checkpoints.
+#   layout_encoder  E_l   style_encoder  E_s
+#   layout_generator G_l  image_generator G_s   discriminator D
+MODULE_NAMES = ("layout_encoder", "style_encoder", "layout_generator", "image_generator", "discriminator")
+GENERATOR_MODULES = MODULE_NAMES[:4]
+StageName = Literal["layout_pretrain", "full"]
+
+
+@dataclass
+class EncoderConfig:
+    """E_l / E_s (A.1): residual blur-pool downsampling blocks, then a fully connected layer.
+
+    Args:
+        base_channels: feature maps of the first layer (authors: 32), doubled by every block.
+        max_channels: cap on the feature maps (authors: 512).
+        num_down_blocks: residual downsampling blocks (authors: 5).
+        pooling: ``flatten`` feeds the whole final feature map to the fully connected layer
+            (keeps where things are); ``mean`` averages it spatially first (fewer parameters).
+    """
+
+    base_channels: int = 32
+    max_channels: int = 512
+    num_down_blocks: int = 5
+    pooling: Literal["flatten", "mean"] = "flatten"
+
+
+@dataclass
+class LayoutGeneratorConfig:
+    """G_l (A.1): a U-Net of residual blocks with instance norm + AdaIN from z^l.
+
+    Args:
+        base_channels: feature maps of the outermost level (authors: 32).
+        max_channels: feature maps of the innermost levels (authors: 512).
+        num_down_blocks: blur-pool downsampling steps of the U-Net (bilinear up as many times).
+        layout_channels: channels C of the predicted layout; during pre-training they are the
+            segmentation classes (19 CelebAMask-HQ classes in the authors' settings).
+        layout_activation: what G_s receives: ``softmax`` over the C channels (a soft
+            segmentation in pre-training, a learned latent layout afterwards) or ``none``
+            (raw logits).
+    """
+
+    base_channels: int = 32
+    max_channels: int = 512
+    num_down_blocks: int = 5
+    layout_channels: int = 19
+    layout_activation: Literal["softmax", "none"] = "softmax"
+
+
+@dataclass
+class ImageGeneratorConfig:
+    """G_s (A.1): SPADE generator with instance norm.
+
+    Args:
+        base_channels: feature maps of the last layer (authors: 32; SPADE's nf).
+        max_channels: feature maps of the first blocks (SPADE uses 16 * nf).
+        spade_hidden_channels: feature maps inside every SPADE block (authors: 64).
+        num_up_blocks: upsampling SPADE residual blocks; the generator starts from a
+            ``image_size / 2**num_up_blocks`` square map computed from z^s.
+        num_middle_blocks: SPADE residual blocks at the start resolution after the first.
+    """
+
+    base_channels: int = 32
+    max_channels: int = 512
+    spade_hidden_channels: int = 64
+    num_up_blocks: int = 5
+    num_middle_blocks: int = 2
+
+
+@dataclass
+class DiscriminatorConfig:
+    """D (A.1): StyleGAN2 residual discriminator with the smallest width reduced to 32.
+
+    Args:
+        base_channels: feature maps at full resolution (authors: 32).
+        max_channels: cap on the feature maps (StyleGAN2: 512).
+        num_down_blocks: residual downsampling blocks; the last map is
+            ``image_size / 2**num_down_blocks`` on a side.
+        mbstd_group_size: minibatch standard-deviation group (StyleGAN2: 4).
+        use_landmarks: also show D the target landmark image (concatenated to the RGB);
+            the paper's D sees the image only.
+    """
+
+    base_channels: int = 32
+    max_channels: int = 512
+    num_down_blocks: int = 5
+    mbstd_group_size: int = 4
+    use_landmarks: bool = False
+
+
+@dataclass
+class LSRModelConfig:
+    """All LSR networks. ``image_size`` must be divisible by ``2**num_down_blocks`` of every net.
+
+    Args:
+        image_size: side of the square frames the model trains on (authors: 224).
+        landmark_channels: channels of the rasterised landmark image (3 for RGB drawings).
+        latent_dim: size of z^l and z^s (authors: 512).
+        landmark_style: rasteriser of the landmark image (``fsth`` or ``dense``).
+    """
+
+    image_size: int = 224
+    landmark_channels: int = 3
+    latent_dim: int = 512
+    landmark_style: Literal["fsth", "dense"] = "fsth"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    layout_generator: LayoutGeneratorConfig = field(default_factory=LayoutGeneratorConfig)
+    image_generator: ImageGeneratorConfig = field(default_factory=ImageGeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def __post_init__(self):
+        checks = {
+            "encoder": self.encoder.num_down_blocks,
+            "layout_generator": self.layout_generator.num_down_blocks,
+            "image_generator": self.image_generator.num_up_blocks,
+            "discriminator": self.discriminator.num_down_blocks,
+        }
+        for name, blocks in checks.items():
+            if blocks < 1:
+                raise ValueError(f"model.{name}: needs at least one block, got {blocks}")
+            if self.image_size % (2**blocks):
+                raise ValueError(
+                    f"model.image_size={self.image_size} is not divisible by 2**{blocks} "
+                    f"(model.{name} has {blocks} resolution steps); pick a size such as "
+                    f"{(self.image_size // 2**blocks + 1) * 2**blocks}"
+                )
+
+
+@dataclass
+class LossWeights:
+    """Weights of every loss term (0 turns a term off).
+
+    A term left unset (None) takes its stage's default (the authors' settings, see
+    ``PRETRAIN_WEIGHTS`` / ``FULL_WEIGHTS``); terms a stage does not use default to 0. So
+    ``loss_weights: {gan: 0}`` changes one term and keeps the others.
+
+    Args:
+        segmentation: cross-entropy between G_l's layout and the oracle segmentation (Eq. 2).
+        layout_rgb: lambda_R, perceptual loss on G_l's extra RGB output R_t (Eq. 2).
+        vgg19: VGG19 perceptual loss on the output (L_rec, §3.3).
+        vggface: VGGFace perceptual loss on the output (L_rec, identity, §3.3).
+        identity: cosine distance between VGGFace descriptors of output and target.
+        l1: L1 loss on the output (L_rec, colour).
+        gan: lambda_adv, non-saturating adversarial loss (Eq. 4).
+        latent_l2: lambda_L2, ||z^l||^2 + ||z^s||^2 (Eq. 4).
+    """
+
+    segmentation: Optional[float] = None
+    layout_rgb: Optional[float] = None
+    vgg19: Optional[float] = None
+    vggface: Optional[float] = None
+    identity: Optional[float] = None
+    l1: Optional[float] = None
+    gan: Optional[float] = None
+    latent_l2: Optional[float] = None
+
+
+    def resolved(self, defaults: dict[str, float]) -> "LossWeights":
+        """A copy with every unset term taken from ``defaults`` (missing there: 0)."""
+        values = {k: (v if v is not None else float(defaults.get(k, 0.0))) for k, v in vars(self).items()}
+        negative = sorted(k for k, v in values.items() if v < 0)
+        if negative:
+            raise ValueError(f"loss weights must be >= 0, got negative {negative}")
+        return LossWeights(**values)
+
+
+# Defaults of each stage, from the authors' settings (LSR A.1 and the issue's table).
+PRETRAIN_WEIGHTS = dict(segmentation=10.0, layout_rgb=0.01)
+FULL_WEIGHTS = dict(vgg19=0.1, vggface=0.002, identity=1.0, l1=1.0, gan=1.0, latent_l2=1.0)
+STAGE_MODULES = {
+    "layout_pretrain": ["layout_encoder", "layout_generator"],
+    "full": list(MODULE_NAMES),
+}
+
+
+@dataclass
+class StageConfig:
+    """One named training stage. A stage starts from the previous stage's weights.
+
+    Args:
+        name: ``layout_pretrain`` (E_l + G_l with Eq. 2) or ``full`` (all nets with Eq. 4).
+        epochs: length in passes over the training clips (authors: 2 pre-training, 8 + 5 full).
+        steps: length in optimiser steps; overrides ``epochs`` when set.
+        k: source frames per episode (authors: 4).
+        batch_size: episodes per step, over all processes (authors: 4).
+        lr: Adam learning rate of every network (authors: 1e-3).
+        betas: Adam betas (authors: 0, 0.999).
+        warmup_steps: linear learning-rate warm-up from 0.
+        decay_steps: the last ``decay_steps`` steps decay the LR linearly to
+            ``lr * decay_factor``; None = the last epoch (the authors' setting).
+        decay_factor: final LR relative to ``lr`` (authors: 1/100).
+        modules: networks trained in this stage (None = the stage's default).
+        loss_weights: weights of the loss terms (None = the stage's defaults).
+        r1_gamma: R1 gradient penalty weight (authors: 10).
+        r1_every: lazy regularisation: apply R1 every N discriminator steps, scaled by N.
+        max_grad_norm: gradient clipping per optimiser (0 = off).
+    """
+
+    name: StageName = "full"
+    epochs: float = 1.0
+    steps: Optional[int] = None
+    k: int = 4
+    batch_size: int = 4
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.999)
+    warmup_steps: int = 100
+    decay_steps: Optional[int] = None
+    decay_factor: float = 0.01
+    modules: Optional[list[str]] = None
+    loss_weights: Optional[LossWeights] = None
+    r1_gamma: float = 10.0
+    r1_every: int = 16
+    max_grad_norm: float = 10.0
+
+    def __post_init__(self):
+        if self.modules is None:
+            self.modules = list(STAGE_MODULES[self.name])
+        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
+        if unknown:
+            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        defaults = PRETRAIN_WEIGHTS if self.name == "layout_pretrain" else FULL_WEIGHTS
+        self.loss_weights = (self.loss_weights or LossWeights()).resolved(defaults)
+        if self.k < 1 or self.batch_size < 1:
+            raise ValueError(f"stage {self.name}: k and batch_size must be >= 1")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"stage {self.name}: steps must be >= 1, got {self.steps}")
+        if self.steps is None and self.epochs <= 0:
+            raise ValueError(f"stage {self.name}: epochs must be > 0, got {self.epochs}")
+        if self.r1_every < 1:
+            raise ValueError(f"stage {self.name}: r1_every must be >= 1")
+
+
+@dataclass
+class DataConfig:
+    """Which prepared dataset to train on (``talkinghead prepare`` output).
+
+    Args:
+        root: dataset folder.
+        split: split to train on.
+        num_workers: DataLoader worker processes per training process.
+        holdout_fraction: the last fraction of every clip's frames is never trained on;
+            the held-out reconstruction numbers are measured on it (new frames of the
+            people in training). 0 trains on every frame.
+        eval_split: split of the held-out numbers (None = the training split).
+        num_eval_clips: clips the held-out numbers use.
+        eval_k: source frames per held-out episode (spread evenly over the trained part).
+        eval_targets_per_clip: held-out frames reconstructed per clip.
+    """
+
+    root: str = ""
+    split: str = "train"
+    num_workers: int = 2
+    holdout_fraction: float = 0.1
+    eval_split: Optional[str] = None
+    num_eval_clips: int = 8
+    eval_k: int = 4
+    eval_targets_per_clip: int = 4
+
+    def __post_init__(self):
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"data.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+        if self.num_workers < 0:
+            raise ValueError("data.num_workers must be >= 0")
+
+
+@dataclass
+class TrainerConfig:
+    """How the one trainer runs (any method).
+
+    Args:
+        seed: seed of weights initialisation and episode sampling.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        precision: ``fp32``, ``bf16`` (autocast, GPU) or ``auto`` (bf16 on CUDA, else fp32).
+        channels_last: memory format of the networks and images (GPU speed).
+        compile: wrap the networks in ``torch.compile``.
+        grad_accumulation: micro-batches per optimiser step.
+        ema_decay: decay of the exponential moving average of the generator weights (0 = off).
+        ema_start_step: the EMA copies the weights until this step of a stage.
+        log_every: steps between scalar logs (TensorBoard and the progress bar).
+        image_every: steps between sample grids.
+        eval_every: steps between held-out reconstruction numbers (0 = only at stage ends).
+        checkpoint_every: steps between checkpoints (a checkpoint is also written at the
+            end of every stage and when the run is interrupted).
+        keep_checkpoints: how many step checkpoints to keep (stage-final ones are kept).
+        perceptual: what to do when VGG19 / VGGFace weights are missing: ``required``
+            refuses to start, ``auto`` uses the networks that are installed and drops the
+            others' terms (the R_t term falls back to L1), ``none`` uses no perceptual network.
+    """
+
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    grad_accumulation: int = 1
+    ema_decay: float = 0.999
+    ema_start_step: int = 0
+    log_every: int = 10
+    image_every: int = 500
+    eval_every: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    perceptual: Literal["required", "auto", "none"] = "required"
+
+    def __post_init__(self):
+        if self.grad_accumulation < 1:
+            raise ValueError("trainer.grad_accumulation must be >= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.keep_checkpoints < 1:
+            raise ValueError("trainer.keep_checkpoints must be >= 1")
+        for key in ("log_every", "image_every", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"trainer.{key} must be >= 1")
+
+
+@register_config("lsr")
+@dataclass
+class LSRTrainConfig:
+    """A complete LSR training run: data, model, stages in order, and the trainer.
+
+    Args:
+        method: the method this config trains (checked against checkpoints).
+        data: the prepared dataset.
+        model: the architecture.
+        stages: stages run in order (authors: layout_pretrain, then full).
+        trainer: how the trainer runs.
+    """
+
+    method: Literal["lsr"] = "lsr"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: LSRModelConfig = field(default_factory=LSRModelConfig)
+    stages: list[StageConfig] = field(
+        default_factory=lambda: [StageConfig(name="layout_pretrain", epochs=2), StageConfig(name="full", epochs=13)]
+    )
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self):
+        if not self.stages:
+            raise ValueError("stages: at least one stage is needed")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stages: each stage name may appear once, got {names}")
+
+
+@register_config("lsr_finetune")
+@dataclass
+class FinetuneConfig:
+    """Subject fine-tuning (§3.5): latents computed once, then G_l, G_s and D are tuned.
+
+    Args:
+        steps: optimiser steps on the subject's images.
+        batch_size: target images per step (drawn from the K subject images).
+        lr: Adam learning rate.
+        betas: Adam betas.
+        modules: networks tuned (the paper: G_l, G_s and D); the encoders stay frozen.
+        loss_weights: None = the full stage's defaults (the same objective, Eq. 4).
+        r1_gamma: R1 weight.
+        r1_every: lazy R1 interval.
+        max_grad_norm: gradient clipping (0 = off).
+        seed: seed of the target sampling.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto``, ``fp32`` or ``bf16``.
+        perceptual: as in the trainer config.
+        use_ema: start from the EMA generator weights of the checkpoint when present.
+    """
+
+    steps: int = 100
+    batch_size: int = 4
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.999)
+    modules: list[str] = field(default_factory=lambda: ["layout_generator", "image_generator", "discriminator"])
+    loss_weights: Optional[LossWeights] = None
+    r1_gamma: float = 10.0
+    r1_every: int = 16
+    max_grad_norm: float = 10.0
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    perceptual: Literal["required", "auto", "none"] = "required"
+    use_ema: bool = True
+
+    def __post_init__(self):
+        self.loss_weights = (self.loss_weights or LossWeights()).resolved(FULL_WEIGHTS)
+        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
+        if unknown:
+            raise ValueError(f"modules: unknown {unknown}; known: {list(MODULE_NAMES)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
