@@ -39,6 +39,7 @@ test-all: $(TEST_STAMP)
 bench: $(CORE_STAMP)
 	$(BIN)/python benchmarks/prepare.py
 	$(BIN)/python benchmarks/rasterize.py
+	$(BIN)/python benchmarks/train_step.py
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -116,7 +116,7 @@ def finetune_lsr(
     subject = prepare_subject(
         inputs, size=model.image_size, landmark_style=model.landmark_style, frames_per_video=frames_per_video
     )
-    perceptual = build_perceptual_networks(needed_networks(config.loss_weights), config.perceptual)
+    perceptual = build_perceptual_networks(needed_networks(config.loss_weights), config.perceptual, option="perceptual")
     context = DistributedContext().init(config.device)
     seed_everything(config.seed, 0)
     trainer_config = TrainerConfig(

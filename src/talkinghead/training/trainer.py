@@ -271,7 +271,8 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------- stage
-    def _prepare_stage(self, plan: StagePlan) -> None:
+    def prepare_stage(self, plan: StagePlan) -> None:
+        """Set which parameters train and wrap the stage's networks (DDP, compile)."""
         self._wrapped, self._trainable = {}, {}
         for name, net in self.networks.items():
             frozen = plan.frozen_parameters.get(name)
@@ -319,37 +320,24 @@ class Trainer:
                 if name in resume["optimizers"]:
                     opt.load_state_dict(resume["optimizers"][name])
             restore_rng_state(resume["rng"])
-        self._prepare_stage(plan)
+        self.prepare_stage(plan)
         if start_step >= plan.total_steps:
             return {}
 
         opts = self.options
         batches = plan.batches(start_step)
         last_logs: dict[str, float] = {}
+        last_eval: dict[str, float] = {}
+        evaluated_at = -1
         window: dict[str, list[float]] = {}
         self.logger.start_progress(plan.total_steps, initial=start_step, description=plan.name)
         previous_handlers = self._install_signal_handlers()
+        if plan.evaluate is not None and opts.eval_every and start_step == 0:
+            self._evaluate(plan)  # the numbers the stage starts from
         step_start = time.perf_counter()
         try:
             for stage_step in range(start_step, plan.total_steps):
-                micro_batches = [_to_device(b, self.device, opts.channels_last) for b in next(batches)]
-                lr = plan.base_lr * lr_factor(
-                    stage_step,
-                    plan.total_steps,
-                    warmup_steps=plan.warmup_steps,
-                    decay_steps=plan.decay_steps,
-                    decay_factor=plan.decay_factor,
-                )
-                for opt in plan.optimizers.values():
-                    set_lr(opt, lr)
-                logs = {"lr": torch.tensor(lr)}
-                for phase in plan.phases:
-                    if stage_step % phase.every:
-                        continue
-                    logs.update(self._run_phase(plan, phase, micro_batches, stage_step))
-                for name, ema in self.ema.items():
-                    if name in plan.trained:
-                        ema.update(self.networks[name], step=stage_step)
+                logs = self.train_step(plan, next(batches), stage_step)
                 self.global_step += 1
                 self.steps_this_run += 1
                 done = stage_step + 1
@@ -373,7 +361,8 @@ class Trainer:
                 ):
                     self._write_samples(plan)
                 if plan.evaluate is not None and opts.eval_every and done % opts.eval_every == 0:
-                    self._evaluate(plan)
+                    last_eval = self._evaluate(plan)
+                    evaluated_at = done
                 if done % opts.checkpoint_every == 0 and done < plan.total_steps:
                     self.save_checkpoint(plan, done, plan.optimizers)
                 out_of_steps = self.max_steps is not None and self.steps_this_run >= self.max_steps
@@ -391,13 +380,62 @@ class Trainer:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
         if plan.evaluate is not None:
-            last_logs.update(self._evaluate(plan))
+            last_logs.update(last_eval if evaluated_at == plan.total_steps else self._evaluate(plan))
+        self.check_ranks_in_sync(plan.name)
         self.save_checkpoint(plan, plan.total_steps, plan.optimizers, final=True)
         return last_logs
+
+    def check_ranks_in_sync(self, where: str) -> None:
+        """Raise if any process's weights differ from rank 0's (DDP keeps them bit-identical)."""
+        if not self.context.is_distributed:
+            return
+        local = {
+            name: float(sum(p.detach().double().sum() for p in unwrap(net).parameters()))
+            for name, net in self.networks.items()
+        }
+        reference = self.context.broadcast_object(local)
+        differing = sorted(name for name in local if local[name] != reference[name])
+        flag = self.context.all_reduce_mean(torch.tensor(1.0 if differing else 0.0, device=self.device))
+        if float(flag) > 0:
+            raise RuntimeError(
+                f"after {where}: the processes' weights differ from rank 0's"
+                + (f" on this rank ({differing})" if differing else " on another rank")
+                + "; distributed training went out of sync"
+            )
+        self.logger.info(
+            f"ranks in sync after {where}: {self.context.world_size} processes hold identical weights "
+            f"(checksums {', '.join(f'{k} {v:.6f}' for k, v in reference.items())})"
+        )
 
     def out_of_steps(self) -> bool:
         """Whether this invocation has used its ``max_steps``."""
         return self.max_steps is not None and self.steps_this_run >= self.max_steps
+
+    def train_step(self, plan: StagePlan, micro_batches: list[Batch], stage_step: int) -> dict[str, torch.Tensor]:
+        """One optimiser step of ``plan``: LR schedule, every due phase, EMA. Returns the step's logs.
+
+        :meth:`run_stage` calls it in its loop; benchmarks call it directly. The stage must
+        have been prepared (``prepare_stage``) first.
+        """
+        micro_batches = [_to_device(b, self.device, self.options.channels_last) for b in micro_batches]
+        lr = plan.base_lr * lr_factor(
+            stage_step,
+            plan.total_steps,
+            warmup_steps=plan.warmup_steps,
+            decay_steps=plan.decay_steps,
+            decay_factor=plan.decay_factor,
+        )
+        for opt in plan.optimizers.values():
+            set_lr(opt, lr)
+        logs = {"lr": torch.tensor(lr)}
+        for phase in plan.phases:
+            if stage_step % phase.every:
+                continue
+            logs.update(self._run_phase(plan, phase, micro_batches, stage_step))
+        for name, ema in self.ema.items():
+            if name in plan.trained:
+                ema.update(self.networks[name], step=stage_step)
+        return logs
 
     def _run_phase(self, plan: StagePlan, phase: Phase, micro_batches: list[Batch], stage_step: int) -> dict:
         self._set_trainable(phase.modules)
@@ -415,9 +453,9 @@ class Trainer:
                 with self.autocast():
                     loss, terms = phase.loss(batch, nets)
                 if not torch.isfinite(loss.detach()).all():
-                    bad = {k: float(v) for k, v in terms.items()}
+                    bad = {k: float(v.detach()) for k, v in terms.items()}
                     raise NonFiniteLossError(
-                        f"stage {plan.name}, step {stage_step}, phase {phase.name}: the loss is {float(loss)} "
+                        f"stage {plan.name}, step {stage_step}, phase {phase.name}: the loss is {float(loss.detach())} "
                         f"(terms: {bad}). The run stops here and writes no checkpoint, so the latest "
                         "checkpoint is the last good state. Lower the learning rate or the loss weight of the "
                         "term that diverged, or use trainer.precision=fp32, then continue with --resume"
