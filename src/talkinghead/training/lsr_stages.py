@@ -474,8 +474,9 @@ def train_lsr(
         lengths = validate(config, context)
         needed = set().union(*(needed_networks(s.loss_weights) for s in config.stages))
         perceptual = build_perceptual_networks(needed, config.trainer.perceptual)
-        seed_everything(config.trainer.seed, context.rank)
-        networks = build_networks(config.model)  # same seed on every rank: identical start
+        torch.manual_seed(config.trainer.seed)  # the same on every rank: identical initial weights
+        networks = build_networks(config.model)
+        seed_everything(config.trainer.seed, context.rank)  # per-rank streams for everything else
         trainer = Trainer(
             method=METHOD,
             config=to_dict(config),

@@ -1,0 +1,96 @@
+"""The LSR model container and loading trained weights (release folder / checkpoint)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from talkinghead.config import to_dict
+from talkinghead.config.lsr import (
+    DiscriminatorConfig,
+    EncoderConfig,
+    ImageGeneratorConfig,
+    LayoutGeneratorConfig,
+    LSRModelConfig,
+)
+from talkinghead.models.lsr import LSRModel, activate_layout, build_networks, encode_latent
+from talkinghead.models.lsr_pretrained import PretrainedError, load_lsr_weights
+from talkinghead.training.checkpoint import CheckpointManager
+from talkinghead.training.release import save_release
+
+
+def tiny_model_config() -> LSRModelConfig:
+    return LSRModelConfig(
+        image_size=32,
+        latent_dim=16,
+        encoder=EncoderConfig(base_channels=8, max_channels=16, num_down_blocks=3, pooling="mean"),
+        layout_generator=LayoutGeneratorConfig(base_channels=8, max_channels=16, num_down_blocks=3, layout_channels=5),
+        image_generator=ImageGeneratorConfig(base_channels=8, max_channels=16, spade_hidden_channels=8,
+                                             num_up_blocks=3, num_middle_blocks=1),
+        discriminator=DiscriminatorConfig(base_channels=8, max_channels=16, num_down_blocks=3),
+    )
+
+
+def test_k_shot_latents_are_the_mean_of_the_per_image_codes():
+    torch.manual_seed(0)
+    encoder = build_networks(tiny_model_config())["layout_encoder"].eval()
+    images, landmarks = torch.randn(2, 3, 3, 32, 32), torch.randn(2, 3, 3, 32, 32)
+    z = encode_latent(encoder, images, landmarks)
+    singles = torch.stack([encode_latent(encoder, images[:, i : i + 1], landmarks[:, i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(z, singles.mean(0))
+    with pytest.raises(ValueError, match="expected \\(b, k, c, h, w\\)"):
+        encode_latent(encoder, images[:, 0], landmarks[:, 0])
+
+
+def test_model_encodes_once_and_synthesises_frames():
+    torch.manual_seed(0)
+    model = LSRModel(tiny_model_config()).eval()
+    assert model.network_names == ["layout_encoder", "style_encoder", "layout_generator", "image_generator"]
+    z_layout, z_style = model.encode(torch.randn(1, 2, 3, 32, 32), torch.randn(1, 2, 3, 32, 32))
+    out = model(torch.randn(4, 3, 32, 32), z_layout.expand(4, -1), z_style.expand(4, -1))
+    assert out.image.shape == (4, 3, 32, 32) and out.image.abs().max() <= 1
+    assert out.layout.shape == (4, 5, 32, 32)
+    torch.testing.assert_close(out.layout.sum(1), torch.ones(4, 32, 32))  # softmax layout
+    assert out.rgb is None
+    assert torch.equal(activate_layout(out.layout_logits, "none"), out.layout_logits)
+
+
+def test_weights_load_from_a_release_and_from_a_checkpoint(tmp_path):
+    config = tiny_model_config()
+    torch.manual_seed(1)
+    networks = build_networks(config)
+    release = save_release(tmp_path / "release", {"method": "lsr", "model": to_dict(config)}, networks)
+    loaded = load_lsr_weights(release)
+    assert loaded.kind == "release" and loaded.config == config
+    rebuilt = loaded.build(["image_generator"])["image_generator"]
+    for key, value in networks["image_generator"].state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value)
+
+    ema = {name: {"module": {k: v + 1 for k, v in networks[name].state_dict().items()}} for name in ("style_encoder",)}
+    state = {"method": "lsr", "config": {"model": to_dict(config)}, "stage": "full", "stage_step": 3,
+             "global_step": 3, "networks": {n: net.state_dict() for n, net in networks.items()}, "ema": ema}
+    CheckpointManager(tmp_path / "run").save(state, 3)
+    from_ema = load_lsr_weights(tmp_path / "run")  # a run folder: its latest checkpoint
+    raw = load_lsr_weights(tmp_path / "run", use_ema=False)
+    key = next(iter(ema["style_encoder"]["module"]))
+    assert torch.equal(from_ema.state_dicts["style_encoder"][key], ema["style_encoder"]["module"][key])
+    assert torch.equal(raw.state_dicts["style_encoder"][key], networks["style_encoder"].state_dict()[key])
+    assert from_ema.info["weights"] == "ema" and raw.info["weights"] == "raw"
+
+
+def test_loading_refuses_other_methods_and_mismatched_weights(tmp_path):
+    config = tiny_model_config()
+    networks = build_networks(config)
+    other = save_release(tmp_path / "fsth", {"method": "fsth", "model": to_dict(config)}, networks)
+    with pytest.raises(PretrainedError, match="holds a 'fsth' model"):
+        load_lsr_weights(other)
+    wider = to_dict(config)
+    wider["latent_dim"] = 32
+    bad = save_release(tmp_path / "bad", {"method": "lsr", "model": wider}, networks)
+    with pytest.raises(PretrainedError, match="style_encoder weights do not fit"):
+        load_lsr_weights(bad).build(["style_encoder"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PretrainedError, match="neither a release folder"):
+        load_lsr_weights(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        load_lsr_weights(tmp_path / "missing")
