@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from talkinghead.losses.perceptual import check_image_pair
 from talkinghead.models.vgg import VGGFace
 
 
@@ -39,11 +40,7 @@ class IdentityLoss(nn.Module):
         Returns:
             Scalar fp32 loss.
         """
-        if output.shape != target.shape or output.ndim != 4 or output.shape[1] != 3:
-            raise ValueError(
-                f"IdentityLoss expects two (b, 3, h, w) batches of the same shape, "
-                f"got {tuple(output.shape)} and {tuple(target.shape)}"
-            )
+        check_image_pair(output, target, "IdentityLoss")
         output_descriptor = self.vggface.descriptor(self.vggface.preprocess(output))  # (b, 4096) unit
         with torch.no_grad():
             target_descriptor = self.vggface.descriptor(self.vggface.preprocess(target))

@@ -32,6 +32,15 @@ VGGFACE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VGGFACE_LAYER_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0)
 
 
+def check_image_pair(output: torch.Tensor, target: torch.Tensor, who: str) -> None:
+    """Raise a ValueError unless both are (b, 3, h, w) batches of the same shape."""
+    if output.shape != target.shape or output.ndim != 4 or output.shape[1] != 3:
+        raise ValueError(
+            f"{who} expects two (b, 3, h, w) batches of the same shape, "
+            f"got {tuple(output.shape)} and {tuple(target.shape)}"
+        )
+
+
 class PerceptualLoss(nn.Module):
     """Weighted sum over layers of the mean absolute difference of frozen-network activations.
 
@@ -84,11 +93,7 @@ class PerceptualLoss(nn.Module):
         Returns:
             Scalar fp32 loss.
         """
-        if output.shape != target.shape or output.ndim != 4 or output.shape[1] != 3:
-            raise ValueError(
-                f"PerceptualLoss expects two (b, 3, h, w) batches of the same shape, "
-                f"got {tuple(output.shape)} and {tuple(target.shape)}"
-            )
+        check_image_pair(output, target, "PerceptualLoss")
         output_features = self.network(self.network.preprocess(output), self.layers)
         with torch.no_grad():
             target_features = self.network(self.network.preprocess(target), self.layers)
