@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -126,6 +127,21 @@ def _sample_batch(eval_data: EpisodeDataset | None, train_data: EpisodeDataset, 
     return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
+def _holdout_means(eval_data: EpisodeDataset, config: LSRTrainConfig, device, nets, measure) -> dict[str, float]:
+    """Means over the held-out targets of ``measure(nets, batch) -> {name: (b,) values}``."""
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in holdout_batches(
+        eval_data, num_clips=config.data.num_eval_clips, k=config.data.eval_k,
+        targets_per_clip=config.data.eval_targets_per_clip,
+    ):
+        values = measure(nets, {k: v.to(device) for k, v in batch.items()})
+        for name, per_image in values.items():
+            sums[name] = sums.get(name, 0.0) + float(per_image.sum())
+        count += len(batch["target_image"])
+    return {name: total / count for name, total in sums.items()}
+
+
 def _adam(params, lr: float, betas: tuple[float, float], *, lr_ratio: float = 1.0) -> torch.optim.Adam:
     # Lazy R1 (StyleGAN2 App. B): the regularised optimiser's lr and betas are scaled by
     # ratio = every / (every + 1) so that its effective update matches an eager one.
@@ -163,48 +179,38 @@ def layout_pretrain_stage(
             f"stage layout_pretrain trains only layout_encoder and layout_generator (Eq. 2), got {stage.modules}"
         )
 
-    def loss(batch, nets):
+    def predict(nets, batch):
         z_layout = encode_latent(nets["layout_encoder"], batch["source_images"], batch["source_landmarks"])
-        out = synthesize(
+        return synthesize(
             nets["layout_generator"], None, batch["target_landmarks"], z_layout, None,
             layout_activation=activation, with_rgb=True,
         )
+
+    def loss(batch, nets):
+        out = predict(nets, batch)
         return objective.layout_pretrain(out.layout_logits, out.rgb, batch["target_image"], batch["target_segmentation"])
 
     def sample(nets, batch):
-        z_layout = encode_latent(nets["layout_encoder"], batch["source_images"], batch["source_landmarks"])
-        out = synthesize(
-            nets["layout_generator"], None, batch["target_landmarks"], z_layout, None,
-            layout_activation=activation, with_rgb=True,
-        )
+        out = predict(nets, batch)
+        oracle = F.one_hot(batch["target_segmentation"], out.layout_logits.shape[1]).permute(0, 3, 1, 2).float()
         return [
             batch["source_images"][:, 0], batch["target_landmarks"], colorize_layout(out.layout_logits),
-            colorize_layout(torch.nn.functional.one_hot(batch["target_segmentation"], out.layout_logits.shape[1])
-                            .permute(0, 3, 1, 2).float()),
-            out.rgb, batch["target_image"],
+            colorize_layout(oracle), out.rgb, batch["target_image"],
         ]
+
+    def measure(nets, batch):
+        out = predict(nets, batch)
+        agree = (out.layout_logits.argmax(1) == batch["target_segmentation"]).float().flatten(1).mean(1)
+        return {
+            "rgb_l1": l1(out.rgb, batch["target_image"]),
+            "rgb_psnr": psnr(out.rgb, batch["target_image"]),
+            "segmentation_accuracy": agree,
+        }
 
     eval_data = _eval_dataset(config, stage)
 
     def evaluate(nets):
-        total_l1 = total_psnr = total_acc = 0.0
-        count = 0
-        for batch in holdout_batches(
-            eval_data, num_clips=config.data.num_eval_clips, k=config.data.eval_k,
-            targets_per_clip=config.data.eval_targets_per_clip,
-        ):
-            batch = {k: v.to(trainer.device) for k, v in batch.items()}
-            z_layout = encode_latent(nets["layout_encoder"], batch["source_images"], batch["source_landmarks"])
-            out = synthesize(
-                nets["layout_generator"], None, batch["target_landmarks"], z_layout, None,
-                layout_activation=activation, with_rgb=True,
-            )
-            total_l1 += float(l1(out.rgb, batch["target_image"]).sum())
-            total_psnr += float(psnr(out.rgb, batch["target_image"]).sum())
-            agree = (out.layout_logits.argmax(1) == batch["target_segmentation"]).float().flatten(1).mean(1)
-            total_acc += float(agree.sum())
-            count += len(agree)
-        return {"rgb_l1": total_l1 / count, "rgb_psnr": total_psnr / count, "segmentation_accuracy": total_acc / count}
+        return _holdout_means(eval_data, config, trainer.device, nets, measure)
 
     optimizers = {"layout": _adam(_params(trainer, trained), stage.lr, stage.betas)}
     return StagePlan(
@@ -335,19 +341,12 @@ def full_stage(
     full = FullObjectivePhases(objective, config.model, stage.modules, stage.r1_gamma, stage.r1_every)
     eval_data = _eval_dataset(config, stage)
 
+    def measure(nets, batch):
+        image = full.generate(nets, batch)[0].image
+        return {"l1": l1(image, batch["target_image"]), "psnr": psnr(image, batch["target_image"])}
+
     def evaluate(nets):
-        total_l1 = total_psnr = 0.0
-        count = 0
-        for batch in holdout_batches(
-            eval_data, num_clips=config.data.num_eval_clips, k=config.data.eval_k,
-            targets_per_clip=config.data.eval_targets_per_clip,
-        ):
-            batch = {k: v.to(trainer.device) for k, v in batch.items()}
-            image = full.generate(nets, batch)[0].image
-            total_l1 += float(l1(image, batch["target_image"]).sum())
-            total_psnr += float(psnr(image, batch["target_image"]).sum())
-            count += len(image)
-        return {"l1": total_l1 / count, "psnr": total_psnr / count}
+        return _holdout_means(eval_data, config, trainer.device, nets, measure)
 
     return StagePlan(
         name=stage.name,
