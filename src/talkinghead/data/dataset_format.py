@@ -202,6 +202,23 @@ class PreparedClip:
         return self.meta.get("frame_roles")
 
 
+def preparation_settings(root: str | Path) -> dict | None:
+    """The ``talkinghead prepare`` settings a dataset was written with, or None without one.
+
+    Trained models carry them (detector and crop scheme) so inference prepares a new
+    person's photos exactly as the training frames were prepared.
+    """
+    path = Path(root) / DATASET_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except ValueError:
+        return None
+    config = info.get("config") if isinstance(info, dict) else None
+    return dict(config) if isinstance(config, dict) else None
+
+
 class PreparedDataset:
     """A dataset written by ``talkinghead prepare``: its info, manifest and clips."""
 

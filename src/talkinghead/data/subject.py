@@ -98,6 +98,7 @@ def prepare_subject(
         for index, path in enumerate(files):
             config = dataclasses.replace(
                 base,
+                layout="auto",
                 size=size,
                 segmentation="none",
                 min_frames=1,

@@ -19,6 +19,8 @@ from torch import nn
 
 from talkinghead.config import ConfigError, from_dict
 from talkinghead.config.lsr import LSRModelConfig
+from talkinghead.config.prepare import PrepareConfig
+from talkinghead.data.dataset_format import preparation_settings
 from talkinghead.models.lsr import METHOD, build_networks
 
 
@@ -43,6 +45,19 @@ class PretrainedLSR:
     source: Path
     kind: str
     info: dict[str, Any] = field(default_factory=dict)
+
+    def prepare_config(self) -> PrepareConfig:
+        """The detector and crop settings of the model's training data.
+
+        Models exported before these were recorded get the defaults of ``talkinghead prepare``.
+        """
+        settings = self.info.get("prepare")
+        if not isinstance(settings, dict):
+            return PrepareConfig()
+        try:
+            return from_dict(PrepareConfig, {k: v for k, v in settings.items() if k != "kind"}, where=f"{self.source} prepare")
+        except ConfigError as err:
+            raise PretrainedError(f"{self.source}: its data preparation settings do not fit this version: {err}") from err
 
     def build(self, names: list[str] | tuple[str, ...]) -> dict[str, nn.Module]:
         """The named networks with these weights (strict: every key must match)."""
@@ -108,4 +123,8 @@ def load_lsr_weights(path: str | Path, *, use_ema: bool = True) -> PretrainedLSR
             states[name] = ema["module"] if isinstance(ema, dict) and "module" in ema else ema
     info = {k: state.get(k) for k in ("stage", "stage_step", "global_step", "code_version")}
     info["weights"] = "ema" if use_ema and state.get("ema") else "raw"
+    data_root = (state.get("config", {}).get("data") or {}).get("root")
+    prepare = preparation_settings(data_root) if data_root else None
+    if prepare is not None:
+        info["prepare"] = prepare
     return PretrainedLSR(config, states, path, "checkpoint", info)

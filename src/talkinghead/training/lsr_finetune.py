@@ -114,7 +114,11 @@ def finetune_lsr(
             "use a training checkpoint or a full release, or set modules without discriminator and loss_weights.gan=0"
         )
     subject = prepare_subject(
-        inputs, size=model.image_size, landmark_style=model.landmark_style, frames_per_video=frames_per_video
+        inputs,
+        size=model.image_size,
+        landmark_style=model.landmark_style,
+        frames_per_video=frames_per_video,
+        prepare=pretrained.prepare_config(),
     )
     perceptual = build_perceptual_networks(needed_networks(config.loss_weights), config.perceptual, option="perceptual")
     context = DistributedContext().init(config.device)
@@ -202,6 +206,7 @@ def finetune_lsr(
             "finetune": to_dict(config),
             "base_checkpoint": str(pretrained.source),
             "base_info": pretrained.info,
+            "prepare": pretrained.info.get("prepare"),
             "subject_sources": subject.sources,
             "seconds_per_step": seconds_per_step,
             "reconstruction_before": before,

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from talkinghead.config import dump_yaml, to_dict
 from talkinghead.config.lsr import GENERATOR_MODULES, LSRTrainConfig, StageConfig
-from talkinghead.data.dataset_format import PreparedDataset
+from talkinghead.data.dataset_format import PreparedDataset, preparation_settings
 from talkinghead.data.episodes import EpisodeDataset
 from talkinghead.evaluation.holdout import holdout_batches, l1, psnr
 from talkinghead.losses.factory import PerceptualNetworks, build_perceptual_networks
@@ -533,4 +533,7 @@ def export_release(trainer: Trainer, config: LSRTrainConfig, directory: Path) ->
     modules = {name: nets[name] for name in nets}
     info = {"method": METHOD, "model": to_dict(config.model), "global_step": trainer.global_step,
             "weights": "exponential moving average of the generators; discriminator as trained"}
+    prepare = preparation_settings(config.data.root)
+    if prepare is not None:
+        info["prepare"] = prepare  # the detector and crop inference must use
     return save_release(directory, info, modules, overwrite=True)
