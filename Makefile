@@ -1,4 +1,4 @@
-# Everything a fresh machine needs: `make demo` (main job on the bundled examples) and
+# Everything a fresh machine needs: `make demo` (animate a bundled portrait with the bundled model) and
 # `make test` (the test suite). Both create the virtualenv in .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,8 +27,7 @@ $(TEST_STAMP): $(CORE_STAMP)
 setup: $(TEST_STAMP)
 
 demo: $(CORE_STAMP)
-	$(BIN)/talkinghead prepare examples/videos $(DEMO_OUT)/dataset --config configs/prepare/default.yaml --workers 2
-	$(BIN)/talkinghead inspect $(DEMO_OUT)/dataset --sheet $(DEMO_OUT)/contact_sheet.png
+	$(BIN)/talkinghead demo --output $(DEMO_OUT)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
@@ -40,6 +39,7 @@ bench: $(CORE_STAMP)
 	$(BIN)/python benchmarks/prepare.py
 	$(BIN)/python benchmarks/rasterize.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/animate.py
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -323,24 +323,171 @@ def add_finetune(sub) -> None:
     p.set_defaults(func=cmd_finetune)
 
 
+# ----------------------------------------------------------------------------- animate
+
+
+def _animate_options(args: argparse.Namespace):
+    from talkinghead.inference.options import AnimateOptions
+
+    return AnimateOptions(
+        motion=args.motion, smooth=args.smooth, batch_size=args.batch_size,
+        paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
+    )
+
+
+def _add_motion_arguments(p) -> None:
+    p.add_argument(
+        "--motion", choices=("relative", "absolute"), default="relative",
+        help="relative (default): apply the driver's motion from its neutral frame to the source's own landmarks, "
+        "scaled by face size, so the source keeps its face shape; absolute: use the driver's landmarks as they are "
+        "(self-reenactment)",
+    )
+    p.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
+                   help="smooth the driving landmark track with a Gaussian of SIGMA frames against jitter (0 = off)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames synthesised per network call (default 8)")
+    p.add_argument("--face-index", type=int, default=0,
+                   help="which face of the driving video to follow when several are visible (0 = the main face)")
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="synthesis precision; bf16/fp16 need a GPU")
+    p.add_argument("--max-frames", type=int, help="animate only the first N driving frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from talkinghead.inference.animate_job import AnimateJob, OutputSpec, run_animate
+
+    job = AnimateJob(
+        checkpoint=args.checkpoint,
+        driving=args.driving,
+        outputs=[OutputSpec(args.output, "side_by_side" if args.side_by_side else "result")],
+        sources=list(args.source or []),
+        load_source=args.load_source,
+        save_source=args.save_source,
+        finetune_steps=args.finetune_steps,
+        neutral_frame=args.neutral_frame,
+        max_frames=args.max_frames,
+        output_size=args.output_size,
+        fps=args.fps,
+        overwrite=args.overwrite,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    summary = run_animate(job, _animate_options(args))
+    print(summary.format())
+    if summary.source_file:
+        print(f"source encoding saved to {summary.source_file} (reuse it with --load-source)")
+    return 0
+
+
+def add_animate(sub) -> None:
+    p = sub.add_parser(
+        "animate",
+        help="animate a person's photo(s) with a driving video",
+        description="Render the person in --source making the head motion and expressions of the face in "
+        "--driving. Writes an H.264 mp4 (keeping the driving video's frame rate and audio) or, for a path "
+        "without a suffix, a folder of PNG frames. Outputs are written under a temporary name and renamed "
+        "only when complete.",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
+    p.add_argument("--source", nargs="+", type=Path,
+                   help="one or more photos of the person (latents are averaged; the first is the reference)")
+    p.add_argument("--driving", required=True, type=Path, help="driving video, folder of frames, or one image")
+    p.add_argument("--output", required=True, type=Path, help="output .mp4/.mov/.mkv, or a folder for PNG frames")
+    p.add_argument("--save-source", type=Path, metavar="FILE",
+                   help="save the encoded source (latents, landmarks, photo) to reuse with --load-source")
+    p.add_argument("--load-source", type=Path, metavar="FILE", help="use a source saved earlier with --save-source")
+    p.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                   help="fine-tune the model on the source photos for N steps first (LSR §3.5; 0 = off)")
+    p.add_argument("--neutral-frame", type=int, default=0, metavar="I",
+                   help="driving frame that relative motion is measured from (default 0: the first)")
+    p.add_argument("--paste-back", action="store_true",
+                   help="blend the synthesised face back into the full source photo (keeps its framing)")
+    p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
+    p.add_argument("--output-size", type=int, metavar="PX",
+                   help="height of the crop views in pixels (default: the model's resolution)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate for a folder of driving images (default 25)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    _add_motion_arguments(p)
+    p.set_defaults(func=cmd_animate)
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from talkinghead.inference.demo import run_demo
+
+    result = run_demo(
+        args.output, checkpoint=args.checkpoint, sources=args.source, driving=args.driving,
+        options=_animate_options(args), device=args.device, max_frames=args.max_frames,
+        progress=not args.no_progress,
+    )
+    print(result.format())
+    return 0
+
+
+def add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="animate a bundled portrait with a bundled driving video (offline, no arguments needed)",
+        description="Run the bundled small LSR model (models/demo) on a bundled portrait and driving video and "
+        "write result.mp4, side_by_side.mp4 and strip.png to OUTPUT (default demo_out). The demo replaces its own "
+        "output files on every run.",
+    )
+    p.add_argument("--output", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    p.add_argument("--checkpoint", type=Path, help="another model (default: the bundled models/demo)")
+    p.add_argument("--source", nargs="+", type=Path, help="your own photo(s) of a person")
+    p.add_argument("--driving", type=Path, help="your own driving video")
+    _add_motion_arguments(p)
+    p.set_defaults(func=cmd_demo)
+
+
 # ----------------------------------------------------------------------------- export
 
 
 def cmd_export_release(args: argparse.Namespace) -> int:
+    import torch
+
     from talkinghead.config import to_dict
+    from talkinghead.config.lsr import GENERATOR_MODULES
     from talkinghead.models.lsr import METHOD
     from talkinghead.models.lsr_pretrained import load_lsr_weights
     from talkinghead.training.release import save_release
 
     pretrained = load_lsr_weights(args.checkpoint, use_ema=not args.raw)
     info = {"method": METHOD, "model": to_dict(pretrained.config), "source": str(pretrained.source), **pretrained.info}
-    out = save_release(args.output, info, pretrained.state_dicts, overwrite=args.overwrite)
+    states = pretrained.state_dicts
+    if args.dtype != "float32":
+        dtype = getattr(torch, args.dtype)
+        states = {
+            name: {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            for name, state in states.items()
+        }
+        info["stored_dtype"] = args.dtype  # loading converts back to the networks' float32
+    if args.generators_only:
+        states = {name: state for name, state in states.items() if name in GENERATOR_MODULES}
+    out = save_release(args.output, info, states, overwrite=args.overwrite)
     print(f"release written to {out}")
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from talkinghead.inference.onnx_export import export_onnx
+    from talkinghead.inference.pipeline import AnimationPipeline
+
+    pipeline = AnimationPipeline.from_pretrained(args.checkpoint, device="cpu")
+    result = export_onnx(pipeline.model, args.output, opset=args.opset, tolerance=args.tolerance,
+                         overwrite=args.overwrite)
+    print(
+        f"ONNX written to {result.path} (opset {result.opset}, {result.seconds:.1f} s); onnxruntime vs PyTorch "
+        f"max abs difference {result.max_abs_diff:.2e} at batch sizes {result.batch_sizes_checked}"
+    )
+    return 0
+
+
 def add_export(sub) -> None:
-    p = sub.add_parser("export", help="export trained weights (release folder)")
+    p = sub.add_parser("export", help="export trained weights (release folder, ONNX)")
     kinds = p.add_subparsers(dest="export_kind", required=True, metavar="FORMAT")
     r = kinds.add_parser(
         "release",
@@ -350,8 +497,28 @@ def add_export(sub) -> None:
     r.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run folder")
     r.add_argument("--output", required=True, type=Path, help="release folder to write")
     r.add_argument("--raw", action="store_true", help="export the raw generator weights instead of the EMA")
+    r.add_argument(
+        "--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+        help="storage precision of the weights (float16 halves the files; loading converts back to float32)",
+    )
+    r.add_argument(
+        "--generators-only", action="store_true",
+        help="leave out the discriminator (enough for animation; fine-tuning needs it)",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     r.set_defaults(func=cmd_export_release)
+    o = kinds.add_parser(
+        "onnx",
+        help="the per-frame synthesis network (G_l + G_s) as ONNX, checked with onnxruntime",
+        description="Export the layout and image generators, with the source latents as inputs, to "
+        "OUTPUT/synthesis.onnx, run it in onnxruntime and report the largest difference from PyTorch.",
+    )
+    o.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
+    o.add_argument("--output", required=True, type=Path, help="folder to write")
+    o.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    o.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted difference from PyTorch")
+    o.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    o.set_defaults(func=cmd_export_onnx)
 
 
 # ----------------------------------------------------------------------------- main
@@ -369,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect(sub)
     add_train(sub)
     add_finetune(sub)
+    add_animate(sub)
+    add_demo(sub)
     add_export(sub)
     add_weights(sub)
     add_print_config(sub)

@@ -1,0 +1,218 @@
+"""``talkinghead animate``: a model, source photos and a driving video in; a video out.
+
+Everything that can be checked is checked before any compute (outputs that exist, the
+driving input, the model); the source is encoded (or fine-tuned on, or loaded); the
+driving frames stream through the pipeline into one or more writers, each of which
+writes to a temporary name and renames only when complete. Audio is copied from the
+driving video and the frame rate kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
+from talkinghead.inference.options import AnimateOptions
+from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
+from talkinghead.inference.source import SourceEncoding
+from talkinghead.inference.views import FrameView
+from talkinghead.inference.writers import OutputExistsError, open_writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutputSpec:
+    """One file (or PNG folder) to write and what it shows (``result`` or ``side_by_side``)."""
+
+    path: Path
+    view: str = "result"
+
+
+@dataclass
+class AnimateJob:
+    """What ``talkinghead animate`` was asked to do (paths and run-level choices).
+
+    Args:
+        checkpoint: release folder, checkpoint file or run folder.
+        driving: driving video, folder of frames, or a single image.
+        outputs: what to write.
+        sources: source photos (not needed with ``load_source``).
+        load_source: a ``--save-source`` file to use instead of encoding ``sources``.
+        save_source: where to write the source encoding.
+        finetune_steps: subject fine-tuning steps on ``sources`` before animating (0 = off).
+        neutral_frame: driving frame that relative motion is measured from.
+        max_frames: animate only the first N driving frames.
+        output_size: height of crop views in pixels (None = the model's size).
+        fps: frame rate for a folder of driving images (videos keep their own).
+        overwrite: replace outputs that exist.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show a progress bar.
+    """
+
+    checkpoint: Path
+    driving: Path
+    outputs: list[OutputSpec]
+    sources: list[Path] = field(default_factory=list)
+    load_source: Path | None = None
+    save_source: Path | None = None
+    finetune_steps: int = 0
+    neutral_frame: int = 0
+    max_frames: int | None = None
+    output_size: int | None = None
+    fps: float = 25.0
+    overwrite: bool = False
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class AnimateSummary:
+    """What a run did."""
+
+    frames: int
+    seconds: float
+    outputs: list[Path]
+    frames_without_face: int
+    stage_seconds: dict[str, float]
+    source: SourceEncoding
+    source_file: Path | None = None
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        line = (
+            f"animated {self.frames} frames in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s) -> "
+            + ", ".join(str(p) for p in self.outputs)
+        )
+        if self.frames_without_face:
+            line += (
+                f"; {self.frames_without_face} driving frame(s) showed no face and kept the nearest "
+                "frame's landmarks"
+            )
+        return line
+
+
+def check_job(job: AnimateJob) -> None:
+    """Fail before any compute on inputs and outputs that cannot work (messages name the path)."""
+    if not job.outputs:
+        raise ValueError("no output was given")
+    if job.load_source is None and not job.sources:
+        raise ValueError("give the source photos (--source IMG ...) or a saved source (--load-source FILE)")
+    if job.load_source is not None and job.finetune_steps:
+        raise ValueError("--finetune-steps needs the source photos (--source); it cannot start from --load-source")
+    if job.finetune_steps < 0:
+        raise ValueError(f"--finetune-steps must be >= 0, got {job.finetune_steps}")
+    if job.max_frames is not None and job.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {job.max_frames}")
+    for path in [*job.sources, job.driving, job.checkpoint] + ([job.load_source] if job.load_source else []):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    if not job.overwrite:
+        targets = [o.path for o in job.outputs] + ([job.save_source] if job.save_source else [])
+        for path in targets:
+            if Path(path).exists():
+                raise OutputExistsError(path)
+
+
+def _driving_frames(job: AnimateJob):
+    source = open_frame_source(job.driving, fps=job.fps)
+    info = source.info
+    if info.num_frames == 0:
+        raise VideoReadError(job.driving, "empty", f"{job.driving}: holds no frames")
+    if job.neutral_frame < 0 or job.neutral_frame >= info.num_frames:
+        raise ValueError(f"--neutral-frame {job.neutral_frame} is outside the driving input's {info.num_frames} frames")
+    total = info.num_frames if job.max_frames is None else min(job.max_frames, info.num_frames)
+
+    def frames():
+        try:
+            for _, _, image in source.frames():
+                yield image
+        except VideoReadError as err:
+            if err.reason != "truncated":
+                raise
+            log.warning("%s", err)  # keep the frames before the damage
+
+    neutral = None
+    if job.neutral_frame:
+        neutral = next(source.frames([job.neutral_frame]))[2]
+    return info, total, itertools.islice(frames(), total), neutral
+
+
+def _pipeline(job: AnimateJob, options: AnimateOptions, stack: contextlib.ExitStack) -> AnimationPipeline:
+    if not job.finetune_steps:
+        return AnimationPipeline.from_pretrained(job.checkpoint, device=job.device)
+    from talkinghead.config.lsr import FinetuneConfig
+    from talkinghead.training.lsr_finetune import finetune_lsr
+
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="talkinghead-animate-")))
+    config = FinetuneConfig(steps=job.finetune_steps, perceptual="auto", device=job.device)
+    result = finetune_lsr(job.checkpoint, list(job.sources), work / "finetuned", config)
+    print(result.format().replace(str(work / "finetuned"), "a temporary folder (removed at the end)"))
+    return AnimationPipeline.from_pretrained(work / "finetuned", device=job.device)
+
+
+def run_animate(
+    job: AnimateJob,
+    options: AnimateOptions | None = None,
+    *,
+    on_frame: Callable[[AnimatedFrame], None] | None = None,
+) -> AnimateSummary:
+    """Run one animation job; see :class:`AnimateJob`. ``on_frame`` sees every frame."""
+    options = options or AnimateOptions()
+    check_job(job)
+    start = time.perf_counter()
+    info, total, frames, neutral = _driving_frames(job)
+    fps = info.fps if is_video_file(job.driving) else job.fps
+    audio = job.driving if is_video_file(job.driving) and info.has_audio else None
+    with contextlib.ExitStack() as stack:
+        pipeline = stack.enter_context(_pipeline(job, options, stack))
+        if job.load_source is not None:
+            pipeline.load_source(job.load_source)
+        else:
+            pipeline.set_source(job.sources, face_index=0)
+        if job.save_source is not None:
+            pipeline.save_source(job.save_source)
+        size = job.output_size or pipeline.size
+        views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
+                 for o in job.outputs]
+        writers = [
+            stack.enter_context(open_writer(o.path, fps, audio_from=audio, overwrite=job.overwrite,
+                                            max_duration=total / fps))
+            for o in job.outputs
+        ]
+        bar = tqdm(total=total, unit="frame", desc="animate", disable=not job.progress, dynamic_ncols=True)
+        stack.callback(bar.close)
+        loop_start = time.perf_counter()
+        count = 0
+        frame: AnimatedFrame
+        for frame in pipeline.animate(frames, options, neutral=neutral):
+            for view, writer in zip(views, writers):
+                writer.write(view(frame))
+            if on_frame is not None:
+                on_frame(frame)
+            count += 1
+            bar.update(1)
+            if count % 10 == 0:
+                bar.set_postfix(fps=f"{count / (time.perf_counter() - loop_start):.1f}")
+        stats = pipeline.stats
+    return AnimateSummary(
+        frames=count,
+        seconds=time.perf_counter() - start,
+        outputs=[o.path for o in job.outputs],
+        frames_without_face=stats.frames_without_face,
+        stage_seconds=dict(stats.seconds),
+        source=pipeline.source,
+        source_file=job.save_source,
+    )

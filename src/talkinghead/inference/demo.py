@@ -1,0 +1,116 @@
+"""``talkinghead demo``: animate a bundled portrait with a bundled driving video, offline.
+
+Uses the small LSR model shipped in ``models/demo`` (see its MODEL_CARD.md) and writes
+``demo_out/result.mp4`` (the animated face), ``demo_out/side_by_side.mp4`` (source |
+driving | result) and ``demo_out/strip.png`` (a few frames: driving above, result below).
+The demo's own output files are replaced on every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkinghead.data.crop import crop_image
+from talkinghead.data.video import open_frame_source
+from talkinghead.inference.animate_job import AnimateJob, AnimateSummary, OutputSpec, run_animate
+from talkinghead.inference.options import AnimateOptions
+from talkinghead.inference.pipeline import AnimatedFrame
+from talkinghead.inference.views import resize_to_height
+from talkinghead.utils.atomic import atomic_path
+
+REPO = Path(__file__).resolve().parents[3]
+DEMO_MODEL = REPO / "models" / "demo"
+DEMO_SOURCE = REPO / "examples" / "portraits" / "sadtalker_happy.png"
+DEMO_DRIVING = REPO / "examples" / "videos" / "liveportrait_d18.mp4"
+VIEW_SIZE = 256
+STRIP_FRAMES = 6
+
+
+@dataclass
+class DemoResult:
+    """The files a demo run wrote, and the animation summary."""
+
+    result: Path
+    side_by_side: Path
+    strip: Path
+    summary: AnimateSummary
+
+    def format(self) -> str:
+        return (
+            f"{self.summary.format()}\n"
+            f"demo written:\n  {self.result}  (the animated portrait)\n"
+            f"  {self.side_by_side}  (source | driving | result)\n  {self.strip}  (frames: driving above, result below)"
+        )
+
+
+def _bundled(path: Path, what: str, option: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: the bundled {what} is missing; it ships with the source checkout of talkinghead "
+            f"(git clone), or pass your own with {option}"
+        )
+    return path
+
+
+class StripCollector:
+    """Keeps a few evenly spaced frames and draws them as one PNG strip."""
+
+    def __init__(self, total: int, count: int = STRIP_FRAMES, size: int = 128):
+        self.wanted = set(np.linspace(0, max(total - 1, 0), num=min(count, total)).round().astype(int).tolist())
+        self.size = size
+        self.columns: list[np.ndarray] = []
+
+    def __call__(self, frame: AnimatedFrame) -> None:
+        if frame.index in self.wanted:
+            driving = crop_image(frame.driving, frame.driving_box, self.size)
+            result = resize_to_height(frame.image, self.size)
+            self.columns.append(np.concatenate([driving, result], axis=0))
+
+    def save(self, path: Path, source_crop: np.ndarray) -> Path:
+        """Write source (top left) then one column per kept frame."""
+        source = np.zeros((2 * self.size, self.size, 3), np.uint8)
+        source[: self.size] = resize_to_height(source_crop, self.size)
+        strip = np.concatenate([source, *self.columns], axis=1)
+        with atomic_path(path, suffix=".png") as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
+                raise OSError(f"could not write {path}")
+        return path
+
+
+def run_demo(
+    output_dir: str | Path = "demo_out",
+    *,
+    checkpoint: str | Path | None = None,
+    sources: list[str | Path] | None = None,
+    driving: str | Path | None = None,
+    options: AnimateOptions | None = None,
+    device: str = "auto",
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> DemoResult:
+    """Animate the bundled (or given) portrait with the bundled (or given) driving video."""
+    output_dir = Path(output_dir)
+    checkpoint = _bundled(Path(checkpoint) if checkpoint else DEMO_MODEL, "demo model", "--checkpoint")
+    sources = [Path(s) for s in sources] if sources else [_bundled(DEMO_SOURCE, "portrait", "--source")]
+    driving = Path(driving) if driving else _bundled(DEMO_DRIVING, "driving video", "--driving")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    job = AnimateJob(
+        checkpoint=checkpoint,
+        driving=driving,
+        sources=sources,
+        outputs=[OutputSpec(output_dir / "result.mp4"), OutputSpec(output_dir / "side_by_side.mp4", "side_by_side")],
+        max_frames=max_frames,
+        output_size=VIEW_SIZE,
+        overwrite=True,  # the demo's own files
+        device=device,
+        progress=progress,
+    )
+    total = open_frame_source(driving).info.num_frames
+    strip = StripCollector(min(total, max_frames or total))
+    summary = run_animate(job, options or AnimateOptions(motion="relative"), on_frame=strip)
+    strip_path = strip.save(output_dir / "strip.png", summary.source.reference.crop)
+    return DemoResult(job.outputs[0].path, job.outputs[1].path, strip_path, summary)

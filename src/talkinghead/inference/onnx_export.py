@@ -1,0 +1,395 @@
+"""Export LSR's per-frame synthesis to ONNX and run it with onnxruntime.
+
+At inference LSR encodes a person once (z^l, z^s from the K source frames, Eq. 1 and 3)
+and then runs only G_l and G_s for every driving frame. That per-frame part is what is
+exported::
+
+    landmarks (b, c, s, s), z_layout (b, d), z_style (b, d)  ->  image (b, 3, s, s)
+
+with a dynamic batch dimension and the model's fixed frame size ``s``. The export folder
+holds::
+
+    synthesis.onnx       # weights embedded (external data only for models over 2 GB)
+    onnx_export.json     # inputs, outputs, value ranges, the model config, the check
+
+onnx, onnxscript and onnxruntime are optional dependencies, imported only when needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import math
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from talkinghead.config import to_dict
+from talkinghead.models.lsr import METHOD, LSRModel, synthesize
+from talkinghead.utils.atomic import atomic_directory, atomic_write_json
+
+ONNX_FILE = "synthesis.onnx"
+MANIFEST_FILE = "onnx_export.json"
+MANIFEST_FORMAT = 1
+INPUT_NAMES = ("landmarks", "z_layout", "z_style")
+OUTPUT_NAME = "image"
+CHECK_BATCH_SIZES = (1, 3)
+CHECK_SEED = 0
+INSTALL_HINT = 'pip install -e ".[onnx]"'
+
+
+def _import_optional(name: str) -> ModuleType:
+    """Import an optional ONNX dependency, or say how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise ImportError(
+            f"ONNX export and inference need the optional package {name!r}, which is not installed; "
+            f"install the ONNX extras with: {INSTALL_HINT}"
+        ) from err
+
+
+class SynthesisNetwork(nn.Module):
+    """The per-frame synthesis of LSR: G_l, the layout activation, then G_s (Eq. 1-3).
+
+    A plain ``nn.Module`` with tensor inputs and one tensor output, for ONNX export and
+    benchmarking; it computes exactly what :func:`talkinghead.models.lsr.synthesize`
+    computes (it calls it).
+
+    Args:
+        layout_generator: G_l.
+        image_generator: G_s.
+        layout_activation: ``softmax`` or ``none`` (``LayoutGeneratorConfig.layout_activation``).
+    """
+
+    def __init__(
+        self,
+        layout_generator: nn.Module,
+        image_generator: nn.Module,
+        *,
+        layout_activation: str,
+    ) -> None:
+        super().__init__()
+        self.layout_generator = layout_generator
+        self.image_generator = image_generator
+        self.layout_activation = layout_activation
+
+    @classmethod
+    def from_model(cls, model: LSRModel) -> SynthesisNetwork:
+        """Share G_l and G_s of ``model`` (no copy: later weight changes show through)."""
+        return cls(
+            model.layout_generator,
+            model.image_generator,
+            layout_activation=model.config.layout_generator.layout_activation,
+        )
+
+    def forward(
+        self, landmarks: torch.Tensor, z_layout: torch.Tensor, z_style: torch.Tensor
+    ) -> torch.Tensor:
+        """Synthesise frames.
+
+        Args:
+            landmarks: (b, c, s, s) rasterised target landmark images x_t in [-1, 1].
+            z_layout: (b, d) z^l.
+            z_style: (b, d) z^s.
+
+        Returns:
+            (b, 3, s, s) I_hat in [-1, 1].
+        """
+        out = synthesize(
+            self.layout_generator,
+            self.image_generator,
+            landmarks,
+            z_layout,
+            z_style,
+            layout_activation=self.layout_activation,
+        )
+        return out.image
+
+
+@dataclass
+class OnnxExportResult:
+    """What :func:`export_onnx` wrote and measured.
+
+    Attributes:
+        path: the exported ``synthesis.onnx``.
+        max_abs_diff: largest |onnxruntime - PyTorch| over the checked batches (NaN when
+            the check was skipped).
+        batch_sizes_checked: batch sizes run through onnxruntime (empty without a check).
+        opset: the ONNX opset of the graph.
+        seconds: wall time of the export and the check.
+    """
+
+    path: Path
+    max_abs_diff: float
+    batch_sizes_checked: list[int]
+    opset: int
+    seconds: float
+
+
+def example_inputs(
+    config: Any, batch_size: int, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random (landmarks, z_layout, z_style) for an :class:`LSRModelConfig`, float32 on the CPU.
+
+    Landmarks are uniform in [-1, 1] (the range of rasterised landmark images); the
+    latents are standard normal.
+    """
+    size, channels, dim = config.image_size, config.landmark_channels, config.latent_dim
+    # (b, c, s, s) uniform in [-1, 1]
+    landmarks = (
+        torch.rand(batch_size, channels, size, size, generator=generator) * 2 - 1
+    )
+    z_layout = torch.randn(batch_size, dim, generator=generator)  # (b, d)
+    z_style = torch.randn(batch_size, dim, generator=generator)  # (b, d)
+    return landmarks, z_layout, z_style
+
+
+def _describe(config: Any) -> dict[str, Any]:
+    """The inputs and outputs of the exported graph, for onnx_export.json."""
+    size, channels, dim = config.image_size, config.landmark_channels, config.latent_dim
+    return {
+        "inputs": [
+            {
+                "name": "landmarks",
+                "shape": ["batch", channels, size, size],
+                "dtype": "float32",
+                "range": [-1.0, 1.0],
+                "description": f"target landmark images x_t, rasterised ({config.landmark_style}) "
+                "and scaled from uint8 to [-1, 1]",
+            },
+            {
+                "name": "z_layout",
+                "shape": ["batch", dim],
+                "dtype": "float32",
+                "description": "layout latent z^l: the mean of E_l over the K source frames (LSRModel.encode)",
+            },
+            {
+                "name": "z_style",
+                "shape": ["batch", dim],
+                "dtype": "float32",
+                "description": "style latent z^s: the mean of E_s over the K source frames (LSRModel.encode)",
+            },
+        ],
+        "outputs": [
+            {
+                "name": OUTPUT_NAME,
+                "shape": ["batch", 3, size, size],
+                "dtype": "float32",
+                "range": [-1.0, 1.0],
+                "description": "synthesised RGB frames I_hat, (x + 1) * 127.5 gives uint8",
+            }
+        ],
+    }
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's informational logs and known harmless warnings; errors still raise."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r".*LeafSpec.*", category=FutureWarning
+            )
+            warnings.filterwarnings(
+                "ignore",
+                message=r".*The axis name: .* will not be used",
+                category=UserWarning,
+            )
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def load_synthesis_session(
+    path: str | Path, *, providers: Sequence[str] | None = None
+) -> Any:
+    """An onnxruntime ``InferenceSession`` for an exported synthesis graph.
+
+    Args:
+        path: ``synthesis.onnx`` or the export folder holding it.
+        providers: onnxruntime execution providers (default: the CPU provider).
+    """
+    ort = _import_optional("onnxruntime")
+    path = Path(path)
+    if path.is_dir():
+        path = path / ONNX_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such ONNX file; write one with talkinghead's ONNX export first"
+        )
+    options = ort.SessionOptions()
+    # Errors only: onnxruntime's notes about graph rewrites are not for users.
+    options.log_severity_level = 3
+    # onnxruntime raises its own pybind11 types (InvalidProtobuf, Fail, ...), no common base.
+    try:
+        return ort.InferenceSession(
+            str(path),
+            sess_options=options,
+            providers=list(providers or ["CPUExecutionProvider"]),
+        )
+    except Exception as err:
+        raise RuntimeError(
+            f"{path}: onnxruntime cannot load it ({type(err).__name__}: {err}); the file is damaged, "
+            "incomplete or from an incompatible export: export it again"
+        ) from err
+
+
+def _run_session(session: Any, inputs: Sequence[torch.Tensor]) -> np.ndarray:
+    feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs)}
+    return session.run([OUTPUT_NAME], feeds)[0]
+
+
+def _check_export(onnx_path: Path, network: SynthesisNetwork, config: Any) -> float:
+    """Largest |onnxruntime - PyTorch| over seeded random inputs of every checked batch size."""
+    session = load_synthesis_session(onnx_path)
+    generator = torch.Generator().manual_seed(CHECK_SEED)
+    diffs = []
+    for batch_size in CHECK_BATCH_SIZES:
+        inputs = example_inputs(config, batch_size, generator=generator)
+        with torch.no_grad():
+            expected = network(*inputs).numpy()  # (b, 3, s, s)
+        actual = _run_session(session, inputs)
+        if actual.shape != expected.shape:
+            raise RuntimeError(
+                f"{onnx_path}: onnxruntime returned shape {actual.shape} for batch {batch_size}, "
+                f"PyTorch {expected.shape}"
+            )
+        diffs.append(
+            np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max()
+        )
+    return float(np.max(diffs))  # NaN propagates, and the caller rejects it
+
+
+def export_onnx(
+    model: LSRModel,
+    output: str | Path,
+    *,
+    opset: int = 18,
+    check: bool = True,
+    tolerance: float = 1e-3,
+    overwrite: bool = False,
+) -> OnnxExportResult:
+    """Export the per-frame synthesis (G_l + G_s) of ``model`` to ``output/synthesis.onnx``.
+
+    The folder is written beside ``output`` under a hidden temporary name and moved into
+    place only once complete (and checked), so a failure leaves no partial export. The
+    model itself is not modified (a CPU float32 copy in eval mode is exported).
+
+    Args:
+        model: the trained LSR model.
+        output: the export folder.
+        opset: ONNX opset of the graph.
+        check: run the file in onnxruntime (CPU) on seeded random inputs of batch sizes
+            1 and 3 and compare with PyTorch.
+        tolerance: largest accepted max abs difference of that check.
+        overwrite: replace an existing non-empty ``output`` folder.
+
+    Raises:
+        FileExistsError: ``output`` exists (and is not empty) and ``overwrite`` is False.
+        ImportError: onnx, onnxscript or onnxruntime is missing.
+        RuntimeError: the export failed, or the check exceeded ``tolerance``; an existing
+            folder at ``output`` is then left as it was.
+    """
+    start = time.perf_counter()
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(
+            f"{output}: exists and is not a folder; the ONNX export needs a folder path"
+        )
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{output}: folder already exists; pass --overwrite (overwrite=True) to replace it, or choose another"
+        )
+    for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
+        _import_optional(name)
+    from talkinghead.training.checkpoint import code_version
+
+    config = model.config
+    # A private copy in eval mode, on the CPU, in float32: the caller's model is untouched.
+    network = copy.deepcopy(SynthesisNetwork.from_model(model))
+    network = network.to("cpu", torch.float32).eval().requires_grad_(False)
+    # Trace at batch 2: torch.export specialises sizes 0 and 1.
+    args = example_inputs(
+        config, 2, generator=torch.Generator().manual_seed(CHECK_SEED)
+    )
+    batch = torch.export.Dim("batch", min=1)
+    dynamic_shapes = {name: {0: batch} for name in INPUT_NAMES}
+
+    with atomic_directory(output, overwrite=overwrite) as tmp:
+        onnx_path = tmp / ONNX_FILE
+        try:
+            with _quiet_exporter(), torch.no_grad():
+                program = torch.onnx.export(
+                    network,
+                    args,
+                    None,
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    opset_version=opset,
+                    dynamo=True,
+                    dynamic_shapes=dynamic_shapes,
+                    verbose=False,
+                )
+        except Exception as err:
+            raise RuntimeError(
+                f"{output}: exporting the LSR synthesis network to ONNX failed: {err}"
+            ) from err
+        # external_data=False embeds the weights; ONNXProgram.save still switches to an
+        # external data file beside the graph for models over protobuf's 2 GB limit.
+        program.save(onnx_path, external_data=False)
+        graph_opset = int(program.model.opset_imports.get("", opset))
+
+        max_abs_diff, checked = float("nan"), []
+        if check:
+            max_abs_diff = _check_export(onnx_path, network, config)
+            checked = list(CHECK_BATCH_SIZES)
+            if not max_abs_diff <= tolerance:  # also catches NaN
+                raise RuntimeError(
+                    f"{output / ONNX_FILE}: onnxruntime and PyTorch differ by up to {max_abs_diff:.3g} on random "
+                    f"inputs (tolerance {tolerance:g}); the export was discarded"
+                )
+
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "method": METHOD,
+            "file": ONNX_FILE,
+            "files": sorted(p.name for p in tmp.iterdir()) + [MANIFEST_FILE],
+            "opset": graph_opset,
+            **_describe(config),
+            "dynamic_axes": {
+                name: {"0": "batch"} for name in (*INPUT_NAMES, OUTPUT_NAME)
+            },
+            "layout_activation": network.layout_activation,
+            "model": to_dict(config),
+            "check": {
+                "batch_sizes": checked,
+                "max_abs_diff": None if math.isnan(max_abs_diff) else max_abs_diff,
+                "tolerance": tolerance if check else None,
+                "provider": "CPUExecutionProvider" if check else None,
+            },
+            "torch_version": torch.__version__,
+            "code_version": code_version(),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        atomic_write_json(tmp / MANIFEST_FILE, manifest)
+
+    return OnnxExportResult(
+        path=output / ONNX_FILE,
+        max_abs_diff=max_abs_diff,
+        batch_sizes_checked=checked,
+        opset=graph_opset,
+        seconds=time.perf_counter() - start,
+    )

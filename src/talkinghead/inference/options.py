@@ -1,0 +1,50 @@
+"""Options of one animation pass (what the pipeline does per driving frame).
+
+Paths, output formats and overwrite rules belong to the command (``talkinghead animate``);
+the detector and crop come with the model (its training data's preparation settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MOTION_MODES = ("relative", "absolute")
+
+
+@dataclass
+class AnimateOptions:
+    """How driving frames become synthesised frames.
+
+    Args:
+        motion: ``relative`` (default; for another person's video): the driver's motion
+            relative to its neutral frame is applied to the source's own landmarks, scaled
+            by face size, so the source keeps its face shape. ``absolute``: the driver's
+            landmarks as they are (right for self-reenactment, where the driver is the
+            source person).
+        smooth: sigma in frames of a centred Gaussian over the driver's landmark track
+            (0 = off); 1-2 removes detector jitter. Delays output by ``ceil(3 * smooth)`` frames.
+        batch_size: driving frames synthesised per network call.
+        paste_back: also blend each synthesised face into the full source photo.
+        face_index: which face of the driving video to follow (0 = the main face).
+        precision: ``fp32``, or ``bf16`` / ``fp16`` autocast on a GPU.
+    """
+
+    motion: Literal["relative", "absolute"] = "relative"
+    smooth: float = 0.0
+    batch_size: int = 8
+    paste_back: bool = False
+    face_index: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+
+    def __post_init__(self):
+        if self.motion not in MOTION_MODES:
+            raise ValueError(f"motion must be one of {', '.join(MOTION_MODES)}, got {self.motion!r}")
+        if self.smooth < 0:
+            raise ValueError(f"smooth must be >= 0 frames, got {self.smooth}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.face_index < 0:
+            raise ValueError(f"face_index must be >= 0, got {self.face_index}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")

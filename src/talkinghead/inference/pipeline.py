@@ -1,0 +1,363 @@
+"""``AnimationPipeline``: a trained model, one person, any number of driving frames.
+
+    pipeline = AnimationPipeline.from_pretrained("models/demo")
+    pipeline.set_source(["me.jpg"])                 # once per person (or load_source)
+    for frame in pipeline.animate(driving_frames):  # any iterable of RGB uint8 frames
+        use(frame.image)
+
+Inference only: no optimiser, no discriminator, no training data. Per driving frame:
+landmarks of the tracked face -> optional temporal smoothing -> motion transfer onto
+the source (relative or absolute) -> landmark image -> G_l and G_s with the cached
+source latents (Eq. 1-3), in batches -> optional paste-back into the source photo.
+Frames stream through; memory does not grow with the length of the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.config.prepare import PrepareConfig
+from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
+from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
+from talkinghead.data.video import read_image
+from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTracker
+from talkinghead.inference.motion import MotionTransfer, TemporalSmoother
+from talkinghead.inference.options import AnimateOptions
+from talkinghead.inference.paste_back import PasteBack
+from talkinghead.inference.source import (
+    SourceEncoding,
+    SourceError,
+    SourceFace,
+    crop_box_for,
+    model_fingerprint,
+    prepare_source_face,
+    rasterizer_points,
+)
+from talkinghead.models.lsr import LSRModel
+
+log = logging.getLogger(__name__)
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class AnimatedFrame:
+    """One synthesised frame.
+
+    Attributes:
+        index: position in the driving stream.
+        image: (s, s, 3) uint8 RGB synthesised crop.
+        driving: (H, W, 3) uint8 RGB driving frame it was made from.
+        driving_box: (4,) the driving video's face crop (for side-by-side views).
+        landmarks: the target landmarks drawn for the model, in crop pixels.
+        face_found: whether the driving face was detected in this frame (else held).
+        pasted: (H, W, 3) uint8 source photo with the face blended in, with ``paste_back``.
+    """
+
+    index: int
+    image: np.ndarray
+    driving: np.ndarray
+    driving_box: np.ndarray
+    landmarks: np.ndarray
+    face_found: bool
+    pasted: np.ndarray | None = None
+
+
+@dataclass
+class AnimationStats:
+    """Counts and per-stage wall time of the last :meth:`AnimationPipeline.animate` pass."""
+
+    frames: int = 0
+    frames_without_face: int = 0
+    frames_with_several_faces: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: {"landmarks": 0.0, "synthesis": 0.0, "paste_back": 0.0})
+
+
+def _ibug68(dense: np.ndarray) -> np.ndarray:
+    return dense_to_ibug68(dense) if dense.shape[0] >= 468 else np.asarray(dense[:, :2], dtype=np.float32)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+class AnimationPipeline:
+    """Animate one person with a trained LSR model.
+
+    Args:
+        model: the generator side (E_l, E_s, G_l, G_s), eval mode.
+        prepare: detector and crop settings of the model's training data.
+        device: where the networks run.
+        subject_latents: (z^l, z^s) of a fine-tuned release, used instead of encoding
+            the source photos (the generators were tuned with exactly these).
+        name: where the weights came from (for messages).
+    """
+
+    def __init__(
+        self,
+        model: LSRModel,
+        *,
+        prepare: PrepareConfig | None = None,
+        device: str | torch.device = "cpu",
+        subject_latents: tuple[torch.Tensor, torch.Tensor] | None = None,
+        name: str = "model",
+    ):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.prepare = prepare or PrepareConfig()
+        self.size = self.config.image_size
+        self.rasterizer = get_rasterizer(self.config.landmark_style)
+        self.subject_latents = subject_latents
+        self.name = name
+        self.fingerprint = model_fingerprint({n: getattr(model, n) for n in model.network_names})
+        self.source: SourceEncoding | None = None
+        self.stats = AnimationStats()
+        self._landmarker = None
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, device: str | torch.device = "auto", use_ema: bool = True
+    ) -> "AnimationPipeline":
+        """Load a release folder (e.g. ``models/demo``), a checkpoint file or a run folder.
+
+        Raises:
+            FileNotFoundError, PretrainedError, ReleaseError, CheckpointError: the weights
+                are missing, corrupt or of another architecture (the message names the file).
+        """
+        from talkinghead.models.lsr_pretrained import load_lsr_weights
+
+        pretrained = load_lsr_weights(path, use_ema=use_ema)
+        model = LSRModel(pretrained.config)
+        for name, net in pretrained.build(model.network_names).items():
+            getattr(model, name).load_state_dict(net.state_dict())
+        subject = pretrained.state_dicts.get("subject")
+        latents = None
+        if subject is not None and {"z_layout", "z_style"} <= set(subject):
+            latents = (subject["z_layout"].float().reshape(-1), subject["z_style"].float().reshape(-1))
+        return cls(
+            model, prepare=pretrained.prepare_config(), device=device, subject_latents=latents,
+            name=str(pretrained.source),
+        )
+
+    def optimize(self, *, channels_last: bool = True, compile: bool = False) -> "AnimationPipeline":
+        """Faster synthesis on a GPU: channels-last memory layout and/or ``torch.compile`` of G_l and G_s."""
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if compile:
+            self.model.layout_generator = torch.compile(self.model.layout_generator)
+            self.model.image_generator = torch.compile(self.model.image_generator)
+        return self
+
+    # ------------------------------------------------------------------ landmarks
+
+    @property
+    def landmarker(self):
+        """The model's landmark backend, created on first use."""
+        if self._landmarker is None:
+            from talkinghead.data.landmarks.factory import create_landmarker
+
+            self._landmarker = create_landmarker(self.prepare.landmarks, self.prepare.min_detection_confidence)
+        return self._landmarker
+
+    def close(self) -> None:
+        """Release the landmark detector."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> "AnimationPipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ source
+
+    def _source_faces(self, images: Sequence[str | Path | np.ndarray], face_index: int) -> list[SourceFace]:
+        if not images:
+            raise SourceError("no source image was given")
+        faces = []
+        for number, item in enumerate(images):
+            if isinstance(item, np.ndarray):
+                photo, name = item, f"source image {number}"
+                if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+                    raise SourceError(f"{name}: expected an (H, W, 3) uint8 RGB array, got {photo.dtype} {photo.shape}")
+            else:
+                photo, name = read_image(item), str(item)
+            faces.append(prepare_source_face(photo, name, self.landmarker, self.prepare, self.size,
+                                             face_index=face_index))
+        return faces
+
+    @torch.no_grad()
+    def set_source(self, images: Sequence[str | Path | np.ndarray], *, face_index: int = 0) -> SourceEncoding:
+        """Encode a person from one or more photos (files or RGB uint8 arrays).
+
+        The layout and style latents are averaged over all photos (Eq. 1, 3); the first
+        photo is the reference for relative motion and paste-back.
+
+        Raises:
+            SourceError: a photo without a usable face (named).
+            VideoReadError: a file that cannot be read (named).
+        """
+        faces = self._source_faces(images, face_index)
+        if self.subject_latents is not None:
+            log.info("%s: using the fine-tuned subject latents stored with the model", self.name)
+            z_layout, z_style = self.subject_latents
+        else:
+            crops = image_to_tensor(np.stack([f.crop for f in faces]))
+            drawings = np.stack([self.rasterizer(rasterizer_points(f.dense, self.rasterizer), self.size)
+                                 for f in faces])
+            landmarks = image_to_tensor(drawings)
+            z_layout, z_style = self.model.encode(crops[None].to(self.device), landmarks[None].to(self.device))
+            z_layout, z_style = z_layout[0].cpu(), z_style[0].cpu()
+        self.source = SourceEncoding(
+            z_layout=z_layout.float(),
+            z_style=z_style.float(),
+            reference=faces[0],
+            source_names=[f.name for f in faces],
+            model_fingerprint=self.fingerprint,
+        )
+        return self.source
+
+    def save_source(self, path: str | Path) -> Path:
+        """Write the current source encoding (see :meth:`SourceEncoding.save`)."""
+        if self.source is None:
+            raise SourceError("no source to save; call set_source first")
+        return self.source.save(path)
+
+    def load_source(self, path: str | Path) -> SourceEncoding:
+        """Use a source encoded earlier by this same model.
+
+        Raises:
+            SourceError: the file is unreadable or was encoded by another model.
+        """
+        source = SourceEncoding.load(path)
+        if source.model_fingerprint != self.fingerprint:
+            raise SourceError(
+                f"{path}: was encoded by another model (fingerprint {source.model_fingerprint}, this model "
+                f"{self.fingerprint}); encode the source again with this model (--source ... --save-source)"
+            )
+        self.source = source
+        return source
+
+    # ------------------------------------------------------------------ driving
+
+    def _autocast(self, precision: str):
+        if precision == "fp32":
+            return nullcontext()
+        if self.device.type != "cuda":
+            raise ValueError(f"precision {precision} needs a CUDA device; use fp32 on the CPU")
+        return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
+
+    @torch.no_grad()
+    def synthesize(self, landmark_images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, s, s) frames with the source latents."""
+        if self.source is None:
+            raise SourceError("no source person; call set_source (or load_source) before animating")
+        b = landmark_images.shape[0]
+        z_layout = self.source.z_layout.to(self.device)[None].expand(b, -1)
+        z_style = self.source.z_style.to(self.device)[None].expand(b, -1)
+        with self._autocast(precision):
+            return self.model(landmark_images.to(self.device), z_layout, z_style).image.float()
+
+    def _reference(self, neutral: np.ndarray | None, tracker: DrivingTracker) -> np.ndarray | None:
+        if neutral is None:
+            return None
+        face = tracker.detect(neutral)
+        if face is None:
+            raise DrivingError("no face was found in the neutral driving frame; choose another --neutral-frame")
+        tracker.track.last = None  # the neutral frame must not steer which face the stream follows
+        return face
+
+    def animate(
+        self,
+        driving_frames: Iterable[np.ndarray],
+        options: AnimateOptions | None = None,
+        *,
+        neutral: np.ndarray | None = None,
+    ) -> Iterator[AnimatedFrame]:
+        """Yield one :class:`AnimatedFrame` per driving frame, in order.
+
+        Args:
+            driving_frames: (H, W, 3) uint8 RGB frames (any iterable; consumed lazily).
+            options: motion mode, smoothing, batch size, paste-back, face index, precision.
+            neutral: the driving frame whose landmarks relative motion is measured from;
+                by default the first frame with a face.
+
+        Raises:
+            SourceError: no source was set.
+            DrivingError: the driving frames show no face.
+        """
+        options = options or AnimateOptions()
+        if self.source is None:
+            raise SourceError("no source person; call set_source (or load_source) before animating")
+        self._autocast(options.precision)  # fail early on a precision the device cannot run
+        stats = self.stats = AnimationStats()
+        tracker = DrivingTracker(self.landmarker, face_index=options.face_index)
+        reference_face = self._reference(neutral, tracker)
+        ref = self.source.reference
+        paste = PasteBack(ref.photo, ref.box, self.size, ref.ibug68) if options.paste_back else None
+        smoother = TemporalSmoother(options.smooth)
+        transfer: MotionTransfer | None = None
+        driving_box = None
+        batch: list[tuple[DrivingFrame, np.ndarray, np.ndarray]] = []
+
+        def ready(items) -> Iterator[AnimatedFrame]:
+            nonlocal transfer, driving_box
+            for points, frame in items:
+                if transfer is None:
+                    base = reference_face if reference_face is not None else frame
+                    driving_box = crop_box_for(base.box, frame.image.shape, self.prepare)
+                    transfer = MotionTransfer(
+                        options.motion, size=self.size, source_points=ref.dense,
+                        reference_points=base.dense, driver_box=driving_box,
+                    )
+                target = transfer(points)
+                batch.append((frame, target, self.rasterizer(rasterizer_points(target, self.rasterizer), self.size)))
+                if len(batch) == options.batch_size:
+                    yield from flush()
+
+        def flush() -> Iterator[AnimatedFrame]:
+            if not batch:
+                return
+            t0 = time.perf_counter()
+            images = self.synthesize(image_to_tensor(np.stack([b[2] for b in batch])), options.precision)
+            frames = images.add(1).mul(127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            stats.seconds["synthesis"] += time.perf_counter() - t0
+            for (frame, target, _), image in zip(batch, frames):
+                pasted = None
+                if paste is not None:
+                    t0 = time.perf_counter()
+                    pasted = paste(image, _ibug68(target))
+                    stats.seconds["paste_back"] += time.perf_counter() - t0
+                stats.frames += 1
+                yield AnimatedFrame(
+                    index=frame.index, image=image, driving=frame.image, driving_box=driving_box,
+                    landmarks=rasterizer_points(target, self.rasterizer), face_found=frame.face_found,
+                    pasted=pasted,
+                )
+            batch.clear()
+
+        for frame in tracker(driving_frames):
+            stats.seconds["landmarks"] = tracker.seconds_detecting
+            yield from ready(smoother.push(frame.dense, frame))
+        yield from ready(smoother.flush())
+        yield from flush()
+        stats.seconds["landmarks"] = tracker.seconds_detecting
+        stats.frames_without_face = tracker.frames_without_face
+        stats.frames_with_several_faces = tracker.frames_with_several_faces

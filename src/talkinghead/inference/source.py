@@ -1,0 +1,213 @@
+"""The source side of animation: a person's photos, cropped like training data, and their latents.
+
+Done once per person (LSR §3.1, Eq. 1 and 3): every source photo is detected and cropped
+with the training data's crop scheme, rasterised, and encoded by E_l and E_s; the K
+encodings are averaged. The first photo is the *reference*: its landmarks are the base
+that relative motion deforms, and ``--paste-back`` blends the result into it.
+
+A :class:`SourceEncoding` can be saved and loaded (``--save-source`` / ``--load-source``),
+so a person is encoded once and animated many times. The file is safetensors (tensors
+only, nothing executable) and records a fingerprint of the model that encoded it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.config.prepare import PrepareConfig
+from talkinghead.data.crop import center_square_box, clip_crop_box, crop_image, points_to_crop
+from talkinghead.data.landmarks.base import LandmarkDetector
+from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
+from talkinghead.data.rasterize import Rasterizer
+from talkinghead.utils.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+SOURCE_FORMAT = 1
+
+
+class SourceError(ValueError):
+    """A source photo that cannot be used, or a source file that does not fit the model."""
+
+
+@dataclass
+class SourceFace:
+    """One source photo prepared for the model.
+
+    Attributes:
+        name: where it came from (file name or a caller's label).
+        photo: (H, W, 3) uint8 RGB, the full-resolution photo.
+        box: (4,) x0, y0, x1, y1 of the square crop in photo pixels (may pass the border).
+        crop: (s, s, 3) uint8 RGB, the crop at the model's size.
+        dense: (N, 3) float32 backend landmarks in crop pixels (N = 478 for mediapipe).
+        ibug68: (68, 2) float32 iBUG landmarks in crop pixels.
+    """
+
+    name: str
+    photo: np.ndarray
+    box: np.ndarray
+    crop: np.ndarray
+    dense: np.ndarray
+    ibug68: np.ndarray
+
+
+@dataclass
+class SourceEncoding:
+    """A person encoded by a model: what animation needs from the source side.
+
+    Attributes:
+        z_layout: (d,) float32 mean layout latent z^l.
+        z_style: (d,) float32 mean style latent z^s.
+        reference: the first source photo (motion base, paste-back target).
+        source_names: every source photo that was averaged.
+        model_fingerprint: :func:`model_fingerprint` of the encoding model.
+    """
+
+    z_layout: torch.Tensor
+    z_style: torch.Tensor
+    reference: SourceFace
+    source_names: list[str]
+    model_fingerprint: str
+
+    def save(self, path: str | Path) -> Path:
+        """Write the encoding as one safetensors file (atomically)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ref = self.reference
+        tensors = {
+            "z_layout": self.z_layout.detach().float().cpu().contiguous(),
+            "z_style": self.z_style.detach().float().cpu().contiguous(),
+            "photo": torch.from_numpy(np.ascontiguousarray(ref.photo)),
+            "crop": torch.from_numpy(np.ascontiguousarray(ref.crop)),
+            "box": torch.from_numpy(np.asarray(ref.box, dtype=np.float64)),
+            "dense": torch.from_numpy(np.ascontiguousarray(ref.dense, dtype=np.float32)),
+            "ibug68": torch.from_numpy(np.ascontiguousarray(ref.ibug68, dtype=np.float32)),
+        }
+        metadata = {
+            "format": str(SOURCE_FORMAT),
+            "model_fingerprint": self.model_fingerprint,
+            "reference_name": ref.name,
+            "source_names": json.dumps(self.source_names),
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SourceEncoding":
+        """Read a file written by :meth:`save`; errors name the file and what to do."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise SourceError(f"{path}: no such source file; write one with --save-source")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as err:  # safetensors raises its own error types; name the file
+            raise SourceError(
+                f"{path}: cannot be read as a source file ({type(err).__name__}: {err}); it is truncated or "
+                "not a --save-source file, encode the source again with --source ... --save-source"
+            ) from err
+        needed = {"z_layout", "z_style", "photo", "crop", "box", "dense", "ibug68"}
+        if metadata.get("format") != str(SOURCE_FORMAT) or not needed <= set(tensors):
+            raise SourceError(
+                f"{path}: is not a talkinghead source file of format {SOURCE_FORMAT} "
+                f"(holds {sorted(tensors)}); encode the source again with --save-source"
+            )
+        reference = SourceFace(
+            name=metadata.get("reference_name", path.name),
+            photo=tensors["photo"].numpy(),
+            box=tensors["box"].numpy(),
+            crop=tensors["crop"].numpy(),
+            dense=tensors["dense"].numpy(),
+            ibug68=tensors["ibug68"].numpy(),
+        )
+        return cls(
+            z_layout=tensors["z_layout"],
+            z_style=tensors["z_style"],
+            reference=reference,
+            source_names=json.loads(metadata.get("source_names", "[]")),
+            model_fingerprint=metadata.get("model_fingerprint", ""),
+        )
+
+
+def model_fingerprint(networks: dict[str, torch.nn.Module]) -> str:
+    """A short hash of the networks' weights (as float32), to tie source files to a model."""
+    digest = hashlib.sha256()
+    for name in sorted(networks):
+        for key, value in sorted(networks[name].state_dict().items()):
+            digest.update(f"{name}.{key}".encode())
+            digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def crop_box_for(face_box: np.ndarray, photo_shape: tuple[int, ...], prepare: PrepareConfig) -> np.ndarray:
+    """The square crop of one face, with the crop scheme the training data used."""
+    if prepare.crop.mode == "head":
+        return clip_crop_box(np.asarray(face_box)[None], prepare.crop.scale, prepare.crop.vertical_offset)
+    return center_square_box(photo_shape[1], photo_shape[0])
+
+
+def rasterizer_points(dense: np.ndarray, rasterizer: Rasterizer) -> np.ndarray:
+    """The landmark array the model's rasteriser draws, from backend (dense) points."""
+    if rasterizer.landmarks == "dense":
+        return dense
+    return dense_to_ibug68(dense) if dense.shape[0] >= 468 else np.asarray(dense[:, :2], dtype=np.float32)
+
+
+def prepare_source_face(
+    photo: np.ndarray,
+    name: str,
+    landmarker: LandmarkDetector,
+    prepare: PrepareConfig,
+    size: int,
+    *,
+    face_index: int = 0,
+) -> SourceFace:
+    """Detect the face in a source photo and crop it like the training frames.
+
+    Raises:
+        SourceError: no face, or fewer faces than ``face_index + 1`` (the message names the photo).
+    """
+    faces = landmarker.detect(photo)
+    if not faces:
+        raise SourceError(
+            f"{name}: no face was found in the source photo; use a photo where one face is clearly "
+            "visible, frontal or near-frontal, and not much smaller than about 80 pixels"
+        )
+    if face_index >= len(faces):
+        raise SourceError(f"{name}: --face-index {face_index} asked for, but only {len(faces)} face(s) were found")
+    if len(faces) > 1:
+        log.warning(
+            "%s: %d faces found; using face %d (ranked by size x detection confidence); "
+            "choose another with --face-index",
+            name, len(faces), face_index,
+        )
+    face = faces[face_index]
+    box = crop_box_for(face.box, photo.shape, prepare)
+    side = float(box[2] - box[0])
+    if side < 0.75 * size:
+        log.warning(
+            "%s: the face crop is only %.0f px wide but the model works at %d px; the result will be "
+            "blurry. Use a larger photo of the person if you have one",
+            name, side, size,
+        )
+    return SourceFace(
+        name=name,
+        photo=photo,
+        box=box,
+        crop=crop_image(photo, box, size),
+        dense=points_to_crop(face.dense, box, size),
+        ibug68=points_to_crop(face.ibug68, box, size),
+    )

@@ -1,0 +1,723 @@
+"""Frame writers for the animation command: an H.264 video file or a folder of PNGs.
+
+Frames arrive one at a time as ``(H, W, 3)`` uint8 RGB arrays and are written as they
+come, so a long animation never sits in memory. Both writers build their output under a
+hidden temporary name beside the target and move it into place only when it is complete:
+a crash, an exception or :meth:`FrameWriter.abort` never leaves a half-written file under
+the final name, and an existing output is only replaced (with ``overwrite``) by a
+finished one.
+
+A video keeps the driving video's frame rate and, when asked, its audio track. The audio
+is added in a second, cheap pass that copies the already encoded video packets and
+interleaves them with the audio packets by time; the video is never encoded twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import logging
+import math
+import numbers
+import os
+import secrets
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Protocol, Union, runtime_checkable
+
+import av
+import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+from PIL import Image
+
+from talkinghead.utils.atomic import atomic_directory, fsync_directory
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+# Output suffix -> FFmpeg muxer name.
+VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+# Audio codecs each muxer takes as they are (and that common players read there); any
+# other codec is transcoded to AAC.
+_COPYABLE_AUDIO = {
+    "mp4": frozenset({"aac", "mp3", "ac3", "eac3"}),
+    "mov": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be"}),
+    "matroska": frozenset(
+        {"aac", "mp3", "ac3", "eac3", "opus", "vorbis", "flac", "alac", "pcm_s16le"}
+    ),
+}
+
+# Sample rates the AAC encoder accepts; audio at any other rate is resampled to 48 kHz.
+_AAC_SAMPLE_RATES = frozenset(
+    {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000}
+)
+
+# Muxer of the first, encoding pass. Matroska stores no decoding timestamps, so a
+# stream copy out of it would lose them: .mkv outputs are encoded to MP4, then remuxed.
+_ENCODE_FORMAT = {"mp4": "mp4", "mov": "mov", "matroska": "mp4"}
+
+# What os.link raises where the file system cannot make hard links.
+_NO_HARD_LINK_ERRNOS = (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV)
+
+# The largest denominator of the stored frame rate: 1001 keeps NTSC rates such as
+# 30000/1001 exact, so the timestamps frame_index / fps do not drift.
+_MAX_RATE_DENOMINATOR = 1001
+
+
+class OutputExistsError(FileExistsError):
+    """The output path is taken and the writer was not allowed to replace it."""
+
+    def __init__(self, path: PathLike) -> None:
+        super().__init__(
+            f"{path}: already exists; pass --overwrite to replace it, or choose another "
+            "output path"
+        )
+        self.path = Path(path)
+
+
+@runtime_checkable
+class FrameWriter(Protocol):
+    """Where the animation's frames go, one ``(H, W, 3)`` uint8 RGB array at a time.
+
+    Attributes:
+        path: the final output (a file or a folder); nothing appears there before
+            :meth:`close` succeeds.
+        frames_written: how many frames :meth:`write` has taken so far.
+    """
+
+    path: Path
+    frames_written: int
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` uint8 RGB frame."""
+
+    def close(self) -> Path:
+        """Finish the output, move it into place and return its final path."""
+
+    def abort(self) -> None:
+        """Remove every temporary; a pre-existing output is left untouched."""
+
+    def __enter__(self) -> FrameWriter:
+        """Return the writer itself."""
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Close on success, abort when the block raised."""
+
+
+class _WriterBase:
+    """State handling shared by the writers: open -> closed, or open -> aborted."""
+
+    path: Path
+    frames_written: int
+    _state: str
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def close(self) -> Path:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise RuntimeError(
+                f"{self.path}: this writer is already {self._state}; open a new writer "
+                "to write again"
+            )
+
+    def _refuse_empty(self) -> None:
+        """Abort and raise when :meth:`close` is called before any frame came."""
+        if self.frames_written == 0:
+            self.abort()
+            raise ValueError(
+                f"{self.path}: no frames were written, so nothing was saved; check that "
+                "the driving video yields frames"
+            )
+
+
+def _as_rgb_frame(frame: np.ndarray, path: Path) -> np.ndarray:
+    """``frame`` as a C-contiguous ``(H, W, 3)`` uint8 array, or a ValueError."""
+    array = np.asarray(frame)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(
+            f"{path}: frames must be (H, W, 3) uint8 RGB arrays, got shape "
+            f"{array.shape} and dtype {array.dtype}; convert float images in [0, 1] "
+            "with (x * 255).round().clip(0, 255).astype(np.uint8)"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{path}: got an empty frame of shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def _check_size(
+    array: np.ndarray, size: tuple[int, int], index: int, path: Path
+) -> None:
+    """Raise when frame ``index`` is not ``size`` (height, width) like the first one."""
+    if array.shape[:2] != size:
+        raise ValueError(
+            f"{path}: frame {index} is {array.shape[1]}x{array.shape[0]} (WxH) but the "
+            f"first frame was {size[1]}x{size[0]}; every frame must have the same size"
+        )
+
+
+def _pad_to_even(array: np.ndarray) -> np.ndarray:
+    """Repeat the last row/column once where the size is odd (4:2:0 needs even sizes)."""
+    pad_h, pad_w = array.shape[0] % 2, array.shape[1] % 2
+    if not (pad_h or pad_w):
+        return array
+    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+
+
+def _frame_rate(fps: float) -> Fraction:
+    """``fps`` as a fraction with a small denominator (29.97 -> 2997/100)."""
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real):
+        raise ValueError(f"fps must be a number, got {fps!r}")
+    rate = (
+        Fraction(fps).limit_denominator(_MAX_RATE_DENOMINATOR)
+        if math.isfinite(fps)
+        else 0
+    )
+    if rate <= 0:
+        raise ValueError(
+            f"fps must be a positive, finite frame rate, got {fps!r}; pass the driving "
+            "video's frame rate (probe_video(path).fps)"
+        )
+    return rate
+
+
+def _unsupported_suffix(path: Path) -> ValueError:
+    return ValueError(
+        f"{path}: cannot write a video with suffix {path.suffix!r}; use one of "
+        f"{', '.join(VIDEO_SUFFIXES)}, or give a folder path (no suffix) to save PNG frames"
+    )
+
+
+def _container_format(path: Path) -> str:
+    """The FFmpeg muxer for ``path``'s suffix, or a ValueError listing what works."""
+    try:
+        return VIDEO_SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise _unsupported_suffix(path) from None
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to disk, so the rename that follows publishes a whole file."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` onto ``path`` in one step and make the rename durable.
+
+    Without ``overwrite`` the move is a hard link, which fails instead of replacing a
+    file that appeared at ``path`` while we were writing.
+    """
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise OutputExistsError(path) from None
+        except OSError as error:
+            # File systems without hard links (FAT, some FUSE mounts): check, then rename.
+            if error.errno not in _NO_HARD_LINK_ERRNOS:
+                raise
+            if path.exists():
+                raise OutputExistsError(path) from None
+            os.replace(tmp, path)
+        else:
+            tmp.unlink()
+    fsync_directory(path.parent)
+
+
+def _packet_time(packet: av.Packet) -> float:
+    """Decoding time of ``packet`` in seconds, the order a muxer wants packets in."""
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    return float(stamp * packet.time_base)
+
+
+def _copied_packets(
+    source: av.container.InputContainer, stream_in, stream_out, *, shift: int = 0
+) -> Iterator[av.Packet]:
+    """Demux ``stream_in`` and retarget its packets to ``stream_out``, moved by ``shift``."""
+    for packet in source.demux(stream_in):
+        if packet.pts is None and packet.dts is None:
+            continue  # the demuxer's empty end-of-stream packet
+        if shift:
+            packet.pts = None if packet.pts is None else packet.pts - shift
+            packet.dts = None if packet.dts is None else packet.dts - shift
+        packet.stream = stream_out
+        yield packet
+
+
+def _video_start(source: av.container.InputContainer) -> float:
+    """When the source's video starts (s): its audio is kept in sync relative to it."""
+    if not source.streams.video:
+        return 0.0
+    stream = source.streams.video[0]
+    if stream.start_time is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def _copied_audio(
+    source: av.container.InputContainer,
+    stream_in,
+    stream_out,
+    *,
+    offset: float,
+    limit: float,
+) -> Iterator[av.Packet]:
+    """Audio packets as they are, shifted by ``-offset`` s, within ``[0, limit)`` s.
+
+    Of the packets that end before the video starts only the last one is kept: audio
+    decoders (AAC) need one packet of history, which the output's edit list hides.
+    """
+    shift = round(offset / stream_in.time_base)
+    before = None
+    for packet in _copied_packets(source, stream_in, stream_out, shift=shift):
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        start = stamp * packet.time_base
+        if start >= limit:
+            break
+        if start + packet.duration * packet.time_base <= 0:
+            before = packet
+            continue
+        if before is not None:
+            yield before
+            before = None
+        yield packet
+
+
+def _aac_stream(output: av.container.OutputContainer, stream_in):
+    """Add an AAC stream to ``output`` for ``stream_in``'s audio (mono or stereo)."""
+    rate = stream_in.codec_context.sample_rate
+    stream = output.add_stream("aac", rate=rate if rate in _AAC_SAMPLE_RATES else 48000)
+    # Mono or stereo: sources often carry an unordered layout ("2 channels") that the
+    # AAC encoder refuses, and a talking head needs no surround sound.
+    mono = stream_in.codec_context.layout.nb_channels == 1
+    stream.layout = "mono" if mono else "stereo"
+    stream.format = "fltp"  # the only sample format FFmpeg's AAC encoder takes
+    return stream
+
+
+def _slice_samples(frame: av.AudioFrame, start: int, stop: int) -> av.AudioFrame:
+    """Samples ``[start, stop)`` of ``frame`` as a new frame of the same format."""
+    if start == 0 and stop == frame.samples:
+        return frame
+    data = frame.to_ndarray()
+    if frame.format.is_planar:  # (channels, samples)
+        data = data[:, start:stop]
+    else:  # (1, samples * channels), channels interleaved
+        channels = frame.layout.nb_channels
+        data = data[:, start * channels : stop * channels]
+    sliced = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name
+    )
+    sliced.sample_rate = frame.sample_rate
+    return sliced
+
+
+def _audio_window(
+    source: av.container.InputContainer, stream_in, *, offset: float, limit: float
+) -> Iterator[av.AudioFrame]:
+    """Decoded audio of ``[offset, offset + limit)`` s, re-timed to start at 0."""
+    next_start = 0.0
+    for packet in source.demux(stream_in):
+        for frame in packet.decode():
+            rate = frame.sample_rate
+            start = frame.time - offset if frame.time is not None else next_start
+            next_start = start + frame.samples / rate
+            if start >= limit:
+                return
+            first = max(0, round(-start * rate))
+            stop = min(frame.samples, round((limit - start) * rate))
+            if stop <= first:
+                continue  # wholly before the video starts
+            kept = _slice_samples(frame, first, stop)
+            kept.pts = round(start * rate) + first
+            kept.time_base = Fraction(1, rate)
+            yield kept
+
+
+def _transcoded_audio(
+    source: av.container.InputContainer,
+    stream_in,
+    stream_out,
+    *,
+    offset: float,
+    limit: float,
+) -> Iterator[av.Packet]:
+    """Decode ``stream_in``, keep ``[offset, offset + limit)`` s and encode it to AAC."""
+    for frame in _audio_window(source, stream_in, offset=offset, limit=limit):
+        yield from stream_out.encode(frame)
+    yield from stream_out.encode(None)  # flush the encoder
+
+
+def _open_audio_source(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for its audio track, turning FFmpeg's errors into an actionable one."""
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError) as error:
+        raise ValueError(
+            f"{path}: cannot read it to copy its audio track ({error}); pass a readable "
+            "video or audio file as the audio source, or none for a silent video"
+        ) from error
+
+
+def remux_with_audio(
+    video_path: PathLike,
+    output_path: PathLike,
+    *,
+    audio_from: PathLike | None,
+    max_duration: float,
+    container_format: str | None = None,
+) -> bool:
+    """Copy ``video_path``'s video and ``audio_from``'s first audio track to ``output_path``.
+
+    The video packets are copied, never re-encoded. The audio is copied too when its
+    codec can go in the output container, else transcoded to AAC. It is kept in sync
+    with the audio source's own video start and cut at ``max_duration`` seconds.
+
+    Returns:
+        Whether an audio track was written (False for ``audio_from=None`` or a file
+        without audio: the output is then the video alone).
+    """
+    with contextlib.ExitStack() as stack:
+        source = None
+        if audio_from is not None:
+            source = stack.enter_context(_open_audio_source(Path(audio_from)))
+            if not source.streams.audio:
+                log.info("%s has no audio track; the video is silent", audio_from)
+                source = None
+        video = stack.enter_context(av.open(str(video_path), mode="r"))
+        output = stack.enter_context(
+            av.open(str(output_path), mode="w", format=container_format)
+        )
+        _mux_streams(video, source, output, max_duration)
+    return source is not None
+
+
+def _mux_streams(video, source, output, max_duration: float) -> None:
+    """Interleave ``video``'s packets with ``source``'s audio (if any) into ``output``."""
+    video_in = video.streams.video[0]
+    video_out = output.add_stream_from_template(video_in)
+    video_packets = _copied_packets(video, video_in, video_out)
+    if source is None:
+        for packet in video_packets:
+            output.mux(packet)
+        return
+    audio_in = source.streams.audio[0]
+    window = {"offset": _video_start(source), "limit": max_duration}
+    if audio_in.codec_context.name in _COPYABLE_AUDIO.get(output.format.name, ()):
+        audio_out = output.add_stream_from_template(audio_in)
+        audio = _copied_audio(source, audio_in, audio_out, **window)
+    else:
+        audio_out = _aac_stream(output, audio_in)
+        audio = _transcoded_audio(source, audio_in, audio_out, **window)
+    # Feeding packets in time order keeps the muxer's interleaving queue short.
+    for packet in heapq.merge(video_packets, audio, key=_packet_time):
+        output.mux(packet)
+
+
+class VideoWriter(_WriterBase):
+    """Encode frames to an H.264 (yuv420p) video, optionally with another file's audio.
+
+    Args:
+        path: the output video (``.mp4``, ``.mov`` or ``.mkv``); a missing parent
+            folder is created.
+        fps: frames per second, usually the driving video's (29.97 is kept as
+            2997/100, 30000/1001 stays exact).
+        audio_from: a file whose first audio track is muxed in at :meth:`close`
+            (cut to the video's length); None, or a file without audio, gives a
+            silent video.
+        overwrite: replace an existing ``path`` (only once the new video is complete).
+        crf: x264 constant rate factor, 0 (lossless) to 51; 18 is visually lossless.
+        max_duration: cut the audio at this many seconds instead of the video's length.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: unsupported suffix, a non-positive ``fps``, ``crf`` or
+            ``max_duration`` out of range.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        fps: float,
+        *,
+        audio_from: PathLike | None = None,
+        overwrite: bool = False,
+        crf: int = 18,
+        max_duration: float | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._format = _container_format(self.path)
+        self.rate = _frame_rate(fps)
+        self._check_options(crf, max_duration, audio_from)
+        if self.path.is_dir():
+            raise IsADirectoryError(
+                f"{self.path}: is a folder; give a video file path, or a path without "
+                "suffix to save PNG frames"
+            )
+        if self.path.exists() and not overwrite:
+            raise OutputExistsError(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.audio_from = None if audio_from is None else Path(audio_from)
+        self.overwrite, self.crf, self.max_duration = overwrite, crf, max_duration
+        self.frames_written = 0
+        self._state = "open"
+        self._size: tuple[int, int] | None = None  # (height, width) of the first frame
+        self._container = None
+        self._stream = None
+        self._token = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._encode_format = _ENCODE_FORMAT[self._format]
+        self._encoded = self._temp_path(f".{self._encode_format}")
+        self._muxed = self._temp_path(f".mux{self.path.suffix}")
+
+    def _check_options(self, crf: int, max_duration: float | None, audio_from) -> None:
+        if not 0 <= crf <= 51:
+            raise ValueError(f"{self.path}: crf must be in [0, 51] (x264), got {crf}")
+        if max_duration is not None and not max_duration > 0:
+            raise ValueError(
+                f"{self.path}: max_duration must be > 0 s, got {max_duration}"
+            )
+        if audio_from is not None and not Path(audio_from).is_file():
+            raise FileNotFoundError(
+                f"{audio_from}: audio source does not exist; check the path, or pass no "
+                "audio source for a silent video"
+            )
+
+    def _temp_path(self, suffix: str) -> Path:
+        """A hidden file beside the output, e.g. ``.out.mp4.tmp-PID-XXXXXX.mp4``."""
+        return self.path.parent / f".{self.path.name}.tmp-{self._token}{suffix}"
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one ``(H, W, 3)`` uint8 RGB frame; the first frame fixes the size.
+
+        A frame of the wrong type or size raises ValueError and leaves the writer open;
+        an encoder failure aborts the writer and re-raises.
+        """
+        self._check_open()
+        rgb = _as_rgb_frame(frame, self.path)
+        if self._size is not None:
+            _check_size(rgb, self._size, self.frames_written, self.path)
+        try:
+            if self._container is None:
+                self._open(rgb.shape[:2])
+            self._encode(_pad_to_even(rgb))
+        except BaseException:
+            self.abort()
+            raise
+        self.frames_written += 1
+
+    def _open(self, size: tuple[int, int]) -> None:
+        """Start the encoder for frames of ``size`` (height, width), padded to even."""
+        self._size = size
+        self._container = av.open(
+            str(self._encoded), mode="w", format=self._encode_format
+        )
+        stream = self._container.add_stream(
+            "libx264", rate=self.rate, options={"crf": str(self.crf)}
+        )
+        stream.height, stream.width = size[0] + size[0] % 2, size[1] + size[1] % 2
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = 1 / self.rate
+        # Tag the colours we convert with, so players do not guess BT.601 vs BT.709.
+        stream.codec_context.colorspace = Colorspace.ITU709
+        stream.codec_context.color_range = ColorRange.MPEG
+        stream.codec_context.color_primaries = ColorPrimaries.BT709
+        stream.codec_context.color_trc = ColorTrc.BT709
+        self._stream = stream
+
+    def _encode(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format="yuv420p",
+            dst_colorspace=Colorspace.ITU709,
+            dst_color_range=ColorRange.MPEG,
+        )
+        frame.pts = self.frames_written  # time = frame_index / fps, exactly
+        frame.time_base = 1 / self.rate
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> Path:
+        """Flush the encoder, add the audio, move the video onto ``path``; return it.
+
+        Raises:
+            ValueError: no frame was written (nothing is saved).
+            OutputExistsError: ``path`` appeared while writing and ``overwrite`` is False.
+        """
+        if self._state == "closed":
+            return self.path
+        self._check_open()
+        self._refuse_empty()
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            finished = self._remux()
+            _fsync_file(finished)
+            _publish(finished, self.path, self.overwrite)
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "closed"
+        self._remove_temporaries()
+        return self.path
+
+    def _remux(self) -> Path:
+        """Add the audio (and change container) in a second pass; the finished file."""
+        if self.audio_from is None and self._encode_format == self._format:
+            return self._encoded
+        video_length = self.frames_written / self.rate
+        limit = self.max_duration if self.max_duration is not None else video_length
+        remux_with_audio(
+            self._encoded,
+            self._muxed,
+            audio_from=self.audio_from,
+            max_duration=float(limit),
+            container_format=self._format,
+        )
+        return self._muxed
+
+    def abort(self) -> None:
+        """Stop writing and remove the temporary files; ``path`` is left as it was."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        if self._container is not None:
+            try:
+                self._container.close()
+            except (av.error.FFmpegError, OSError) as error:
+                # The partial file is deleted next anyway; the error that made us abort
+                # is the one worth raising, not this one.
+                log.debug(
+                    "%s: closing the partial video failed: %s", self._encoded, error
+                )
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        for tmp in (self._encoded, self._muxed):
+            tmp.unlink(missing_ok=True)
+
+
+class _Aborted(Exception):
+    """Thrown into :func:`atomic_directory` to make it discard its temporary folder."""
+
+
+class PNGSequenceWriter(_WriterBase):
+    """Save frames as ``00000.png``, ``00001.png``, ... in a folder that appears whole.
+
+    The frames go to a hidden temporary folder beside ``folder``, renamed into place on
+    :meth:`close` (see :func:`talkinghead.utils.atomic.atomic_directory`).
+
+    Args:
+        folder: the output folder; an existing empty folder is fine.
+        overwrite: replace an existing non-empty folder, once the new one is complete.
+
+    Raises:
+        OutputExistsError: ``folder`` is a non-empty folder and ``overwrite`` is False.
+        FileExistsError: ``folder`` is a file.
+    """
+
+    def __init__(self, folder: PathLike, *, overwrite: bool = False) -> None:
+        self.path = Path(folder)
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise OutputExistsError(self.path)
+        self.frames_written = 0
+        self._size: tuple[int, int] | None = None
+        self._directory = atomic_directory(self.path, overwrite=overwrite)
+        self._tmp = self._directory.__enter__()
+        self._state = "open"
+
+    def write(self, frame: np.ndarray) -> None:
+        """Save one ``(H, W, 3)`` uint8 RGB frame as the next numbered PNG."""
+        self._check_open()
+        rgb = _as_rgb_frame(frame, self.path)
+        if self._size is None:
+            self._size = rgb.shape[:2]
+        _check_size(rgb, self._size, self.frames_written, self.path)
+        target = self._tmp / f"{self.frames_written:05d}.png"
+        try:
+            with open(target, "wb") as handle:
+                Image.fromarray(rgb).save(handle, format="PNG")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            self.abort()
+            raise
+        self.frames_written += 1
+
+    def close(self) -> Path:
+        """Move the finished folder onto ``path`` and return it.
+
+        Raises:
+            ValueError: no frame was written (nothing is saved).
+            FileExistsError: ``path`` was filled by someone else while writing.
+        """
+        if self._state == "closed":
+            return self.path
+        self._check_open()
+        self._refuse_empty()
+        # Whatever happens next the temporary folder is gone: the rename succeeds, or
+        # atomic_directory removes it while raising.
+        self._state = "aborted"
+        self._directory.__exit__(None, None, None)
+        self._state = "closed"
+        return self.path
+
+    def abort(self) -> None:
+        """Remove the temporary folder; an existing ``path`` is left as it was."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        # Leaving the context with an exception takes atomic_directory's failure path,
+        # which deletes the temporary folder and never touches ``path``.
+        self._directory.__exit__(_Aborted, _Aborted(), None)
+
+
+def open_writer(
+    path: PathLike,
+    fps: float,
+    *,
+    audio_from: PathLike | None = None,
+    overwrite: bool = False,
+    max_duration: float | None = None,
+) -> FrameWriter:
+    """The writer for ``path``: a video for a video suffix, PNG frames for a folder.
+
+    Args:
+        path: ``.mp4``/``.mov``/``.mkv`` for a video; a path without suffix, or an
+            existing folder, for numbered PNG frames.
+        fps: frame rate of the video (unused for PNG frames).
+        audio_from: file whose audio track goes into the video (unused for PNG frames).
+        overwrite: replace an existing output once the new one is complete.
+        max_duration: cut the audio at this many seconds (video only).
+
+    Raises:
+        ValueError: ``path`` has a suffix that is neither a video container nor a
+            folder's.
+    """
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoWriter(
+            path,
+            fps,
+            audio_from=audio_from,
+            overwrite=overwrite,
+            max_duration=max_duration,
+        )
+    if path.is_dir() or not path.suffix:
+        return PNGSequenceWriter(path, overwrite=overwrite)
+    raise _unsupported_suffix(path)

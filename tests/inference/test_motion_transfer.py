@@ -1,0 +1,394 @@
+"""Motion transfer: similarity fits, relative and absolute modes, temporal smoothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkinghead.data.crop import points_to_crop
+from talkinghead.inference.motion import (
+    MotionTransfer,
+    Similarity,
+    TemporalSmoother,
+    face_scale,
+    fit_similarity,
+)
+
+UPPER_INNER_LIP = [61, 62, 63]  # iBUG 68: inner lips are 60-67, corners 60 and 64
+LOWER_INNER_LIP = [65, 66, 67]
+LOWER_OUTER_LIP = [55, 56, 57, 58, 59]
+
+
+def rotation_2d(angle: float) -> np.ndarray:
+    """(2, 2) counter-clockwise rotation by ``angle`` radians."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def random_rotation(rng: np.random.Generator, dim: int) -> np.ndarray:
+    """A random proper (det +1) (dim, dim) rotation."""
+    q, r = np.linalg.qr(rng.normal(size=(dim, dim)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def synthetic_face(
+    width: float, height: float, centre: tuple[float, float]
+) -> np.ndarray:
+    """A (68, 2) iBUG-ordered face, mouth closed, ``width`` x ``height`` pixels."""
+    t = np.linspace(np.pi, 2 * np.pi, 17)
+    jaw = np.stack(
+        [0.5 * np.cos(t), -0.55 * np.sin(t) + 0.05], axis=1
+    )  # 0-16, chin at +y
+    brows = np.stack(
+        [
+            np.r_[np.linspace(-0.4, -0.1, 5), np.linspace(0.1, 0.4, 5)],
+            np.full(10, -0.35),
+        ],
+        axis=1,
+    )
+    nose = np.concatenate(
+        [
+            np.stack([np.zeros(4), np.linspace(-0.25, 0.05, 4)], axis=1),
+            np.stack([np.linspace(-0.1, 0.1, 5), np.full(5, 0.1)], axis=1),
+        ]
+    )
+    eye = np.array(
+        [[-0.1, 0], [-0.05, -0.03], [0.0, -0.03], [0.05, 0], [0.0, 0.03], [-0.05, 0.03]]
+    )
+    eyes = np.concatenate([eye + [-0.22, -0.2], eye + [0.22, -0.2]])
+    outer = np.array(
+        [[-0.2, 0.3], *[[x, 0.26] for x in np.linspace(-0.12, 0.12, 5)], [0.2, 0.3]]
+    )
+    outer = np.concatenate(
+        [outer, [[x, 0.36] for x in np.linspace(0.12, -0.12, 5)]]
+    )  # 48-59
+    inner = np.array(
+        [[-0.15, 0.3], [-0.07, 0.29], [0, 0.29], [0.07, 0.29], [0.15, 0.3]]
+    )
+    inner = np.concatenate([inner, [[0.07, 0.31], [0, 0.31], [-0.07, 0.31]]])  # 60-67
+    face = np.concatenate([jaw, brows, nose, eyes, outer, inner])
+    assert face.shape == (68, 2)
+    return (face * [width, height] + centre).astype(np.float32)
+
+
+def open_mouth(face: np.ndarray, gap: float) -> np.ndarray:
+    """``face`` with the inner-lip gap widened by ``gap`` pixels (lower lip drops)."""
+    opened = face.copy()
+    opened[UPPER_INNER_LIP, 1] -= gap / 2
+    opened[LOWER_INNER_LIP, 1] += gap / 2
+    opened[LOWER_OUTER_LIP, 1] += gap / 2
+    return opened
+
+
+def lip_gap(face: np.ndarray) -> float:
+    """Vertical distance between the inner lower and upper lips."""
+    return float(face[LOWER_INNER_LIP, 1].mean() - face[UPPER_INNER_LIP, 1].mean())
+
+
+# ---------------------------------------------------------------- fit_similarity
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fit_similarity_recovers_known_transform(dim):
+    rng = np.random.default_rng(dim)
+    source = rng.normal(size=(40, dim)) * 30
+    truth = Similarity(
+        scale=1.7,
+        rotation=random_rotation(rng, dim),
+        translation=rng.normal(size=dim) * 50,
+    )
+    target = truth.apply(source) + rng.normal(size=source.shape) * 1e-3
+    fitted = fit_similarity(source, target)
+    assert fitted.scale == pytest.approx(1.7, rel=1e-4)
+    np.testing.assert_allclose(fitted.rotation, truth.rotation, atol=1e-4)
+    np.testing.assert_allclose(fitted.translation, truth.translation, atol=1e-2)
+    np.testing.assert_allclose(fitted.inverse_apply(target), source, atol=1e-2)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_fit_similarity_never_returns_a_reflection(dim):
+    rng = np.random.default_rng(10 + dim)
+    source = rng.normal(size=(30, dim))
+    mirror = np.eye(dim)
+    mirror[0, 0] = -1.0
+    fitted = fit_similarity(source, source @ mirror.T)
+    assert np.linalg.det(fitted.rotation) == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        fitted.rotation @ fitted.rotation.T, np.eye(dim), atol=1e-10
+    )
+    assert fitted.scale > 0
+
+
+def test_fit_similarity_falls_back_to_2d_when_depth_is_zero():
+    rng = np.random.default_rng(3)
+    source = np.concatenate([rng.normal(size=(25, 2)) * 20, np.zeros((25, 1))], axis=1)
+    angle = 0.4
+    target = source.copy()
+    target[:, :2] = 0.8 * source[:, :2] @ rotation_2d(angle).T + [5.0, -7.0]
+    fitted = fit_similarity(source, target)
+    assert fitted.rotation.shape == (3, 3)
+    assert fitted.scale == pytest.approx(0.8)
+    np.testing.assert_allclose(fitted.rotation[:2, :2], rotation_2d(angle), atol=1e-9)
+    np.testing.assert_allclose(fitted.rotation[2], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(fitted.translation, [5.0, -7.0, 0.0], atol=1e-9)
+    # Depth is scaled like x and y, so a point off the plane stays a similarity image.
+    assert fitted.apply(np.array([0.0, 0.0, 10.0]))[2] == pytest.approx(8.0)
+
+
+def test_fit_similarity_falls_back_to_2d_when_only_one_side_has_depth():
+    rng = np.random.default_rng(4)
+    xy = rng.normal(size=(20, 2)) * 10
+    source = np.concatenate([xy, np.zeros((20, 1))], axis=1)
+    target = np.concatenate([xy + [1.0, 2.0], rng.normal(size=(20, 1))], axis=1)
+    fitted = fit_similarity(source, target)
+    assert fitted.scale == pytest.approx(1.0)
+    np.testing.assert_allclose(fitted.rotation, np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(fitted.translation, [1.0, 2.0, 0.0], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "message"),
+    [
+        (np.zeros((5, 2)) + np.arange(5)[:, None], np.zeros((6, 2)), "same shape"),
+        (
+            np.random.default_rng(0).normal(size=(5, 2)),
+            np.random.default_rng(1).normal(size=(5, 3)),
+            "same shape",
+        ),
+        (
+            np.array([[0.0, 0.0], [1.0, 0.0]]),
+            np.array([[0.0, 0.0], [2.0, 0.0]]),
+            "at least 3",
+        ),
+        (np.ones((5, 2)), np.random.default_rng(2).normal(size=(5, 2)), "degenerate"),
+        (np.random.default_rng(2).normal(size=(5, 2)), np.ones((5, 2)), "degenerate"),
+        (np.zeros((5, 4)), np.zeros((5, 4)), r"\(N, 2\) or \(N, 3\)"),
+    ],
+)
+def test_fit_similarity_rejects_bad_inputs(source, target, message):
+    with pytest.raises(ValueError, match=message):
+        fit_similarity(source, target)
+
+
+def test_face_scale_is_rms_radius_of_xy():
+    points = np.array(
+        [[1.0, 0.0, 50.0], [-1.0, 0.0, -9.0], [0.0, 1.0, 3.0], [0.0, -1.0, 0.0]]
+    )
+    assert face_scale(points + [10.0, 20.0, 0.0]) == pytest.approx(1.0)
+    assert face_scale(3 * points[:, :2]) == pytest.approx(3.0)
+
+
+# ---------------------------------------------------------------- relative mode
+
+
+@pytest.fixture
+def faces():
+    """Driver reference in image pixels; a smaller, differently shaped source."""
+    reference = synthetic_face(200, 240, (400, 300))
+    source = synthetic_face(120, 130, (128, 140))
+    return reference, source
+
+
+def test_relative_reference_frame_returns_source(faces):
+    reference, source = faces
+    transfer = MotionTransfer(
+        "relative", size=256, source_points=source, reference_points=reference
+    )
+    out = transfer(reference)
+    assert out.dtype == np.float32 and out.shape == source.shape
+    np.testing.assert_allclose(out, source, atol=1e-3)
+
+
+@pytest.mark.parametrize("with_depth", [False, True])
+def test_relative_rigid_driver_moves_source_about_its_centre(faces, with_depth):
+    reference, source = faces
+    if with_depth:
+        rng = np.random.default_rng(5)
+        reference = np.concatenate([reference, rng.normal(size=(68, 1)) * 20], axis=1)
+        source = np.concatenate([source, rng.normal(size=(68, 1)) * 10], axis=1)
+        rigid = Similarity(1.25, random_rotation(rng, 3), np.array([30.0, -12.0, 4.0]))
+    else:
+        rigid = Similarity(1.25, rotation_2d(0.3), np.array([30.0, -12.0]))
+    current = rigid.apply(reference)
+    transfer = MotionTransfer(
+        "relative", size=256, source_points=source, reference_points=reference
+    )
+    out = transfer(current)
+
+    k = face_scale(source) / face_scale(reference)
+    centre = source.mean(axis=0)
+    driver_shift = rigid.apply(reference.mean(axis=0)) - reference.mean(axis=0)
+    expected = 1.25 * (source - centre) @ rigid.rotation.T + centre + k * driver_shift
+    np.testing.assert_allclose(out, expected, atol=1e-2)
+    # Same angle and scale factor as the driver, about the source's own centre.
+    seen = fit_similarity(source, out)
+    assert seen.scale == pytest.approx(1.25, rel=1e-5)
+    np.testing.assert_allclose(seen.rotation, rigid.rotation, atol=1e-5)
+    np.testing.assert_allclose(out.mean(axis=0), centre + k * driver_shift, atol=1e-3)
+
+
+def test_relative_mouth_opening_keeps_source_face_size(faces):
+    reference, source = faces
+    transfer = MotionTransfer(
+        "relative", size=256, source_points=source, reference_points=reference
+    )
+    k = face_scale(source) / face_scale(reference)
+    driver_gap = 40.0  # pixels, a wide-open mouth on a 240-pixel-tall face
+    out = transfer(open_mouth(reference, driver_gap))
+
+    assert face_scale(out) == pytest.approx(face_scale(source), rel=0.02)
+    gap_change = lip_gap(out) - lip_gap(source)
+    assert gap_change == pytest.approx(k * driver_gap, rel=0.01)
+    # Absolute transfer would have pasted the driver's larger face instead.
+    assert face_scale(open_mouth(reference, driver_gap)) > 1.5 * face_scale(source)
+
+
+def test_relative_expression_survives_head_motion(faces):
+    reference, source = faces
+    transfer = MotionTransfer(
+        "relative", size=256, source_points=source, reference_points=reference
+    )
+    still = transfer(open_mouth(reference, 30.0))
+    rigid = Similarity(1.0, rotation_2d(-0.25), np.array([-40.0, 15.0]))
+    moved = transfer(rigid.apply(open_mouth(reference, 30.0)))
+    # Moving the driver's head rigidly only moves the result rigidly: the expression
+    # is unchanged.
+    undo = fit_similarity(moved, still)
+    np.testing.assert_allclose(undo.apply(moved), still, atol=1e-2)
+
+
+def test_relative_rejects_bad_inputs(faces):
+    reference, source = faces
+    with pytest.raises(ValueError, match="source_points"):
+        MotionTransfer("relative", size=256, reference_points=reference)
+    with pytest.raises(ValueError, match="same shape"):
+        MotionTransfer(
+            "relative", size=256, source_points=source[:60], reference_points=reference
+        )
+    transfer = MotionTransfer(
+        "relative", size=256, source_points=source, reference_points=reference
+    )
+    with pytest.raises(ValueError, match="same landmark detector"):
+        transfer(reference[:60])
+    with pytest.raises(ValueError, match="same landmark detector"):
+        transfer(np.concatenate([reference, np.zeros((68, 1), np.float32)], axis=1))
+
+
+def test_unknown_mode_names_valid_modes():
+    with pytest.raises(ValueError, match="absolute, relative"):
+        MotionTransfer("mirror", size=64)
+
+
+# ---------------------------------------------------------------- absolute mode
+
+
+def test_absolute_mode_is_points_to_crop(faces):
+    reference, _ = faces
+    box = np.array([250.0, 150.0, 550.0, 450.0])
+    points = np.concatenate([reference, np.full((68, 1), 7.0, np.float32)], axis=1)
+    transfer = MotionTransfer("absolute", size=64, driver_box=box)
+    out = transfer(points)
+    np.testing.assert_array_equal(out, points_to_crop(points, box, 64))
+    assert out.shape == (68, 3) and out.dtype == np.float32
+
+
+def test_absolute_mode_needs_a_box():
+    with pytest.raises(ValueError, match="driver_box"):
+        MotionTransfer("absolute", size=64)
+
+
+# ---------------------------------------------------------------- TemporalSmoother
+
+
+def run_smoother(
+    smoother: TemporalSmoother, track: np.ndarray
+) -> tuple[np.ndarray, list]:
+    """Push a (F, N, d) track through ``smoother``; return smoothed track, payloads."""
+    outputs = []
+    for i, points in enumerate(track):
+        outputs += smoother.push(points, payload=i)
+        assert len(smoother._buffer) <= 2 * smoother.radius + 1
+    outputs += smoother.flush()
+    return np.stack([points for points, _ in outputs]), [
+        payload for _, payload in outputs
+    ]
+
+
+def test_smoother_zero_sigma_passes_through():
+    track = np.random.default_rng(0).normal(size=(6, 5, 2)).astype(np.float32)
+    smoother = TemporalSmoother(0)
+    first = smoother.push(track[0], "a")
+    assert len(first) == 1 and first[0][1] == "a"
+    np.testing.assert_array_equal(first[0][0], track[0])
+    smoothed, _ = run_smoother(TemporalSmoother(0), track)
+    np.testing.assert_array_equal(smoothed, track)
+
+
+def test_smoother_keeps_a_constant_track_constant():
+    track = np.broadcast_to(np.arange(10, dtype=np.float32).reshape(5, 2), (12, 5, 2))
+    smoothed, _ = run_smoother(TemporalSmoother(1.5), track)
+    np.testing.assert_allclose(smoothed, track, atol=1e-5)
+
+
+def test_smoother_reduces_jitter_on_a_line():
+    rng = np.random.default_rng(1)
+    frames = np.arange(80, dtype=np.float64)
+    line = np.stack([2.0 * frames + 10, -0.5 * frames + 40], axis=1)[
+        :, None, :
+    ]  # (F, 1, 2)
+    noisy = (line + rng.normal(size=line.shape)).astype(np.float32)
+    smoothed, _ = run_smoother(TemporalSmoother(2.0), noisy)
+    inner = slice(6, -6)  # away from the ends, where the window is one-sided
+    before = np.sqrt(np.mean((noisy[inner] - line[inner]) ** 2))
+    after = np.sqrt(np.mean((smoothed[inner] - line[inner]) ** 2))
+    assert after < 0.5 * before
+    # Frame-to-frame jitter (second differences) drops too.
+    assert (
+        np.abs(np.diff(smoothed, n=2, axis=0)).mean()
+        < 0.3 * np.abs(np.diff(noisy, n=2, axis=0)).mean()
+    )
+
+
+def test_smoother_renormalises_at_the_ends():
+    smoother = TemporalSmoother(1.0)  # radius 3
+    track = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0], dtype=np.float32).reshape(
+        7, 1, 1
+    )
+    smoothed, _ = run_smoother(smoother, track)
+    weights = np.exp(-0.5 * np.arange(4.0) ** 2)  # offsets 0..3 seen by the last frame
+    assert smoothed[-1, 0, 0] == pytest.approx(
+        10.0 * weights[0] / weights.sum(), rel=1e-5
+    )
+    assert smoothed[0, 0, 0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(("sigma", "length"), [(0.5, 1), (1.0, 2), (1.0, 25), (2.5, 9)])
+def test_smoother_emits_every_item_once_in_order(sigma, length):
+    smoother = TemporalSmoother(sigma)
+    track = np.random.default_rng(2).normal(size=(length, 3, 2))
+    emitted_during_push = 0
+    payloads = []
+    for i, points in enumerate(track):
+        ready = smoother.push(points, payload={"frame": i})
+        emitted_during_push += len(ready)
+        payloads += [payload["frame"] for _, payload in ready]
+        # An item becomes final exactly once ``radius`` later items exist.
+        assert len(payloads) == max(0, i + 1 - smoother.radius)
+        assert len(smoother._buffer) <= 2 * smoother.radius + 1
+    payloads += [payload["frame"] for _, payload in smoother.flush()]
+    assert payloads == list(range(length))
+    assert smoother.flush() == []
+
+
+def test_smoother_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="sigma"):
+        TemporalSmoother(-1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        TemporalSmoother(float("nan"))
+    smoother = TemporalSmoother(1.0)
+    smoother.push(np.zeros((68, 2)))
+    with pytest.raises(ValueError, match="do not match"):
+        smoother.push(np.zeros((478, 3)))
