@@ -421,10 +421,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(
         args.output, checkpoint=args.checkpoint, sources=args.source, driving=args.driving,
         options=_animate_options(args), device=args.device, max_frames=args.max_frames,
-        progress=not args.no_progress,
+        finetune_steps=args.finetune_steps, progress=not args.no_progress,
     )
     print(result.format())
     return 0
+
+
+DEMO_FINETUNE_STEPS = 0
 
 
 def add_demo(sub) -> None:
@@ -439,8 +442,84 @@ def add_demo(sub) -> None:
     p.add_argument("--checkpoint", type=Path, help="another model (default: the bundled models/demo)")
     p.add_argument("--source", nargs="+", type=Path, help="your own photo(s) of a person")
     p.add_argument("--driving", type=Path, help="your own driving video")
+    p.add_argument("--finetune-steps", type=int, default=DEMO_FINETUNE_STEPS, metavar="N",
+                   help=f"fine-tune the model on the source photo first (default {DEMO_FINETUNE_STEPS}; 0 = off)")
     _add_motion_arguments(p)
     p.set_defaults(func=cmd_demo)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from talkinghead.evaluation.report import load_results, merge_results, write_reports
+
+    if args.compare:
+        if args.target:
+            raise ValueError("--compare takes results.json files only; leave out CHECKPOINT and DATASET")
+        results, warnings = merge_results([load_results(p) for p in args.compare])
+        for warning in warnings:
+            logging.warning("%s", warning)
+    else:
+        if len(args.target) != 2:
+            raise ValueError(
+                "give CHECKPOINT DATASET (a checkpoint or copy-source / landmark-warp, and a prepared test set), "
+                "or --compare A/results.json B/results.json"
+            )
+        from talkinghead.evaluation.protocol import EvaluateOptions, evaluate
+
+        options = EvaluateOptions(
+            ks=args.k, finetune_steps=args.finetune_steps, cross=args.cross, split=args.split or None,
+            holdout_fraction=args.holdout_fraction, max_videos=args.max_videos,
+            targets_per_video=args.targets_per_video, metrics=args.metrics, id_network=args.id_network,
+            landmark_backend=args.landmarks, seed=args.seed, device=args.device, batch_size=args.batch_size,
+            workers=args.workers,
+        )
+        results = evaluate(args.target[0], args.target[1], args.output, options, progress=not args.no_progress)
+    paths = write_reports(results, args.output)
+    summary = Path(paths.get("summary", Path(args.output) / "summary.md"))
+    print(summary.read_text() if summary.is_file() else "")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def add_evaluate(sub) -> None:
+    from talkinghead.evaluation.protocol import DEFAULT_METRICS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="measure a model (or a reference method) with the FSTH/LSR protocol",
+        description="For every test video, encode K shots from its input frames and reproduce its hold-out frames "
+        "(self-reenactment) or another identity's (--cross); report PSNR, SSIM, LPIPS, ID-SIM, NMKE, FID and E_warp "
+        "per frame, per video and as LSR-style tables and plots. CHECKPOINT may be copy-source or landmark-warp "
+        "(reference methods needing no training). Per-video results are cached in OUTPUT/cache: run the same "
+        "command again to resume.",
+    )
+    p.add_argument("target", nargs="*", metavar="CHECKPOINT DATASET",
+                   help="checkpoint (release folder, file, run folder) or copy-source / landmark-warp; prepared test set")
+    p.add_argument("--output", required=True, type=Path, help="report folder")
+    p.add_argument("--compare", nargs="+", type=Path, metavar="RESULTS",
+                   help="merge results.json files of earlier runs into one table and one set of plots")
+    p.add_argument("--k", nargs="+", type=int, default=[1, 4], help="numbers of input shots (default 1 4)")
+    p.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                   help="also evaluate models fine-tuned N steps on the shots (LSR's fine-tuned columns)")
+    p.add_argument("--cross", action="store_true",
+                   help="cross-identity reenactment: drive each person with another identity's hold-out frames")
+    p.add_argument("--split", default="test", help="dataset split to evaluate (default test; '' = every clip)")
+    p.add_argument("--holdout-fraction", type=float, default=0.5,
+                   help="hold-out tail of clips without input/hold-out roles (default 0.5)")
+    p.add_argument("--max-videos", type=int, help="evaluate only the first N videos")
+    p.add_argument("--targets-per-video", type=int, default=8, help="hold-out frames per video (0 = all; default 8)")
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help="metrics to compute")
+    p.add_argument("--id-network", choices=("dlib", "vggface", "arcface"), default="dlib",
+                   help="identity network of ID-SIM (dlib works offline; LSR used VGGFace, FSTH/LPD ArcFace)")
+    p.add_argument("--landmarks", default="mediapipe", help="landmark backend of NMKE (default mediapipe)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shot selection")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=8, help="frames synthesised per call")
+    p.add_argument("--workers", type=int, default=2, help="threads loading upcoming videos")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
 
 
 # ----------------------------------------------------------------------------- export
@@ -538,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_finetune(sub)
     add_animate(sub)
     add_demo(sub)
+    add_evaluate(sub)
     add_export(sub)
     add_weights(sub)
     add_print_config(sub)

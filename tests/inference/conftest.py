@@ -6,14 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
-
-from talkinghead.config import PrepareConfig, load_config, to_dict
-from talkinghead.models.lsr import METHOD, build_networks
-from talkinghead.training.release import save_release
+from lsr_release import tiny_release
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = REPO / "configs" / "lsr" / "tiny.yaml"
 EXAMPLES = REPO / "examples"
 DEMO_MODEL = REPO / "models" / "demo"
 
@@ -30,17 +25,6 @@ def cut_clip(src: Path, dst: Path, seconds: float, *filters: str) -> Path:
            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)]
     subprocess.run(cmd, check=True)
     return dst
-
-
-def tiny_release(folder: Path, seed: int = 0, **model_overrides) -> Path:
-    """A release of the tiny architecture with seeded random weights (all five networks)."""
-    config = load_config(TINY_CONFIG, kind="lsr").model
-    for key, value in model_overrides.items():
-        setattr(config, key, value)
-    torch.manual_seed(seed)
-    networks = build_networks(config)
-    info = {"method": METHOD, "model": to_dict(config), "prepare": to_dict(PrepareConfig(size=config.image_size))}
-    return save_release(folder, info, networks)
 
 
 @pytest.fixture(scope="session")

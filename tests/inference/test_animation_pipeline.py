@@ -17,7 +17,7 @@ from talkinghead.inference.source import SourceError, prepare_source_face
 from talkinghead.models.lsr_pretrained import PretrainedError
 from talkinghead.training.release import ReleaseError
 
-from conftest import tiny_release
+from lsr_release import tiny_release
 
 # liveportrait_d18: neutral at frame 0, mouth wide open around frame 129.
 NEUTRAL, OPEN = 0, 129

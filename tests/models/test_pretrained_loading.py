@@ -7,9 +7,18 @@ import pytest
 
 from talkinghead.data.face_parsing_segmenter import FaceParsingSegmenter
 from talkinghead.data.landmarks.fan_backend import FANLandmarker
+from talkinghead.evaluation.metrics.lpips import LPIPSCalibration
+from talkinghead.models.alexnet import AlexNetFeatures
+from talkinghead.models.inception_fid import InceptionFID
 from talkinghead.weights import CorruptWeightsError, MissingWeightsError, asset_path, get_asset
 
-LOADERS = [("fan", FANLandmarker.from_registry), ("face_parsing", FaceParsingSegmenter.from_registry)]
+LOADERS = [
+    ("fan", FANLandmarker.from_registry),
+    ("face_parsing", FaceParsingSegmenter.from_registry),
+    ("alexnet", AlexNetFeatures.from_registry),
+    ("lpips_alex", LPIPSCalibration.from_registry),
+    ("inception_fid", InceptionFID.from_registry),
+]
 
 
 @pytest.mark.parametrize("name, load", LOADERS, ids=[n for n, _ in LOADERS])

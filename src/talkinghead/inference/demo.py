@@ -16,7 +16,12 @@ import numpy as np
 
 from talkinghead.data.crop import crop_image
 from talkinghead.data.video import open_frame_source
-from talkinghead.inference.animate_job import AnimateJob, AnimateSummary, OutputSpec, run_animate
+from talkinghead.inference.animate_job import (
+    AnimateJob,
+    AnimateSummary,
+    OutputSpec,
+    run_animate,
+)
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame
 from talkinghead.inference.views import resize_to_height
@@ -90,6 +95,7 @@ def run_demo(
     options: AnimateOptions | None = None,
     device: str = "auto",
     max_frames: int | None = None,
+    finetune_steps: int = 0,
     progress: bool = True,
 ) -> DemoResult:
     """Animate the bundled (or given) portrait with the bundled (or given) driving video."""
@@ -104,6 +110,7 @@ def run_demo(
         sources=sources,
         outputs=[OutputSpec(output_dir / "result.mp4"), OutputSpec(output_dir / "side_by_side.mp4", "side_by_side")],
         max_frames=max_frames,
+        finetune_steps=finetune_steps,
         output_size=VIEW_SIZE,
         overwrite=True,  # the demo's own files
         device=device,

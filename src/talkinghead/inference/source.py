@@ -22,7 +22,12 @@ import numpy as np
 import torch
 
 from talkinghead.config.prepare import PrepareConfig
-from talkinghead.data.crop import center_square_box, clip_crop_box, crop_image, points_to_crop
+from talkinghead.data.crop import (
+    center_square_box,
+    clip_crop_box,
+    crop_image,
+    points_to_crop,
+)
 from talkinghead.data.landmarks.base import LandmarkDetector
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
 from talkinghead.data.rasterize import Rasterizer

@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from talkinghead.config.lsr import DiscriminatorConfig
-from talkinghead.layers import DownResBlock, EqualConv2d, EqualLinear, MinibatchStdDev, ScaledLeakyReLU
+from talkinghead.layers import (
+    DownResBlock,
+    EqualConv2d,
+    EqualLinear,
+    MinibatchStdDev,
+    ScaledLeakyReLU,
+)
 from talkinghead.models.widths import level_channels
 
 

@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from talkinghead.config.lsr import ImageGeneratorConfig
-from talkinghead.layers import EqualConv2d, EqualLinear, ScaledLeakyReLU, SPADEResBlock, resize_condition, upsample2x
+from talkinghead.layers import (
+    EqualConv2d,
+    EqualLinear,
+    ScaledLeakyReLU,
+    SPADEResBlock,
+    resize_condition,
+    upsample2x,
+)
 from talkinghead.models.widths import level_channels
 
 

@@ -28,7 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.weights import CorruptWeightsError, WeightsError, load_state_dict, load_strict, require
+from talkinghead.models.frozen import FrozenModule
+from talkinghead.weights import (
+    CorruptWeightsError,
+    WeightsError,
+    load_state_dict,
+    load_strict,
+    require,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +61,7 @@ def layer_names(blocks: Sequence[Sequence[int]]) -> list[str]:
     return names
 
 
-class _FrozenVGG(nn.Module):
+class _FrozenVGG(FrozenModule):
     """Shared behaviour of the frozen VGGs: no gradients to weights, always eval, named layers."""
 
     layer_order: list[str]
@@ -62,14 +69,6 @@ class _FrozenVGG(nn.Module):
     def _set_constants(self) -> None:
         """(Re)create the non-persistent input-normalisation buffers."""
         raise NotImplementedError
-
-    def _freeze(self) -> None:
-        self.requires_grad_(False)
-        super().train(False)
-
-    def train(self, mode: bool = True) -> _FrozenVGG:
-        """Stay in eval mode whatever ``mode`` is: a frozen loss network never trains."""
-        return super().train(False)
 
     def _check_layers(self, layers: Iterable[str]) -> list[str]:
         layers = list(layers)
@@ -135,7 +134,7 @@ class VGG19Features(_FrozenVGG):
         self.features = nn.Sequential(*layers)
         self.layer_order = layer_names(VGG19_BLOCKS)
         self._set_constants()
-        self._freeze()
+        self.freeze()
 
     def _set_constants(self) -> None:
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -212,7 +211,7 @@ class VGGFace(_FrozenVGG):
             self.fc8 = nn.Linear(VGGFACE_DESCRIPTOR_DIM, VGGFACE_NUM_CLASSES)
         self.layer_order = layer_names(VGG16_BLOCKS)
         self._set_constants()
-        self._freeze()
+        self.freeze()
 
     def _set_constants(self) -> None:
         self.register_buffer("mean", torch.tensor(VGGFACE_MEAN).view(1, 3, 1, 1), persistent=False)

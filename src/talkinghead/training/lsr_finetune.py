@@ -24,7 +24,7 @@ from talkinghead.data.subject import SubjectFrames, prepare_subject
 from talkinghead.evaluation.holdout import l1, psnr
 from talkinghead.losses.factory import build_perceptual_networks
 from talkinghead.models.lsr import METHOD, encode_latent
-from talkinghead.models.lsr_pretrained import load_lsr_weights
+from talkinghead.models.lsr_pretrained import PretrainedLSR, load_lsr_weights
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
 from talkinghead.training.lsr_stages import FROZEN, FullObjectivePhases, TrainingSetupError
@@ -83,29 +83,25 @@ def _subject_batches(subject: SubjectFrames, z_layout, z_style, config: Finetune
     return stream, batch_for
 
 
-def finetune_lsr(
-    checkpoint: str | Path,
-    inputs: list[str | Path],
-    output: str | Path,
-    config: FinetuneConfig,
-    *,
-    frames_per_video: int = 8,
-    overwrite: bool = False,
-) -> FinetuneResult:
-    """Fine-tune the model in ``checkpoint`` on the person in ``inputs``; write ``output``.
+@dataclass
+class FinetunedNetworks:
+    """The outcome of :func:`finetune_networks`: tuned networks and the subject's latents."""
 
-    Args:
-        checkpoint: a release folder, a training checkpoint or a run folder.
-        inputs: the subject's images / videos / folders of them.
-        output: the release folder to write (refused if it exists, unless ``overwrite``).
-        config: steps, learning rate, what trains, loss weights.
-        frames_per_video: frames sampled from each subject video.
-        overwrite: replace an existing output folder.
+    networks: dict[str, torch.nn.Module]
+    z_layout: torch.Tensor
+    z_style: torch.Tensor
+    seconds_per_step: float
+    before: dict[str, float]
+    after: dict[str, float]
+    extra_files: dict[str, str]
+
+
+def finetune_networks(pretrained: PretrainedLSR, subject: SubjectFrames, config: FinetuneConfig) -> FinetunedNetworks:
+    """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written.
+
+    The latents are computed once with the frozen encoders (§3.5); then the modules in
+    ``config.modules`` are tuned with the full stage's phases in the common trainer.
     """
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise TrainingSetupError(f"{output}: already exists; pass --overwrite to replace it or choose another folder")
-    pretrained = load_lsr_weights(checkpoint, use_ema=config.use_ema)
     model = pretrained.config
     names = [n for n in MODULE_NAMES if n in pretrained.state_dicts]
     if "discriminator" in config.modules and "discriminator" not in names:
@@ -113,13 +109,6 @@ def finetune_lsr(
             f"{pretrained.source}: has no discriminator weights, which fine-tuning with the adversarial loss needs; "
             "use a training checkpoint or a full release, or set modules without discriminator and loss_weights.gan=0"
         )
-    subject = prepare_subject(
-        inputs,
-        size=model.image_size,
-        landmark_style=model.landmark_style,
-        frames_per_video=frames_per_video,
-        prepare=pretrained.prepare_config(),
-    )
     perceptual = build_perceptual_networks(needed_networks(config.loss_weights), config.perceptual, option="perceptual")
     context = DistributedContext().init(config.device)
     seed_everything(config.seed, 0)
@@ -196,25 +185,59 @@ def finetune_lsr(
                 net.eval()
             after = evaluate(trainer.networks)
             metrics = Path(run_dir) / "metrics.jsonl"
-            extra = {"finetune_metrics.jsonl": metrics.read_text()} if metrics.exists() else None
+            extra = {"finetune_metrics.jsonl": metrics.read_text()} if metrics.exists() else {}
         finally:
             trainer.close()
             context.shutdown()
-        info = {
-            "method": METHOD,
-            "model": to_dict(model),
-            "finetune": to_dict(config),
-            "base_checkpoint": str(pretrained.source),
-            "base_info": pretrained.info,
-            "prepare": pretrained.info.get("prepare"),
-            "subject_sources": subject.sources,
-            "seconds_per_step": seconds_per_step,
-            "reconstruction_before": before,
-            "reconstruction_after": after,
-        }
-        modules = {name: trainer.networks[name] for name in names}
-        modules["subject"] = {"z_layout": z_layout, "z_style": z_style}
-        save_release(output, info, modules, extra, overwrite=overwrite)
-    return FinetuneResult(output, len(subject), config.steps, seconds_per_step, before, after)
+    networks = {name: trainer.networks[name] for name in names}
+    return FinetunedNetworks(networks, z_layout, z_style, seconds_per_step, before, after, extra)
 
 
+def finetune_lsr(
+    checkpoint: str | Path,
+    inputs: list[str | Path],
+    output: str | Path,
+    config: FinetuneConfig,
+    *,
+    frames_per_video: int = 8,
+    overwrite: bool = False,
+) -> FinetuneResult:
+    """Fine-tune the model in ``checkpoint`` on the person in ``inputs``; write ``output``.
+
+    Args:
+        checkpoint: a release folder, a training checkpoint or a run folder.
+        inputs: the subject's images / videos / folders of them.
+        output: the release folder to write (refused if it exists, unless ``overwrite``).
+        config: steps, learning rate, what trains, loss weights.
+        frames_per_video: frames sampled from each subject video.
+        overwrite: replace an existing output folder.
+    """
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise TrainingSetupError(f"{output}: already exists; pass --overwrite to replace it or choose another folder")
+    pretrained = load_lsr_weights(checkpoint, use_ema=config.use_ema)
+    model = pretrained.config
+    subject = prepare_subject(
+        inputs,
+        size=model.image_size,
+        landmark_style=model.landmark_style,
+        frames_per_video=frames_per_video,
+        prepare=pretrained.prepare_config(),
+    )
+    tuned = finetune_networks(pretrained, subject, config)
+    info = {
+        "method": METHOD,
+        "model": to_dict(model),
+        "finetune": to_dict(config),
+        "base_checkpoint": str(pretrained.source),
+        "base_info": pretrained.info,
+        "prepare": pretrained.info.get("prepare"),
+        "subject_sources": subject.sources,
+        "seconds_per_step": tuned.seconds_per_step,
+        "reconstruction_before": tuned.before,
+        "reconstruction_after": tuned.after,
+    }
+    modules: dict = dict(tuned.networks)
+    modules["subject"] = {"z_layout": tuned.z_layout, "z_style": tuned.z_style}
+    save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite)
+    return FinetuneResult(output, len(subject), config.steps, tuned.seconds_per_step, tuned.before, tuned.after)

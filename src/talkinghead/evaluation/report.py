@@ -1,0 +1,747 @@
+"""Turning evaluation results into the files researchers read: tables, CSVs, plots, summary.
+
+The benchmark protocol produces one *results dict* (the content of ``results.json``)::
+
+    {"format": 1,
+     "settings": {"dataset": ..., "dataset_manifest_sha256": ..., "checkpoint": ...,
+                  "checkpoint_sha256": ..., "seed": ..., "ks": [1, 4], "finetune_steps": ...,
+                  "cross": bool, "landmark_backend": ..., "metric_networks": {metric: label},
+                  "skipped_metrics": {metric: reason}, ...},
+     "metrics": {name: {"higher_is_better": bool, "description": str}},   # column order
+     "pose_bucket_edges": [low_max, medium_max] | None,
+     "runs": [{"method", "label", "setting", "k", "videos": [...], "summary": {...},
+               "pose_buckets": {...} | None, "qualitative": [...]}],
+     "qualitative_inputs": [{"video", "frame", "source", "ground_truth"}],
+     "warnings": [str]}                                                  # optional
+
+Image paths in it are relative to the folder holding ``results.json`` (or absolute, after
+:func:`merge_results`). :func:`write_reports` writes every report file into one folder, each
+atomically (a reader sees the old file or the new one, never half of one).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import numbers
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from talkinghead.utils.atomic import atomic_write_json, atomic_write_text
+
+RESULTS_FORMAT = 1
+POSE_BUCKETS = ("low", "medium", "high")
+MISSING = "—"
+
+# File names inside an output folder; write_reports returns them under these keys.
+REPORT_FILES = {
+    "results_json": "results.json",
+    "results_csv": "results.csv",
+    "results_videos_csv": "results_videos.csv",
+    "metric_vs_k": "metric_vs_k.png",
+    "pose_buckets": "pose_buckets.png",
+    "qualitative_grid": "qualitative_grid.png",
+    "summary": "summary.md",
+}
+
+DISPLAY_NAMES = {
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "lpips": "LPIPS",
+    "id_sim": "ID-SIM",
+    "nmke": "NMKE",
+    "fid": "FID",
+    "warp_error": "E_warp",
+}
+# Directions of the known metrics, used when a results dict does not state one.
+_HIGHER_IS_BETTER = {
+    "psnr": True, "ssim": True, "lpips": False, "id_sim": True, "nmke": False, "fid": False, "warp_error": False,
+}
+# What one value describes (see evaluation/metrics/base.py), when the results dict does not say.
+_KINDS = {
+    "psnr": "frame", "ssim": "frame", "lpips": "frame", "id_sim": "frame", "nmke": "frame",
+    "fid": "set", "warp_error": "video",
+}
+# Decimal places as the LSR tables print them; E_warp (~1e-4) in scientific notation.
+_FORMATS = {
+    "psnr": "{:.2f}", "ssim": "{:.3f}", "lpips": "{:.3f}", "id_sim": "{:.3f}", "nmke": "{:.3f}",
+    "fid": "{:.2f}", "warp_error": "{:.1e}",
+}
+_KNOWN_SETTINGS = (
+    "dataset", "dataset_manifest_sha256", "checkpoint", "checkpoint_sha256", "seed", "ks", "finetune_steps",
+    "cross", "landmark_backend", "metric_networks", "skipped_metrics", "compared",
+)
+
+
+class ResultsFormatError(ValueError):
+    """A results file that cannot be read as a results dict; the message names the file."""
+
+
+class LoadedResults(dict):
+    """A results dict read by :func:`load_results`; ``path`` is the results.json it came from.
+
+    It is a plain dict otherwise; :func:`merge_results` uses ``path`` to resolve the image
+    paths, which are relative to that file's folder.
+    """
+
+    def __init__(self, data: Mapping[str, Any], path: Path):
+        super().__init__(data)
+        self.path = path
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers shared with plots.py
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a finite float; None for None, NaN, infinities, booleans and non-numbers."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def metric_display_name(name: str) -> str:
+    """The column name of a metric (``id_sim`` -> ``ID-SIM``; unknown names unchanged)."""
+    return DISPLAY_NAMES.get(name, name)
+
+
+def higher_is_better(results: Mapping[str, Any], name: str) -> bool | None:
+    """The metric's direction from ``results["metrics"]``, else the known default; None if unknown."""
+    info = results.get("metrics", {}).get(name) or {}
+    direction = info.get("higher_is_better", _HIGHER_IS_BETTER.get(name))
+    return None if direction is None else bool(direction)
+
+
+def metric_header(results: Mapping[str, Any], name: str) -> str:
+    """Display name with the direction arrow (``PSNR↑``, ``NMKE↓``)."""
+    direction = higher_is_better(results, name)
+    arrow = "" if direction is None else ("↑" if direction else "↓")
+    return metric_display_name(name) + arrow
+
+
+def format_value(name: str, value: Any) -> str:
+    """A metric value as the tables print it; ``—`` when missing or not finite."""
+    value = number(value)
+    if value is None:
+        return MISSING
+    return _FORMATS.get(name, "{:.4g}").format(value)
+
+
+def metric_kind(results: Mapping[str, Any], name: str) -> str:
+    """``frame``, ``set`` or ``video``: stated in the results, known, or seen in the frame records."""
+    kind = (results.get("metrics", {}).get(name) or {}).get("kind") or _KINDS.get(name)
+    if kind:
+        return kind
+    for run in results.get("runs", []):
+        for video in run.get("videos", []):
+            if any(name in frame for frame in video.get("frames", [])):
+                return "frame"
+    return "set"
+
+
+def run_name(run: Mapping[str, Any]) -> str:
+    """A run's display name: ``LSR meta-learned (K=4)``; baselines omit the setting (``copy-source (K=1)``)."""
+    label = run.get("label") or run.get("method") or "run"
+    setting = run.get("setting")
+    name = label if not setting or setting == "baseline" else f"{label} {setting}"
+    k = run.get("k")
+    return name if k is None else f"{name} (K={k})"
+
+
+def slug(text: str) -> str:
+    """Lower-case letters, digits and single hyphens only (safe in any file system)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def run_id(run: Mapping[str, Any]) -> str:
+    """A file-system-safe id of a run: ``lsr-meta-learned-k4``, ``copy-source-k1``."""
+    parts = [run.get("label") or run.get("method") or "run"]
+    setting = run.get("setting")
+    if setting and setting != "baseline":
+        parts.append(setting)
+    if run.get("k") is not None:
+        parts.append(f"k{run['k']}")
+    return slug("-".join(str(part) for part in parts)) or "run"
+
+
+def pose_bucket_labels(edges: Sequence[float] | None) -> dict[str, str]:
+    """Bucket names with their pose-difference ranges when the edges are known (``low (≤ 0.1)``)."""
+    if not edges or len(edges) != 2:
+        return {bucket: bucket for bucket in POSE_BUCKETS}
+    low, medium = (f"{float(edge):.3g}" for edge in edges)
+    return {"low": f"low (≤ {low})", "medium": f"medium ({low}–{medium}]", "high": f"high (> {medium})"}
+
+
+def jsonable(obj: Any) -> Any:
+    """A copy of ``obj`` that strict JSON can hold: NaN/inf -> None, numpy scalars -> Python numbers."""
+    if isinstance(obj, Mapping):
+        return {str(key): jsonable(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(value) for value in obj]
+    if isinstance(obj, (str, bool)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    item = getattr(obj, "item", None)
+    if callable(item) and getattr(obj, "ndim", None) == 0:  # numpy scalar or 0-d tensor
+        return jsonable(item())
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown tables
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], *, num_left: int) -> str:
+    """A GitHub Markdown table; the first ``num_left`` columns left-aligned, the rest right-aligned."""
+    align = [":---" if index < num_left else "---:" for index in range(len(header))]
+    lines = ["| " + " | ".join(_cell(text) for text in header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_cell(text) for text in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _best_mask(name: str, values: Sequence[float | None], direction: bool | None) -> list[bool]:
+    """Which values to print in bold: those equal to the best one as printed (ties all bold)."""
+    present = [value for value in values if value is not None]
+    if direction is None or len(present) < 2:
+        return [False] * len(values)
+    best = format_value(name, max(present) if direction else min(present))
+    return [value is not None and format_value(name, value) == best for value in values]
+
+
+def _run_cells(run: Mapping[str, Any]) -> list[str]:
+    k = run.get("k")
+    label = run.get("label") or run.get("method") or "run"
+    return [label, run.get("setting") or MISSING, MISSING if k is None else str(k)]
+
+
+def summary_table(results: Mapping[str, Any], *, metrics: Sequence[str] | None = None) -> str:
+    """The main results table in the layout of LSR Table 1 / Table 4, as Markdown.
+
+    Rows are runs (method, setting, K), columns the metrics in ``results["metrics"]`` order (or
+    ``metrics``) with their direction arrows. The best value of each column is bold (ties all
+    bold; nothing is bold with fewer than two values); missing values print as ``—``.
+    """
+    names = list(results.get("metrics", {})) if metrics is None else list(metrics)
+    runs = results.get("runs", [])
+    columns = {name: [number((run.get("summary") or {}).get(name)) for run in runs] for name in names}
+    bold = {name: _best_mask(name, columns[name], higher_is_better(results, name)) for name in names}
+    rows = []
+    for index, run in enumerate(runs):
+        row = _run_cells(run)
+        for name in names:
+            text = format_value(name, columns[name][index])
+            row.append(f"**{text}**" if bold[name][index] else text)
+        rows.append(row)
+    header = ["Method", "Setting", "K"] + [metric_header(results, name) for name in names]
+    return _markdown_table(header, rows, num_left=2)
+
+
+def _bucket(run: Mapping[str, Any], bucket: str) -> tuple[float | None, int]:
+    entry = (run.get("pose_buckets") or {}).get(bucket) or {}
+    return number(entry.get("id_sim")), int(entry.get("count") or 0)
+
+
+def pose_table(results: Mapping[str, Any]) -> str | None:
+    """ID-SIM per head-pose-difference bucket (the data of LSR Fig. 9), as Markdown; None without pose data.
+
+    Rows are runs, columns the low / medium / high buckets; each cell holds the mean ID-SIM and
+    the number of frames it averages. The best value of each bucket is bold.
+    """
+    runs = results.get("runs", [])
+    values = {bucket: [_bucket(run, bucket) for run in runs] for bucket in POSE_BUCKETS}
+    if all(value is None for bucket in POSE_BUCKETS for value, _ in values[bucket]):
+        return None
+    labels = pose_bucket_labels(results.get("pose_bucket_edges"))
+    bold = {bucket: _best_mask("id_sim", [value for value, _ in values[bucket]], True) for bucket in POSE_BUCKETS}
+    rows = []
+    for index, run in enumerate(runs):
+        row = _run_cells(run)
+        for bucket in POSE_BUCKETS:
+            value, count = values[bucket][index]
+            if value is None:
+                row.append(MISSING)
+                continue
+            text = format_value("id_sim", value)
+            row.append(f"{f'**{text}**' if bold[bucket][index] else text} (n={count})")
+        rows.append(row)
+    header = ["Method", "Setting", "K"] + [f"ID-SIM↑ {labels[bucket]}" for bucket in POSE_BUCKETS]
+    return _markdown_table(header, rows, num_left=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# summary.md
+
+
+def _code(value: Any) -> str:
+    return MISSING if value in (None, "") else f"`{value}`"
+
+
+def _settings_lines(settings: Mapping[str, Any], edges: Sequence[float] | None) -> list[str]:
+    """The settings that decide whether two reports are comparable, one bullet each.
+
+    In merged results a setting the inputs disagree on is absent; it then reads "varies",
+    and the per-input values are listed under "Compared results".
+    """
+    absent = "varies (see Compared results)" if settings.get("compared") else MISSING
+
+    def show(key: str, code: bool = False) -> str:
+        if key not in settings:
+            return absent
+        return _code(settings[key]) if code else str(settings[key])
+
+    lines = [f"- Dataset: {show('dataset', True)} (manifest sha256 {show('dataset_manifest_sha256', True)})"]
+    if "checkpoint" in settings and settings["checkpoint"] is None:
+        lines.append("- Checkpoint: none (baselines only)")
+    else:
+        lines.append(f"- Checkpoint: {show('checkpoint', True)} (sha256 {show('checkpoint_sha256', True)})")
+    ks = settings.get("ks")
+    lines += [
+        f"- Seed: {show('seed')}",
+        f"- K (source frames): {', '.join(str(k) for k in ks) if ks else MISSING}",
+        f"- Fine-tuning steps: {show('finetune_steps')}",
+    ]
+    if "cross" not in settings or settings["cross"] is None:
+        lines.append(f"- Reenactment: {absent}")
+    elif settings["cross"]:
+        lines.append("- Reenactment: cross-identity (the driver is another person)")
+    else:
+        lines.append("- Reenactment: self (each video's hold-out frames are reproduced from their own landmarks)")
+    lines.append(f"- Landmark backend: {show('landmark_backend', True)}")
+    if edges and len(edges) == 2:
+        labels = pose_bucket_labels(edges)
+        lines.append(f"- Pose-difference buckets: {', '.join(labels[bucket] for bucket in POSE_BUCKETS)}")
+    return lines
+
+
+def _files_section(path: Path, links: Mapping[str, Path]) -> list[str]:
+    lines = []
+    titles = {
+        "metric_vs_k": "Metrics against K",
+        "pose_buckets": "ID-SIM by head-pose difference",
+        "qualitative_grid": "Qualitative comparison",
+    }
+    for key, title in titles.items():
+        if key in links:
+            lines += [f"### {title}", "", f"![{title}]({_relative(links[key], path.parent)})", ""]
+    data = [f"[{links[key].name}]({_relative(links[key], path.parent)})"
+            for key in ("results_json", "results_csv", "results_videos_csv") if key in links]
+    if data:
+        lines += ["Data: " + ", ".join(data), ""]
+    return lines
+
+
+def _relative(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def summary_markdown(results: Mapping[str, Any], *, links: Mapping[str, Path] | None = None,
+                     base: Path | None = None) -> str:
+    """The text of summary.md; ``links`` maps REPORT_FILES keys to files to link (relative to ``base``)."""
+    base = Path(base or ".")
+    settings = results.get("settings") or {}
+    lines = ["# Evaluation report", "", "## Settings", ""]
+    lines += _settings_lines(settings, results.get("pose_bucket_edges"))
+    networks = settings.get("metric_networks") or {}
+    lines += ["", "### Metric networks", ""]
+    lines += [f"- {metric_display_name(name)}: {label}" for name, label in networks.items()] or ["- none recorded"]
+    others = {key: value for key, value in settings.items() if key not in _KNOWN_SETTINGS}
+    if others:
+        lines += ["", "### Other settings", ""]
+        lines += [f"- {key}: `{json.dumps(jsonable(value), ensure_ascii=False)}`" for key, value in others.items()]
+
+    metrics = results.get("metrics") or {}
+    lines += ["", "## Metrics", ""]
+    lines += [f"- {metric_header(results, name)}: {(info or {}).get('description') or MISSING}"
+              for name, info in metrics.items()] or ["- none"]
+    skipped = settings.get("skipped_metrics") or {}
+    lines += ["", "## Skipped metrics", ""]
+    lines += [f"- {metric_display_name(name)}: {reason}" for name, reason in skipped.items()] or ["none"]
+
+    warnings = results.get("warnings") or []
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {warning}" for warning in warnings]
+    compared = settings.get("compared") or []
+    if compared:
+        lines += ["", "## Compared results", ""]
+        for entry in compared:
+            source = entry.get("settings") or {}
+            where = f" (`{entry['path']}`)" if entry.get("path") else ""
+            ks = source.get("ks")
+            lines.append(
+                f"- {entry.get('name')}{where}: dataset {_code(source.get('dataset'))} "
+                f"(manifest {_code(source.get('dataset_manifest_sha256'))}), checkpoint "
+                f"{_code(source.get('checkpoint'))} (sha256 {_code(source.get('checkpoint_sha256'))}), "
+                f"seed {source.get('seed', MISSING)}, K {', '.join(map(str, ks)) if ks else MISSING}"
+            )
+
+    lines += ["", "## Results", "", summary_table(results), ""]
+    lines.append(
+        "Means over all evaluated frames (frames without a value, e.g. no face found, are left out); "
+        "FID over all outputs of a run; E_warp the mean over videos. Bold: best in its column; "
+        f"{MISSING}: not measured."
+    )
+    poses = pose_table(results)
+    if poses is not None:
+        lines += ["", "## ID-SIM by head-pose difference", "", poses, "",
+                  "Frames grouped by the head-pose difference between the driver and the source frames "
+                  "(LSR Fig. 9); n = frames in the bucket."]
+    figures = _files_section(base / "summary.md", links or {})
+    if figures:
+        lines += ["", "## Figures and data", ""] + figures
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_summary_md(results: Mapping[str, Any], path: str | Path, *,
+                     links: Mapping[str, str | Path] | None = None) -> Path:
+    """Write summary.md: settings, metric networks, skipped metrics, tables and figure links.
+
+    Args:
+        results: the results dict.
+        path: the Markdown file to write (atomically).
+        links: report files to link, by REPORT_FILES key; by default the plot, grid and data
+            files of REPORT_FILES that exist beside ``path``.
+    """
+    path = Path(path)
+    if links is None:
+        found = {key: path.parent / name for key, name in REPORT_FILES.items() if key != "summary"}
+        links = {key: file for key, file in found.items() if file.is_file()}
+    links = {key: Path(file) for key, file in links.items()}
+    atomic_write_text(path, summary_markdown(results, links=links, base=path.parent))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV files
+
+
+def _csv_value(value: Any) -> str:
+    """A CSV cell: empty for None / NaN; floats in full precision so they read back exactly."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, str)):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        value = number(value)
+        return "" if value is None else repr(value)
+    return str(value)
+
+
+def frame_metrics(results: Mapping[str, Any]) -> list[str]:
+    """The metrics of ``results["metrics"]`` that have one value per frame, in column order."""
+    return [name for name in results.get("metrics", {}) if metric_kind(results, name) == "frame"]
+
+
+def _write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_csv_value(value) for value in row] for row in rows)
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
+
+
+def write_results_csv(results: Mapping[str, Any], path: str | Path) -> Path:
+    """Write one row per (run, video, frame): run columns, every per-frame metric, pose difference and bucket.
+
+    Columns: method, label, setting, k, video, identity, frame, the per-frame metrics in
+    ``results["metrics"]`` order, pose_difference, pose_bucket. Missing values are empty cells.
+    """
+    metrics = frame_metrics(results)
+    header = ["method", "label", "setting", "k", "video", "identity", "frame", *metrics, "pose_difference",
+              "pose_bucket"]
+    rows = []
+    for run in results.get("runs", []):
+        for video in run.get("videos", []):
+            for frame in video.get("frames", []):
+                rows.append([run.get("method"), run.get("label"), run.get("setting"), run.get("k"),
+                             video.get("video"), video.get("identity"), frame.get("frame"),
+                             *(frame.get(name) for name in metrics),
+                             frame.get("pose_difference"), frame.get("pose_bucket")])
+    return _write_csv(path, header, rows)
+
+
+def write_videos_csv(results: Mapping[str, Any], path: str | Path) -> Path:
+    """Write one row per (run, video): the per-video E_warp and the number of frames evaluated.
+
+    Columns: run (display name), method, label, setting, k, video, identity, source_frames
+    (space-separated frame indices), warp_error, num_frames.
+    """
+    header = ["run", "method", "label", "setting", "k", "video", "identity", "source_frames", "warp_error",
+              "num_frames"]
+    rows = []
+    for run in results.get("runs", []):
+        for video in run.get("videos", []):
+            sources = " ".join(str(index) for index in video.get("source_frames") or [])
+            rows.append([run_name(run), run.get("method"), run.get("label"), run.get("setting"), run.get("k"),
+                         video.get("video"), video.get("identity"), sources, video.get("warp_error"),
+                         len(video.get("frames", []))])
+    return _write_csv(path, header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# All reports, loading and comparing
+
+
+def write_reports(results: Mapping[str, Any], output_dir: str | Path) -> dict[str, Path]:
+    """Write every report of ``results`` into ``output_dir`` and return the written files by name.
+
+    Writes results.json (strict JSON: NaN becomes null), results.csv, results_videos.csv,
+    metric_vs_k.png and pose_buckets.png (when there is data for them), qualitative_grid.png
+    (when there are qualitative outputs) and summary.md linking them; keys as in REPORT_FILES.
+    Image paths in ``results`` are read relative to ``output_dir``.
+    """
+    # plots.py uses this module's helpers, so it is imported here rather than at the top.
+    from talkinghead.evaluation import plots
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = jsonable(results)
+    written: dict[str, Path] = {}
+    written["results_json"] = output_dir / REPORT_FILES["results_json"]
+    atomic_write_json(written["results_json"], results)
+    written["results_csv"] = write_results_csv(results, output_dir / REPORT_FILES["results_csv"])
+    written["results_videos_csv"] = write_videos_csv(results, output_dir / REPORT_FILES["results_videos_csv"])
+    figures = {
+        "metric_vs_k": plots.plot_metric_vs_k(results, output_dir / REPORT_FILES["metric_vs_k"]),
+        "pose_buckets": plots.plot_pose_buckets(results, output_dir / REPORT_FILES["pose_buckets"]),
+        "qualitative_grid": plots.qualitative_grid(results, output_dir, output_dir / REPORT_FILES["qualitative_grid"]),
+    }
+    written.update({key: file for key, file in figures.items() if file is not None})
+    written["summary"] = write_summary_md(results, output_dir / REPORT_FILES["summary"], links=written)
+    return written
+
+
+def _results_file(path: str | Path) -> Path:
+    path = Path(path)
+    return path / REPORT_FILES["results_json"] if path.is_dir() else path
+
+
+def load_results(path: str | Path) -> LoadedResults:
+    """Read a results.json (or the results.json inside a folder) written by ``talkinghead evaluate``.
+
+    Returns the results dict, which also remembers the file it came from (``.path``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ResultsFormatError: not JSON, or not a results dict of a format this version reads.
+    """
+    path = _results_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: results file not found; pass the results.json written by `talkinghead evaluate` "
+            "(or the folder holding it)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ResultsFormatError(
+            f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
+            "the file may be truncated or not a results file — re-run `talkinghead evaluate`"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise ResultsFormatError(f"{path}: not a UTF-8 text file, so not a results.json") from err
+    if not isinstance(data, dict):
+        raise ResultsFormatError(f"{path}: holds a JSON {type(data).__name__}, expected a results object")
+    if data.get("format") != RESULTS_FORMAT:
+        raise ResultsFormatError(
+            f"{path}: results format {data.get('format')!r}, this version reads format {RESULTS_FORMAT}; "
+            "re-run `talkinghead evaluate` with this version"
+        )
+    for key, kind in (("settings", dict), ("metrics", dict), ("runs", list)):
+        if not isinstance(data.get(key), kind):
+            raise ResultsFormatError(f"{path}: missing or malformed {key!r} (expected a JSON {kind.__name__})")
+    for index, run in enumerate(data["runs"]):
+        if not isinstance(run, dict) or not isinstance(run.get("videos", []), list):
+            raise ResultsFormatError(f"{path}: runs[{index}] is not a run object with a list of videos")
+    return LoadedResults(data, path)
+
+
+def _absolute(entry: dict[str, Any], keys: Sequence[str], base: Path | None) -> dict[str, Any]:
+    if base is not None:
+        for key in keys:
+            if entry.get(key) and not Path(entry[key]).is_absolute():
+                entry[key] = str((base / entry[key]).resolve())
+    return entry
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    seen: Counter[str] = Counter()
+    unique = []
+    for name in names:
+        seen[name] += 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def _differs(values: Mapping[str, Any]) -> bool:
+    present = [value for value in values.values() if value is not None]
+    return any(value != present[0] for value in present[1:])
+
+
+def _describe(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}: {value}" for name, value in values.items())
+
+
+def merge_results(results_list: Sequence[Mapping[str, Any] | str | Path],
+                  names: Sequence[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Merge results of several evaluations into one results dict (``talkinghead evaluate --compare``).
+
+    Runs are concatenated; when two runs would share a display name, their labels are prefixed
+    with their input's name (``A/LSR``); each run records its input under ``source``. Metrics are
+    the union, in order of first appearance. Settings the inputs agree on are kept; each input's
+    own settings are recorded under ``settings["compared"]`` as ``{"name", "path", "settings"}``.
+    Metric networks and skipped-metric reasons that differ are listed per input.
+
+    Image paths: the qualitative paths of an input whose file is known (given as a path to a
+    results.json or its folder, or a dict returned by :func:`load_results`) are made absolute,
+    so the merged results can be written to any folder. A dict of unknown origin keeps its
+    paths unchanged (relative to the folder its results.json came from).
+
+    Differences that make numbers incomparable (dataset manifests, metric networks, landmark
+    backend, self vs cross reenactment, pose-bucket edges, metric directions) are returned as
+    warnings for the caller to show, and also listed under ``warnings`` of the merged dict,
+    which summary.md shows.
+
+    Args:
+        results_list: results dicts, or paths to results.json files or their folders.
+        names: one short name per input; by default the folder name of an input whose file is
+            known, else ``input<N>``. Names must be unique.
+
+    Returns:
+        ``(merged results dict, warnings)``.
+    """
+    inputs: list[tuple[Path | None, dict[str, Any]]] = []
+    for item in results_list:
+        if isinstance(item, (str, os.PathLike)):
+            path = _results_file(item)
+            inputs.append((path, dict(load_results(path))))
+        else:
+            inputs.append((getattr(item, "path", None), copy.deepcopy(dict(item))))
+    if not inputs:
+        raise ValueError("merge_results needs at least one results dict or results.json")
+    if names is None:
+        defaults = [path.resolve().parent.name if path else f"input{index + 1}"
+                    for index, (path, _) in enumerate(inputs)]
+        names = _unique_names(defaults)
+    else:
+        names = [str(name) for name in names]
+        if len(names) != len(inputs):
+            raise ValueError(f"{len(names)} names for {len(inputs)} results; give one name per input")
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, got {names}")
+
+    warnings: list[str] = []
+    settings = {name: data.get("settings") or {} for name, (_, data) in zip(names, inputs)}
+
+    # Metrics: union in order of first appearance; directions must agree.
+    metrics: dict[str, dict[str, Any]] = {}
+    for name, (_, data) in zip(names, inputs):
+        for metric, info in (data.get("metrics") or {}).items():
+            if metric not in metrics:
+                metrics[metric] = dict(info or {})
+            elif (info or {}).get("higher_is_better", metrics[metric].get("higher_is_better")) != \
+                    metrics[metric].get("higher_is_better"):
+                warnings.append(f"{metric_display_name(metric)}: inputs disagree on whether higher is better")
+
+    # Comparability checks.
+    hashes = {name: s.get("dataset_manifest_sha256") for name, s in settings.items()}
+    datasets = {name: s.get("dataset") for name, s in settings.items()}
+    if _differs(hashes):
+        warnings.append(f"dataset manifests differ ({_describe(hashes)}); the numbers are not comparable")
+    elif _differs(datasets):
+        warnings.append(f"datasets differ ({_describe(datasets)}); the numbers are not comparable")
+    for key, what in (("landmark_backend", "landmark backends"), ("cross", "reenactment modes (cross vs self)")):
+        values = {name: s.get(key) for name, s in settings.items()}
+        if _differs(values):
+            warnings.append(f"{what} differ ({_describe(values)}); the numbers are not comparable")
+    merged_networks: dict[str, str] = {}
+    for metric in dict.fromkeys(m for s in settings.values() for m in (s.get("metric_networks") or {})):
+        labels = {name: (s.get("metric_networks") or {}).get(metric) for name, s in settings.items()}
+        labels = {name: label for name, label in labels.items() if label is not None}
+        if _differs(labels):
+            warnings.append(f"{metric_display_name(metric)} networks differ ({_describe(labels)}); "
+                            "its numbers are not comparable")
+            merged_networks[metric] = "; ".join(f"{name}: {label}" for name, label in labels.items())
+        else:
+            merged_networks[metric] = next(iter(labels.values()))
+    merged_skipped: dict[str, str] = {}
+    for metric in dict.fromkeys(m for s in settings.values() for m in (s.get("skipped_metrics") or {})):
+        reasons = {name: (s.get("skipped_metrics") or {}).get(metric) for name, s in settings.items()}
+        if all(reasons.values()) and not _differs(reasons):
+            merged_skipped[metric] = next(iter(reasons.values()))
+        else:
+            merged_skipped[metric] = "; ".join(f"skipped in {name}: {reason}"
+                                               for name, reason in reasons.items() if reason)
+    edges = {name: data.get("pose_bucket_edges") for name, (_, data) in zip(names, inputs)}
+    if _differs(edges):
+        warnings.append(f"pose-bucket edges differ ({_describe(edges)}); the pose buckets are not comparable")
+        merged_edges = None
+    else:
+        merged_edges = next((value for value in edges.values() if value is not None), None)
+    for name, (_, data) in zip(names, inputs):
+        warnings += [f"{name}: {warning}" for warning in data.get("warnings") or []]
+
+    # Settings every input agrees on, then the per-input record.
+    merged_settings: dict[str, Any] = {}
+    for key in dict.fromkeys(key for s in settings.values() for key in s):
+        if key in ("ks", "metric_networks", "skipped_metrics", "compared"):
+            continue
+        values = [s.get(key) for s in settings.values()]
+        if all(key in s for s in settings.values()) and all(value == values[0] for value in values):
+            merged_settings[key] = values[0]
+    merged_settings["ks"] = sorted({int(k) for s in settings.values() for k in s.get("ks") or []})
+    merged_settings["metric_networks"] = merged_networks
+    merged_settings["skipped_metrics"] = merged_skipped
+    merged_settings["compared"] = [
+        {"name": name, "path": str(path) if path else None, "settings": settings[name]}
+        for name, (path, _) in zip(names, inputs)
+    ]
+
+    # Runs, with unique display names and image paths that stay valid.
+    runs: list[dict[str, Any]] = []
+    qualitative_inputs: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for name, (path, data) in zip(names, inputs):
+        base = path.resolve().parent if path else None
+        for run in data.get("runs") or []:
+            run = copy.deepcopy(run)
+            run["source"] = name
+            run["qualitative"] = [_absolute(dict(entry), ["output"], base) for entry in run.get("qualitative") or []]
+            runs.append(run)
+        for entry in data.get("qualitative_inputs") or []:
+            qualitative_inputs.setdefault((entry.get("video"), entry.get("frame")),
+                                          _absolute(dict(entry), ["source", "ground_truth"], base))
+    counts = Counter(run_name(run) for run in runs)
+    for run in runs:
+        if counts[run_name(run)] > 1:
+            run["label"] = f"{run['source']}/{run.get('label') or run.get('method') or 'run'}"
+
+    merged = {
+        "format": RESULTS_FORMAT,
+        "settings": merged_settings,
+        "metrics": metrics,
+        "pose_bucket_edges": merged_edges,
+        "runs": runs,
+        "qualitative_inputs": list(qualitative_inputs.values()),
+        "warnings": warnings,
+    }
+    return merged, list(warnings)
