@@ -142,7 +142,7 @@ def test_export_onnx_cli(release, tmp_path, capsys):
 def test_demo_runs_on_the_bundled_model(tmp_path, capsys):
     assert (DEMO_MODEL / "config.json").is_file(), "the bundled demo model is missing from models/demo"
     out = tmp_path / "demo_out"
-    assert main(["demo", "--output", str(out), "--max-frames", "12", "--no-progress"]) == 0
+    assert main(["demo", "--output", str(out), "--max-frames", "12", "--finetune-steps", "2", "--no-progress"]) == 0
     for name in ("result.mp4", "side_by_side.mp4"):
         assert probe_video(out / name).num_frames == 12
     assert probe_video(out / "side_by_side.mp4").width == 3 * probe_video(out / "result.mp4").width

@@ -321,11 +321,14 @@ class AnimationPipeline:
             nonlocal transfer, driving_box
             for points, frame in items:
                 if transfer is None:
-                    base = reference_face if reference_face is not None else frame
-                    driving_box = crop_box_for(base.box, frame.image.shape, self.prepare)
+                    # The neutral frame, or the first frame as smoothed (so that, with smoothing,
+                    # the first output still reproduces the source's own landmarks).
+                    base_box = reference_face.box if reference_face is not None else frame.box
+                    base_points = reference_face.dense if reference_face is not None else points
+                    driving_box = crop_box_for(base_box, frame.image.shape, self.prepare)
                     transfer = MotionTransfer(
                         options.motion, size=self.size, source_points=ref.dense,
-                        reference_points=base.dense, driver_box=driving_box,
+                        reference_points=base_points, driver_box=driving_box,
                     )
                 target = transfer(points)
                 batch.append((frame, target, self.rasterizer(rasterizer_points(target, self.rasterizer), self.size)))

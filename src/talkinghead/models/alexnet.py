@@ -17,8 +17,6 @@ from torch import nn
 
 from talkinghead.models.frozen import FrozenModule
 from talkinghead.weights import (
-    CorruptWeightsError,
-    WeightsError,
     load_state_dict,
     load_strict,
     require,
@@ -74,12 +72,7 @@ class AlexNetFeatures(FrozenModule):
         with torch.device("meta"):  # every weight comes from the file: skip the random init
             network = cls()
         network.to_empty(device="cpu")
-        try:
-            load_strict(network, state, path, "alexnet")
-        except CorruptWeightsError:
-            raise
-        except WeightsError as err:  # wrong/missing/unexpected keys: not the file its name says
-            raise CorruptWeightsError(str(err)) from err
+        load_strict(network, state, path, "alexnet")  # CorruptWeightsError names the bad keys
         return network
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

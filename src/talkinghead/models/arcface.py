@@ -23,8 +23,6 @@ from torch import nn
 
 from talkinghead.models.frozen import FrozenModule
 from talkinghead.weights import (
-    CorruptWeightsError,
-    WeightsError,
     load_state_dict,
     load_strict,
     require,
@@ -132,12 +130,7 @@ class IResNet(FrozenModule):
         for module in network.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.num_batches_tracked is not None:
                 module.num_batches_tracked.zero_()
-        try:
-            load_strict(network, state, path, "arcface")
-        except CorruptWeightsError:
-            raise
-        except WeightsError as err:  # wrong/missing/unexpected keys: the file is not what its name says
-            raise CorruptWeightsError(str(err)) from err
+        load_strict(network, state, path, "arcface")  # CorruptWeightsError names the bad keys
         return network
 
     @staticmethod

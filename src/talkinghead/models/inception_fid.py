@@ -25,8 +25,6 @@ from torch import nn
 
 from talkinghead.models.frozen import FrozenModule
 from talkinghead.weights import (
-    CorruptWeightsError,
-    WeightsError,
     load_state_dict,
     load_strict,
     require,
@@ -225,12 +223,7 @@ class InceptionFID(FrozenModule):
             if isinstance(module, nn.BatchNorm2d):
                 # Files without the counters leave them as they are; make them defined (unused in eval).
                 module.num_batches_tracked.zero_()
-        try:
-            load_strict(network, state, path, "inception_fid")
-        except CorruptWeightsError:
-            raise
-        except WeightsError as err:  # wrong/missing/unexpected keys: not the file its name says
-            raise CorruptWeightsError(str(err)) from err
+        load_strict(network, state, path, "inception_fid")  # CorruptWeightsError names the bad keys
         return network
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

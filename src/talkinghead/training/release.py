@@ -24,7 +24,7 @@ from torch import nn
 
 from talkinghead.training.checkpoint import code_version
 from talkinghead.training.distributed import unwrap
-from talkinghead.utils.atomic import atomic_directory
+from talkinghead.utils.atomic import _umask, atomic_directory
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "release.json"
@@ -116,6 +116,8 @@ def save_release(
         _write_text(tmp / CONFIG_FILE, config_text)
         for name, state in tensors.items():
             save_file(state, str(tmp / f"{name}.safetensors"), metadata={"format": "pt"})
+            # safetensors creates private (0600) files; give them the permissions open() would.
+            os.chmod(tmp / f"{name}.safetensors", 0o666 & ~_umask())
             with open(tmp / f"{name}.safetensors", "rb") as handle:
                 os.fsync(handle.fileno())
         for name, text in extra_files.items():

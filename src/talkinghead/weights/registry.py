@@ -271,6 +271,10 @@ def load_asset_state_dict(name: str, purpose: str | None = None) -> dict[str, to
 def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
     """``module.load_state_dict(state, strict=True)`` with an error that names the file.
 
+    Raises:
+        CorruptWeightsError: missing, unexpected or wrongly shaped keys (the file is not the
+            asset its name says).
+
     BatchNorm ``num_batches_tracked`` counters may be absent (files saved by PyTorch < 0.4.1);
     ``load_state_dict`` fills them in, so they do not count as missing.
     """
@@ -286,7 +290,7 @@ def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: P
             if keys:
                 shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
                 problems.append(f"{label} keys: {shown}")
-        raise WeightsError(
+        raise CorruptWeightsError(
             f"{path}: does not hold the '{name}' weights ({get_asset(name).description}); "
             f"{'; '.join(problems)}. Install the official file ({get_asset(name).url}) with "
             f"`talkinghead weights add {name} FILE --force`."

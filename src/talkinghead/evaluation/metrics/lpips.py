@@ -27,9 +27,7 @@ from talkinghead.evaluation.metrics.base import (
 from talkinghead.models.alexnet import ALEXNET_CHANNELS, AlexNetFeatures
 from talkinghead.models.frozen import FrozenModule
 from talkinghead.weights import (
-    CorruptWeightsError,
     MissingWeightsError,
-    WeightsError,
     load_state_dict,
     load_strict,
     require,
@@ -90,12 +88,7 @@ class LPIPSCalibration(nn.Module):
         path = require("lpips_alex", purpose)
         state = load_state_dict(path)
         calibration = cls()
-        try:
-            load_strict(calibration, state, path, "lpips_alex")
-        except CorruptWeightsError:
-            raise
-        except WeightsError as err:  # wrong/missing/unexpected keys: not the file its name says
-            raise CorruptWeightsError(str(err)) from err
+        load_strict(calibration, state, path, "lpips_alex")  # CorruptWeightsError names the bad keys
         return calibration
 
 
