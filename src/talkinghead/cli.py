@@ -365,6 +365,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
         load_source=args.load_source,
         save_source=args.save_source,
         finetune_steps=args.finetune_steps,
+        source_face_index=args.source_face_index,
         neutral_frame=args.neutral_frame,
         max_frames=args.max_frames,
         output_size=args.output_size,
@@ -399,6 +400,8 @@ def add_animate(sub) -> None:
     p.add_argument("--load-source", type=Path, metavar="FILE", help="use a source saved earlier with --save-source")
     p.add_argument("--finetune-steps", type=int, default=0, metavar="N",
                    help="fine-tune the model on the source photos for N steps first (LSR §3.5; 0 = off)")
+    p.add_argument("--source-face-index", type=int, default=0, metavar="I",
+                   help="which face of the source photos to animate when several are visible (0 = the main face)")
     p.add_argument("--neutral-frame", type=int, default=0, metavar="I",
                    help="driving frame that relative motion is measured from (default 0: the first)")
     p.add_argument("--paste-back", action="store_true",

@@ -125,3 +125,32 @@ def test_bad_arguments(test_set, tmp_path, capsys):
     assert "CHECKPOINT DATASET" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nope"), str(test_set), "--output", str(tmp_path / "x")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_fsth_eval_roles_decide_shots_and_hold_outs(tmp_path, real_data):
+    """The LSR authors' fsth-eval layout: K-shot inputs under train/, hold-outs under test/."""
+    from PIL import Image
+
+    from talkinghead.config.prepare import CropConfig
+    from talkinghead.data.video import read_video_frames
+
+    root = tmp_path / "fsth_eval"
+    for identity, video in (("id_a", "liveportrait_d12.mp4"), ("id_b", "liveportrait_d19.mp4")):
+        frames = [rgb for _, _, rgb in read_video_frames(real_data / video, range(0, 70, 10))]
+        for number, rgb in enumerate(frames):  # 4 inputs, then 3 hold-outs
+            split = "train" if number < 4 else "test"
+            folder = root / split / identity / "v1" / "combined"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rgb).resize((96, 96)).save(folder / f"{number:05d}_rgb.png")
+    data = tmp_path / "prepared"
+    config = PrepareConfig(layout="fsth-eval", size=64, segmentation="none", crop=CropConfig(mode="none"))
+    assert prepare_dataset(root, data, config, RunOptions(progress=False)).clips_done == 2
+    results = run(["copy-source", str(data)], tmp_path / "out", "--holdout-fraction", "0.1")
+    for r in results["runs"]:
+        for video in r["videos"]:
+            roles = json.loads((data / "clips" / video["video"] / "meta.json").read_text())["frame_roles"]
+            inputs = {i for i, role in enumerate(roles) if role == "input"}
+            held = [i for i, role in enumerate(roles) if role == "holdout"]
+            assert len(held) >= 2 and len(inputs) >= 2
+            assert set(video["source_frames"]) <= inputs
+            assert [f["frame"] for f in video["frames"]] == held

@@ -122,6 +122,26 @@ def test_bad_inputs_leave_no_output(release, portrait, real_data, driving_clip, 
     assert leftovers(tmp_path) == []
 
 
+def test_source_face_index_picks_another_face(release, real_data, driving_clip, tmp_path, capsys):
+    import cv2
+
+    big, small = read_image(real_data / "sadtalker_happy.png"), read_image(real_data / "facerec_alex-lacamoire.png")
+    canvas = np.full((256, 460, 3), 200, np.uint8)
+    canvas[:, :256] = big
+    canvas[40:208, 270:450] = cv2.resize(small, (180, 168))
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert animate(release, photo, driving_clip, first, "--max-frames", "1", "--side-by-side") == 0
+    assert animate(release, photo, driving_clip, second, "--max-frames", "1", "--side-by-side",
+                   "--source-face-index", "1") == 0
+    # the source panel (left third) shows another face
+    a, b = read_image(first / "00000.png"), read_image(second / "00000.png")
+    assert np.abs(a[:, :64].astype(int) - b[:, :64].astype(int)).mean() > 20
+    assert animate(release, photo, driving_clip, tmp_path / "third", "--source-face-index", "3") == 2
+    assert "face 3 asked for (--source-face-index)" in capsys.readouterr().err
+
+
 def test_finetune_before_animating(release, portrait, driving_clip, tmp_path, capsys):
     out = tmp_path / "tuned.mp4"
     assert animate(release, portrait, driving_clip, out, "--finetune-steps", "2", "--max-frames", "3",

@@ -167,7 +167,7 @@ def test_several_faces_pick_largest_or_face_index(pipeline, real_data, caplog):
     assert first.reference.box[0] < 256 / 2  # the large face on the left
     second = pipeline.set_source([canvas], face_index=1)
     assert (second.reference.box[0] + second.reference.box[2]) / 2 > 256
-    with pytest.raises(SourceError, match="--face-index 5"):
+    with pytest.raises(SourceError, match="face 5 asked for"):
         pipeline.set_source([canvas], face_index=5)
 
 

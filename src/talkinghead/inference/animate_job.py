@@ -50,6 +50,7 @@ class AnimateJob:
         load_source: a ``--save-source`` file to use instead of encoding ``sources``.
         save_source: where to write the source encoding.
         finetune_steps: subject fine-tuning steps on ``sources`` before animating (0 = off).
+        source_face_index: which face of the source photos to animate (0 = the main face).
         neutral_frame: driving frame that relative motion is measured from.
         max_frames: animate only the first N driving frames.
         output_size: height of crop views in pixels (None = the model's size).
@@ -66,6 +67,7 @@ class AnimateJob:
     load_source: Path | None = None
     save_source: Path | None = None
     finetune_steps: int = 0
+    source_face_index: int = 0
     neutral_frame: int = 0
     max_frames: int | None = None
     output_size: int | None = None
@@ -185,7 +187,7 @@ def run_animate(
         if job.load_source is not None:
             pipeline.load_source(job.load_source)
         else:
-            pipeline.set_source(job.sources, face_index=0)
+            pipeline.set_source(job.sources, face_index=job.source_face_index)
         if job.save_source is not None:
             pipeline.save_source(job.save_source)
         size = job.output_size or pipeline.size

@@ -192,11 +192,13 @@ def prepare_source_face(
             "visible, frontal or near-frontal, and not much smaller than about 80 pixels"
         )
     if face_index >= len(faces):
-        raise SourceError(f"{name}: --face-index {face_index} asked for, but only {len(faces)} face(s) were found")
+        raise SourceError(
+            f"{name}: face {face_index} asked for (--source-face-index), but only {len(faces)} face(s) were found"
+        )
     if len(faces) > 1:
         log.warning(
             "%s: %d faces found; using face %d (ranked by size x detection confidence); "
-            "choose another with --face-index",
+            "choose another with --source-face-index",
             name, len(faces), face_index,
         )
     face = faces[face_index]
