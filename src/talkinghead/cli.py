@@ -457,7 +457,8 @@ def add_demo(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from talkinghead.evaluation.report import load_results, merge_results, write_reports
+    from talkinghead.evaluation.compare import load_results, merge_results
+    from talkinghead.evaluation.report import write_reports
 
     if args.compare:
         if args.target:
@@ -471,7 +472,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "give CHECKPOINT DATASET (a checkpoint or copy-source / landmark-warp, and a prepared test set), "
                 "or --compare A/results.json B/results.json"
             )
-        from talkinghead.evaluation.protocol import EvaluateOptions, evaluate
+        from talkinghead.evaluation.options import EvaluateOptions
+        from talkinghead.evaluation.protocol import evaluate
 
         options = EvaluateOptions(
             ks=args.k, finetune_steps=args.finetune_steps, cross=args.cross, split=args.split or None,
@@ -489,7 +491,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_evaluate(sub) -> None:
-    from talkinghead.evaluation.protocol import DEFAULT_METRICS
+    from talkinghead.evaluation.options import DEFAULT_METRICS
 
     p = sub.add_parser(
         "evaluate",

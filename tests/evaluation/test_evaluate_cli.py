@@ -12,7 +12,7 @@ import pytest
 from talkinghead.cli import main
 from talkinghead.config import PrepareConfig
 from talkinghead.data.prepare import RunOptions, prepare_dataset
-from talkinghead.evaluation.protocol import shot_order
+from talkinghead.evaluation.test_set import shot_order
 
 from lsr_release import tiny_release
 

@@ -20,10 +20,8 @@ from talkinghead.evaluation.plots import (
     plot_pose_buckets,
     qualitative_grid,
 )
+from talkinghead.evaluation.compare import ResultsFormatError, load_results, merge_results
 from talkinghead.evaluation.report import (
-    ResultsFormatError,
-    load_results,
-    merge_results,
     pose_table,
     run_id,
     run_name,

@@ -26,301 +26,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.data.episodes import EpisodeDataset
-from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
 from talkinghead.evaluation.baselines import BASELINES
-from talkinghead.evaluation.metrics import METRICS, MetricUnavailable, build_metric
+from talkinghead.evaluation.methods import BaselineMethod, LSRMethod
+from talkinghead.evaluation.metric_suite import MetricSuite
+from talkinghead.evaluation.metrics import METRICS
 from talkinghead.evaluation.metrics.nmke import normalized_mean_error
+from talkinghead.evaluation.options import EvaluateOptions
+from talkinghead.evaluation.test_set import TestVideo, load_test_video
 from talkinghead.inference.motion import MotionTransfer
 from talkinghead.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 RESULTS_FORMAT = 1
-DEFAULT_METRICS = ("psnr", "ssim", "lpips", "id_sim", "nmke", "fid", "warp_error")
 BUCKETS = ("low", "medium", "high")
-
-
-@dataclass
-class EvaluateOptions:
-    """What ``talkinghead evaluate`` measures.
-
-    Args:
-        ks: numbers of input shots (LSR: 1, 4, 8, 32).
-        finetune_steps: also evaluate subject fine-tuned models (N steps on the K shots; 0 = off).
-        cross: cross-identity reenactment instead of self-reenactment.
-        split: dataset split to evaluate (None = every clip).
-        holdout_fraction: hold-out tail of clips without stored frame roles.
-        max_videos: evaluate only the first N videos.
-        targets_per_video: hold-out frames evaluated per video, evenly spaced (0 = all).
-        metrics: metric names; those whose networks are missing are skipped and reported.
-        id_network: identity network of ID-SIM: ``dlib`` (offline), ``vggface`` or ``arcface``.
-        landmark_backend: detector of NMKE.
-        seed: seed of the shot selection.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size: frames synthesised per call.
-        workers: threads that load the next videos while one is evaluated.
-        qualitative_videos: videos whose first hold-out frame goes into the qualitative grid.
-    """
-
-    ks: list[int] = field(default_factory=lambda: [1, 4])
-    finetune_steps: int = 0
-    cross: bool = False
-    split: str | None = "test"
-    holdout_fraction: float = 0.5
-    max_videos: int | None = None
-    targets_per_video: int = 8
-    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
-    id_network: str = "dlib"
-    landmark_backend: str = "mediapipe"
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 8
-    workers: int = 2
-    qualitative_videos: int = 4
-
-    def __post_init__(self):
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be positive numbers of shots, got {self.ks}")
-        self.ks = sorted(set(int(k) for k in self.ks))
-        unknown = sorted(set(self.metrics) - set(METRICS))
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
-        if self.finetune_steps < 0 or self.targets_per_video < 0 or self.batch_size < 1:
-            raise ValueError("finetune_steps and targets_per_video must be >= 0 and batch_size >= 1")
-
-
-# ----------------------------------------------------------------------------- test videos
-
-
-@dataclass
-class TestVideo:
-    """One test clip: its frames (uint8, at the evaluation size) and ground-truth landmarks."""
-
-    key: str
-    identity: str
-    index: int
-    input_frames: np.ndarray  # (n,) frame numbers the shots are drawn from
-    targets: np.ndarray  # (m,) hold-out frame numbers evaluated
-    consecutive: bool  # hold-out targets are consecutive frames of the source video (E_warp)
-    images: dict[int, np.ndarray]  # frame -> (s, s, 3) uint8
-    landmarks68: np.ndarray  # (num_frames, 68, 2) at the evaluation size
-    dense: np.ndarray  # (num_frames, N, 3) at the evaluation size
-
-
-def _evenly(frames: np.ndarray, count: int) -> np.ndarray:
-    if count == 0 or len(frames) <= count:
-        return frames
-    return frames[np.linspace(0, len(frames) - 1, count).round().astype(np.int64)]
-
-
-def shot_order(video_key: str, input_frames: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded permutation of a video's input frames: the K shots are its first K entries."""
-    rng = np.random.default_rng([seed, zlib.crc32(video_key.encode())])
-    return input_frames[rng.permutation(len(input_frames))]
-
-
-def _load_video(dataset: EpisodeDataset, index: int, size: int, options: EvaluateOptions) -> TestVideo:
-    record = dataset.records[index]
-    clip = dataset.clip(index)
-    inputs = dataset.input_frames(index)
-    held = dataset.holdout_frames(index)
-    inputs = np.setdiff1d(inputs, held)  # never condition on a hold-out frame
-    targets = _evenly(held, options.targets_per_video)
-    order = shot_order(record.key, inputs, options.seed)
-    needed = set(targets.tolist()) | set(order[: max(options.ks)].tolist())
-    images = {}
-    for frame in sorted(needed):
-        image = clip.frame(frame)
-        if image.shape[0] != size:
-            interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_CUBIC
-            image = cv2.resize(image, (size, size), interpolation=interpolation)
-        images[frame] = image
-    scale = size / dataset.dataset.size
-    source_indices = clip.meta.get("frame_indices") or list(range(record.num_frames))
-    chosen = [source_indices[t] for t in targets.tolist()]
-    consecutive = len(chosen) > 1 and all(b - a == 1 for a, b in zip(chosen, chosen[1:]))
-    return TestVideo(
-        key=record.key, identity=record.identity, index=index, input_frames=order, targets=targets,
-        consecutive=consecutive, images=images,
-        landmarks68=np.asarray(clip.landmarks68, np.float64)[..., :2] * scale,
-        dense=np.asarray(clip.dense_landmarks, np.float32) * scale,
-    )
-
-
-# ----------------------------------------------------------------------------- methods
-
-
-class LSRMethod:
-    """A trained LSR model: encode the shots (optionally fine-tune on them), synthesise targets."""
-
-    label = "LSR"
-
-    def __init__(self, checkpoint: str | Path, options: EvaluateOptions):
-        from talkinghead.inference.pipeline import AnimationPipeline, resolve_device
-        from talkinghead.models.lsr_pretrained import load_lsr_weights
-
-        self.pretrained = load_lsr_weights(checkpoint)
-        self.device = resolve_device(options.device)
-        self.pipeline = AnimationPipeline.from_pretrained(checkpoint, device=self.device)
-        self.config = self.pipeline.config
-        self.size = self.config.image_size
-        self.rasterizer = get_rasterizer(self.config.landmark_style)
-        self.options = options
-
-    def landmark_images(self, video: TestVideo, frames: list[int], points: np.ndarray | None = None) -> torch.Tensor:
-        """(n, c, s, s) landmark images of ground-truth frames (or of given points)."""
-        if points is None:
-            source = video.landmarks68 if self.rasterizer.landmarks == "ibug68" else video.dense
-            points = source[frames]
-        return image_to_tensor(np.stack([self.rasterizer(p, self.size) for p in points]))
-
-    def prepare(self, video: TestVideo, shots: np.ndarray, finetuned: bool) -> Any:
-        images = image_to_tensor(np.stack([video.images[f] for f in shots.tolist()]))
-        landmarks = self.landmark_images(video, shots.tolist())
-        if not finetuned:
-            z_layout, z_style = self.pipeline.model.encode(images[None].to(self.device), landmarks[None].to(self.device))
-            return self.pipeline.model, z_layout[0], z_style[0]
-        from talkinghead.config.lsr import FinetuneConfig
-        from talkinghead.data.subject import SubjectFrames
-        from talkinghead.models.lsr import LSRModel
-        from talkinghead.training.lsr_finetune import finetune_networks
-
-        config = FinetuneConfig(steps=self.options.finetune_steps, perceptual="auto", device=str(self.device.type))
-        tuned = finetune_networks(self.pretrained, SubjectFrames(images, landmarks, [str(f) for f in shots]), config)
-        model = LSRModel(self.config).to(self.device).eval()
-        for name in model.network_names:
-            getattr(model, name).load_state_dict(tuned.networks[name].state_dict())
-        return model, tuned.z_layout[0].to(self.device), tuned.z_style[0].to(self.device)
-
-    @torch.no_grad()
-    def generate(self, state: Any, landmark_images: torch.Tensor, points68: np.ndarray) -> np.ndarray:
-        model, z_layout, z_style = state
-        out = []
-        for start in range(0, len(landmark_images), self.options.batch_size):
-            x = landmark_images[start:start + self.options.batch_size].to(self.device)
-            b = len(x)
-            image = model(x, z_layout[None].expand(b, -1), z_style[None].expand(b, -1)).image.float()
-            out.append(image.add(1).mul(127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-        return np.concatenate(out)
-
-
-class BaselineMethod:
-    """A reference method that needs no training (``copy-source``, ``landmark-warp``)."""
-
-    def __init__(self, name: str, size: int):
-        self.label = name
-        self.function = BASELINES[name]
-        self.size = size
-
-    def landmark_images(self, video: TestVideo, frames: list[int], points: np.ndarray | None = None) -> None:
-        return None
-
-    def prepare(self, video: TestVideo, shots: np.ndarray, finetuned: bool) -> Any:
-        return np.stack([video.images[f] for f in shots.tolist()]), video.landmarks68[shots]
-
-    def generate(self, state: Any, landmark_images: Any, points68: np.ndarray) -> np.ndarray:
-        images, points = state
-        return np.stack([self.function(images, points, target) for target in points68])
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-class MetricSuite:
-    """The metrics that can run here, with ground-truth values cached per video."""
-
-    def __init__(self, options: EvaluateOptions):
-        self.frame: dict[str, Any] = {}
-        self.video: dict[str, Any] = {}
-        self.fid = None
-        self.skipped: dict[str, str] = {}
-        device = "cuda" if options.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-        for name in options.metrics:
-            spec = METRICS[name]
-            kwargs: dict[str, Any] = {}
-            if name in ("lpips", "fid"):
-                kwargs["device"] = device
-            if name == "id_sim":
-                kwargs["network"] = options.id_network
-            if name == "nmke":
-                kwargs["backend"] = options.landmark_backend
-            try:
-                metric = build_metric(name, **kwargs)
-            except MetricUnavailable as err:
-                self.skipped[name] = err.reason
-                log.warning("metric %s skipped: %s", name, err.reason)
-                continue
-            if spec.kind == "frame":
-                self.frame[name] = metric
-            elif spec.kind == "video":
-                self.video[name] = metric
-            else:
-                self.fid = metric
-        self._gt_cache: dict[tuple[str, str], np.ndarray] = {}
-
-    def names(self) -> list[str]:
-        order = list(DEFAULT_METRICS)
-        ran = set(self.frame) | set(self.video) | ({"fid"} if self.fid is not None else set())
-        return [n for n in order if n in ran]
-
-    def networks(self) -> dict[str, str]:
-        out = {}
-        for name, metric in {**self.frame, **self.video, **({"fid": self.fid} if self.fid else {})}.items():
-            out[name] = getattr(metric, "description", None) or METRICS[name].description
-        return out
-
-    def _gt(self, kind: str, video: str, images: np.ndarray, compute) -> np.ndarray:
-        key = (kind, video)
-        if key not in self._gt_cache:
-            self._gt_cache = {k: v for k, v in self._gt_cache.items() if k[1] == video}  # one video at a time
-            self._gt_cache[key] = compute(images)
-        return self._gt_cache[key]
-
-    def per_frame(self, video: str, outputs: np.ndarray, targets: np.ndarray, *, cross: bool = False,
-                  reference_embeddings: np.ndarray | None = None, asked68: np.ndarray | None = None) -> dict:
-        """Per-frame values of every frame metric (cross mode: ID-SIM to the source, NMKE to the asked pose)."""
-        values: dict[str, np.ndarray] = {}
-        for name, metric in self.frame.items():
-            if cross:
-                if name == "id_sim":
-                    values[name] = metric.similarity(metric.embed(outputs), reference_embeddings)
-                elif name == "nmke":
-                    values[name] = normalized_mean_error(metric.landmarks(outputs), asked68)
-                continue
-            if name == "id_sim":
-                gt = self._gt("id_sim", video, targets, metric.embed)
-                values[name] = metric(outputs, target_embeddings=gt)
-            elif name == "nmke":
-                gt = self._gt("nmke", video, targets, metric.landmarks)
-                values[name] = metric(outputs, target_landmarks=gt)
-            else:
-                values[name] = metric(outputs, targets)
-        return values
-
-    def fid_features(self, video: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        extractor = self.fid.extractor
-        return extractor(outputs).astype(np.float32), self._gt("fid", video, targets, extractor).astype(np.float32)
-
-    def close(self) -> None:
-        for metric in [*self.frame.values(), *self.video.values()]:
-            if hasattr(metric, "close"):
-                metric.close()
-
-
-# ----------------------------------------------------------------------------- the loop
 
 
 def _sha256(paths: list[Path]) -> str:
@@ -422,13 +151,13 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     bar = tqdm(total=len(indices) * len(runs), unit="run", desc="evaluate", disable=not progress, dynamic_ncols=True)
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-            futures = [pool.submit(_load_video, dataset, i, size, options) for i in indices[: options.workers + 1]]
+            futures = [pool.submit(load_test_video, dataset, i, size, options) for i in indices[: options.workers + 1]]
             for position, index in enumerate(indices):
                 video = futures[position].result()
                 futures[position] = None  # free the frames once used
                 ahead = position + options.workers + 1
                 if ahead < len(indices):
-                    futures.append(pool.submit(_load_video, dataset, indices[ahead], size, options))
+                    futures.append(pool.submit(load_test_video, dataset, indices[ahead], size, options))
                 driver = _driver_for(dataset, indices, position, size, options) if options.cross else None
                 for run in runs:
                     entry = _evaluate_run(model, suite, video, run, options, cache / _run_id(run), signature,
@@ -450,7 +179,7 @@ def _driver_for(dataset: EpisodeDataset, indices: list[int], position: int, size
     for step in range(1, len(indices)):
         candidate = indices[(position + step) % len(indices)]
         if dataset.records[candidate].identity != identity:
-            return _load_video(dataset, candidate, size, options)
+            return load_test_video(dataset, candidate, size, options)
     raise ValueError("no video of another identity to drive with")
 
 
@@ -603,4 +332,4 @@ def _assemble(runs, per_run, fid_features, suite: MetricSuite, settings: dict, q
     }
 
 
-__all__ = ["EvaluateOptions", "evaluate", "shot_order", "checkpoint_hash", "asdict"]
+__all__ = ["EvaluateOptions", "checkpoint_hash", "evaluate"]
