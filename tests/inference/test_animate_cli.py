@@ -67,6 +67,7 @@ def test_saved_source_reproduces_the_frames(release, portrait, driving_clip, tmp
                  str(driving_clip), "--output", str(tmp_path / "b"), "--max-frames", "5", "--no-progress"]) == 0
     for name in [f"{i:05d}.png" for i in range(5)]:
         assert np.array_equal(read_image(tmp_path / "a" / name), read_image(tmp_path / "b" / name))
+    assert animate(release, portrait, driving_clip, tmp_path / "c", "--load-source", str(saved)) == 2
 
 
 def test_existing_output_is_refused_and_untouched(release, portrait, driving_clip, tmp_path, capsys):

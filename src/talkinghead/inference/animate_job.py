@@ -116,6 +116,8 @@ def check_job(job: AnimateJob) -> None:
         raise ValueError("no output was given")
     if job.load_source is None and not job.sources:
         raise ValueError("give the source photos (--source IMG ...) or a saved source (--load-source FILE)")
+    if job.load_source is not None and job.sources:
+        raise ValueError("give either the source photos (--source) or a saved source (--load-source), not both")
     if job.load_source is not None and job.finetune_steps:
         raise ValueError("--finetune-steps needs the source photos (--source); it cannot start from --load-source")
     if job.finetune_steps < 0:

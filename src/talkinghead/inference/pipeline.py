@@ -143,8 +143,7 @@ class AnimationPipeline:
 
         pretrained = load_lsr_weights(path, use_ema=use_ema)
         model = LSRModel(pretrained.config)
-        for name, net in pretrained.build(model.network_names).items():
-            getattr(model, name).load_state_dict(net.state_dict())
+        pretrained.load_into({name: getattr(model, name) for name in model.network_names})
         subject = pretrained.state_dicts.get("subject")
         latents = None
         if subject is not None and {"z_layout", "z_style"} <= set(subject):

@@ -59,15 +59,12 @@ class PretrainedLSR:
         except ConfigError as err:
             raise PretrainedError(f"{self.source}: its data preparation settings do not fit this version: {err}") from err
 
-    def build(self, names: list[str] | tuple[str, ...]) -> dict[str, nn.Module]:
-        """The named networks with these weights (strict: every key must match)."""
-        missing = [n for n in names if n not in self.state_dicts]
+    def load_into(self, networks: dict[str, nn.Module]) -> dict[str, nn.Module]:
+        """Load these weights into already built networks, by name (strict: every key must match)."""
+        missing = [n for n in networks if n not in self.state_dicts]
         if missing:
             raise PretrainedError(f"{self.source}: has no weights for {missing} (it holds {sorted(self.state_dicts)})")
-        networks = build_networks(self.config)
-        out = {}
-        for name in names:
-            net = networks[name]
+        for name, net in networks.items():
             try:
                 net.load_state_dict(self.state_dicts[name], strict=True)
             except RuntimeError as err:
@@ -75,8 +72,12 @@ class PretrainedLSR:
                     f"{self.source}: the {name} weights do not fit the architecture in its config ({err}); "
                     "the file is damaged or was written by another version"
                 ) from err
-            out[name] = net
-        return out
+        return networks
+
+    def build(self, names: list[str] | tuple[str, ...]) -> dict[str, nn.Module]:
+        """The named networks with these weights (strict: every key must match)."""
+        networks = build_networks(self.config)
+        return self.load_into({name: networks[name] for name in names})
 
 
 def _model_config(data: Any, source: Path) -> LSRModelConfig:
