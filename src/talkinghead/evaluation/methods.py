@@ -30,7 +30,7 @@ class LSRMethod:
 
         self.pretrained = load_lsr_weights(checkpoint)
         self.device = resolve_device(options.device)
-        self.pipeline = AnimationPipeline.from_pretrained(checkpoint, device=self.device)
+        self.pipeline = AnimationPipeline.from_weights(self.pretrained, device=self.device)
         self.config = self.pipeline.config
         self.size = self.config.image_size
         self.rasterizer = get_rasterizer(self.config.landmark_style)

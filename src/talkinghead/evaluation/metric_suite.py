@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import numpy as np
-import torch
 
 from talkinghead.evaluation.metrics import METRICS, MetricUnavailable, build_metric
 from talkinghead.evaluation.metrics.nmke import normalized_mean_error
 from talkinghead.evaluation.options import DEFAULT_METRICS, EvaluateOptions
+from talkinghead.inference.pipeline import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class MetricSuite:
         self.video: dict[str, Any] = {}
         self.fid = None
         self.skipped: dict[str, str] = {}
-        device = "cuda" if options.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        device = str(resolve_device(options.device))
         for name in options.metrics:
             spec = METRICS[name]
             kwargs: dict[str, Any] = {}

@@ -44,6 +44,7 @@ from talkinghead.evaluation.metrics.nmke import normalized_mean_error
 from talkinghead.evaluation.options import EvaluateOptions
 from talkinghead.evaluation.test_set import TestVideo, load_test_video
 from talkinghead.inference.motion import MotionTransfer
+from talkinghead.inference.source import ibug68_points
 from talkinghead.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -255,9 +256,7 @@ def _retarget(model, video: TestVideo, shots: np.ndarray, driver: TestVideo) -> 
     transfer = MotionTransfer("relative", size=model.size, source_points=base, reference_points=reference)
     retargeted = np.stack([transfer(drv[t]) for t in driver.targets.tolist()])
     if use_dense:
-        from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
-
-        points68 = np.stack([dense_to_ibug68(p) for p in retargeted]).astype(np.float64)
+        points68 = np.stack([ibug68_points(p) for p in retargeted]).astype(np.float64)
     else:
         points68 = retargeted[..., :2].astype(np.float64)
     images = model.landmark_images(video, [], points=retargeted if use_dense else points68) if hasattr(

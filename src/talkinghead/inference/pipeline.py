@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from talkinghead.config.prepare import PrepareConfig
-from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
 from talkinghead.data.video import read_image
 from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTracker
@@ -37,6 +36,7 @@ from talkinghead.inference.source import (
     SourceError,
     SourceFace,
     crop_box_for,
+    ibug68_points,
     model_fingerprint,
     prepare_source_face,
     rasterizer_points,
@@ -79,10 +79,6 @@ class AnimationStats:
     frames_without_face: int = 0
     frames_with_several_faces: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: {"landmarks": 0.0, "synthesis": 0.0, "paste_back": 0.0})
-
-
-def _ibug68(dense: np.ndarray) -> np.ndarray:
-    return dense_to_ibug68(dense) if dense.shape[0] >= 468 else np.asarray(dense[:, :2], dtype=np.float32)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -130,6 +126,20 @@ class AnimationPipeline:
         self._landmarker = None
 
     @classmethod
+    def from_weights(cls, pretrained, *, device: str | torch.device = "auto") -> "AnimationPipeline":
+        """A pipeline from weights already read by :func:`load_lsr_weights` (no second read)."""
+        model = LSRModel(pretrained.config)
+        pretrained.load_into({name: getattr(model, name) for name in model.network_names})
+        subject = pretrained.state_dicts.get("subject")
+        latents = None
+        if subject is not None and {"z_layout", "z_style"} <= set(subject):
+            latents = (subject["z_layout"].float().reshape(-1), subject["z_style"].float().reshape(-1))
+        return cls(
+            model, prepare=pretrained.prepare_config(), device=device, subject_latents=latents,
+            name=str(pretrained.source),
+        )
+
+    @classmethod
     def from_pretrained(
         cls, path: str | Path, *, device: str | torch.device = "auto", use_ema: bool = True
     ) -> "AnimationPipeline":
@@ -141,17 +151,7 @@ class AnimationPipeline:
         """
         from talkinghead.models.lsr_pretrained import load_lsr_weights
 
-        pretrained = load_lsr_weights(path, use_ema=use_ema)
-        model = LSRModel(pretrained.config)
-        pretrained.load_into({name: getattr(model, name) for name in model.network_names})
-        subject = pretrained.state_dicts.get("subject")
-        latents = None
-        if subject is not None and {"z_layout", "z_style"} <= set(subject):
-            latents = (subject["z_layout"].float().reshape(-1), subject["z_style"].float().reshape(-1))
-        return cls(
-            model, prepare=pretrained.prepare_config(), device=device, subject_latents=latents,
-            name=str(pretrained.source),
-        )
+        return cls.from_weights(load_lsr_weights(path, use_ema=use_ema), device=device)
 
     def optimize(self, *, channels_last: bool = True, compile: bool = False) -> "AnimationPipeline":
         """Faster synthesis on a GPU: channels-last memory layout and/or ``torch.compile`` of G_l and G_s."""
@@ -345,7 +345,7 @@ class AnimationPipeline:
                 pasted = None
                 if paste is not None:
                     t0 = time.perf_counter()
-                    pasted = paste(image, _ibug68(target))
+                    pasted = paste(image, ibug68_points(target))
                     stats.seconds["paste_back"] += time.perf_counter() - t0
                 stats.frames += 1
                 yield AnimatedFrame(

@@ -164,11 +164,14 @@ def crop_box_for(face_box: np.ndarray, photo_shape: tuple[int, ...], prepare: Pr
     return center_square_box(photo_shape[1], photo_shape[0])
 
 
+def ibug68_points(dense: np.ndarray) -> np.ndarray:
+    """(68, 2) iBUG points from backend points: mapped from a mediapipe mesh, else the 68 themselves."""
+    return dense_to_ibug68(dense) if dense.shape[0] >= 468 else np.asarray(dense[:, :2], dtype=np.float32)
+
+
 def rasterizer_points(dense: np.ndarray, rasterizer: Rasterizer) -> np.ndarray:
     """The landmark array the model's rasteriser draws, from backend (dense) points."""
-    if rasterizer.landmarks == "dense":
-        return dense
-    return dense_to_ibug68(dense) if dense.shape[0] >= 468 else np.asarray(dense[:, :2], dtype=np.float32)
+    return dense if rasterizer.landmarks == "dense" else ibug68_points(dense)
 
 
 def prepare_source_face(
