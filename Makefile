@@ -19,7 +19,7 @@ $(CORE_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e .
 	touch $@
 
-# The dlib68 backend compiles dlib from source once (~12 minutes); pip caches the wheel.
+# The dlib68 backend uses the prebuilt dlib-bin wheel (no compile).
 $(TEST_STAMP): $(CORE_STAMP)
 	$(BIN)/python -m pip install -e ".[dev,dlib]"
 	touch $@
