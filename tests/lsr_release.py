@@ -8,7 +8,7 @@ import torch
 
 from talkinghead.config import PrepareConfig, load_config, to_dict
 from talkinghead.models.lsr import METHOD, build_networks
-from talkinghead.training.release import save_release
+from talkinghead.weights.release import save_release
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "lsr" / "tiny.yaml"
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from talkinghead import __version__
+from talkinghead.config.base import default_of
 
 
 def _overrides_help() -> str:
@@ -241,24 +242,25 @@ def add_weights(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import talkinghead.config.lsr  # noqa: F401  (registers the 'lsr' kind)
+    import talkinghead.training  # noqa: F401  (registers every method's recipe and config)
     from talkinghead.config import dump_yaml, load_config
-    from talkinghead.training.lsr_stages import train_lsr, validate
     from talkinghead.training.distributed import DistributedContext
+    from talkinghead.training.recipe import get_recipe
+    from talkinghead.training.run import train, validate
+    from talkinghead.training.trainer import TrainingInterrupted
 
-    config = load_config(args.config, args.overrides, kind="lsr")
+    config = load_config(args.config, args.overrides)
+    get_recipe(getattr(config, "method", None), where=str(args.config))  # a training config of a known method
     if args.dry_run:
         sys.stdout.write(dump_yaml(config))
         lengths = validate(config, DistributedContext())
         print("# dry run: config and data are valid; steps per stage: " + ", ".join(f"{k} {v}" for k, v in lengths.items()))
         return 0
-    from talkinghead.training.trainer import TrainingInterrupted
-
     try:
-        results = train_lsr(config, args.run_dir, resume=args.resume, max_steps=args.max_steps)
+        results = train(config, args.run_dir, resume=args.resume, max_steps=args.max_steps)
     except TrainingInterrupted as stop:
         print(str(stop), file=sys.stderr)
-        return 130 if stop.by_signal is not None else 0
+        return 128 + stop.by_signal if stop.by_signal is not None else 0
     for stage, numbers in results.items():
         shown = ", ".join(f"{k} {v:.4g}" for k, v in numbers.items() if k.startswith(("eval/", "loss/")))
         print(f"{stage}: {shown}")
@@ -269,12 +271,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_train(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (LSR: layout pre-training, then the full pipeline)",
+        help="train a model of any method (the config names it; LSR: layout pre-training, then the full pipeline)",
         description="Train the stages listed in CONFIG in order into RUN_DIR: checkpoints, TensorBoard logs, "
         "sample grids, the resolved config and, at the end, release weights (config.json + safetensors). "
         "For several GPUs or nodes, start it with torchrun (torchrun --nproc_per_node=N -m talkinghead train ...).",
     )
-    p.add_argument("config", type=Path, help="training config YAML (e.g. configs/lsr/tiny.yaml)")
+    p.add_argument("config", type=Path, help="training config YAML; its 'kind' is the method (e.g. configs/lsr/tiny.yaml)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=prepared/ stages.0.steps=100")
     p.add_argument("--run-dir", required=True, type=Path, help="output folder of the run")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its latest checkpoint")
@@ -289,13 +291,13 @@ def add_train(sub) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from talkinghead.config import load_config
-    from talkinghead.config.lsr import FinetuneConfig  # noqa: F401  (registers the kind)
-    from talkinghead.training.lsr_finetune import finetune_lsr
+    from talkinghead.models.pretrained import load_pretrained
+    from talkinghead.training.finetune import finetune, finetune_config
 
-    config = load_config(args.config, args.overrides, kind="lsr_finetune")
-    result = finetune_lsr(
-        args.checkpoint, args.images, args.output, config,
+    pretrained = load_pretrained(args.checkpoint)
+    config = finetune_config(pretrained.method, args.config, args.overrides)
+    result = finetune(
+        pretrained, args.images, args.output, config,
         frames_per_video=args.frames_per_video, overwrite=args.overwrite,
     )
     print(result.format())
@@ -303,22 +305,27 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def add_finetune(sub) -> None:
+    from talkinghead.training.finetune import FRAMES_PER_VIDEO
+
     p = sub.add_parser(
         "finetune",
-        help="personalise a trained model to one person from a few images (LSR §3.5)",
+        help="personalise a trained model to one person from a few images (LSR §3.5, FSTH, MetaPortrait)",
         description="Prepare the person's images (or frames of a video) with the training detector and crop, "
-        "compute their latents once, fine-tune the layout generator, image generator and discriminator on them, "
-        "and write a release folder with the tuned weights and the person's latents.",
+        "fine-tune the model on them with its method's recipe (LSR: latents computed once, then the layout "
+        "generator, image generator and discriminator are tuned), and write a release folder with the tuned "
+        "weights and the person's state.",
     )
     p.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
     p.add_argument("--images", required=True, nargs="+", help="images, videos or folders of the person")
     p.add_argument("--output", required=True, type=Path, help="release folder to write")
-    p.add_argument("--config", type=Path, help="fine-tuning config YAML (kind: lsr_finetune); defaults otherwise")
+    p.add_argument("--config", type=Path, help="fine-tuning config YAML of the model's method "
+                   "(LSR: kind lsr_finetune, see configs/lsr/finetune.yaml); the method's defaults otherwise")
     p.add_argument(
         "--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
         help="config overrides, e.g. --set steps=200 lr=5e-5",
     )
-    p.add_argument("--frames-per-video", type=int, default=8, help="frames sampled from each video (default 8)")
+    p.add_argument("--frames-per-video", type=int, default=FRAMES_PER_VIDEO,
+                   help=f"frames sampled from each video (default {FRAMES_PER_VIDEO})")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_finetune)
 
@@ -336,19 +343,24 @@ def _animate_options(args: argparse.Namespace):
 
 
 def _add_motion_arguments(p) -> None:
+    from talkinghead.inference.animate_job import AnimateJob
+    from talkinghead.inference.options import AnimateOptions
+
+    option = AnimateOptions()
     p.add_argument(
-        "--motion", choices=("relative", "absolute"), default="relative",
+        "--motion", choices=("relative", "absolute"), default=option.motion,
         help="relative (default): apply the driver's motion from its neutral frame to the source's own landmarks, "
         "scaled by face size, so the source keeps its face shape; absolute: use the driver's landmarks as they are "
         "(self-reenactment)",
     )
-    p.add_argument("--smooth", type=float, default=0.0, metavar="SIGMA",
+    p.add_argument("--smooth", type=float, default=option.smooth, metavar="SIGMA",
                    help="smooth the driving landmark track with a Gaussian of SIGMA frames against jitter (0 = off)")
-    p.add_argument("--batch-size", type=int, default=8, help="frames synthesised per network call (default 8)")
-    p.add_argument("--face-index", type=int, default=0,
+    p.add_argument("--batch-size", type=int, default=option.batch_size,
+                   help=f"frames synthesised per network call (default {option.batch_size})")
+    p.add_argument("--face-index", type=int, default=option.face_index,
                    help="which face of the driving video to follow when several are visible (0 = the main face)")
-    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+    p.add_argument("--device", default=default_of(AnimateJob, "device"), help="auto (GPU when available), cpu or cuda")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=option.precision,
                    help="synthesis precision; bf16/fp16 need a GPU")
     p.add_argument("--max-frames", type=int, help="animate only the first N driving frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -382,6 +394,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 
 def add_animate(sub) -> None:
+    from talkinghead.inference.animate_job import AnimateJob
+
     p = sub.add_parser(
         "animate",
         help="animate a person's photo(s) with a driving video",
@@ -398,18 +412,19 @@ def add_animate(sub) -> None:
     p.add_argument("--save-source", type=Path, metavar="FILE",
                    help="save the encoded source (latents, landmarks, photo) to reuse with --load-source")
     p.add_argument("--load-source", type=Path, metavar="FILE", help="use a source saved earlier with --save-source")
-    p.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+    p.add_argument("--finetune-steps", type=int, default=default_of(AnimateJob, "finetune_steps"), metavar="N",
                    help="fine-tune the model on the source photos for N steps first (LSR §3.5; 0 = off)")
-    p.add_argument("--source-face-index", type=int, default=0, metavar="I",
+    p.add_argument("--source-face-index", type=int, default=default_of(AnimateJob, "source_face_index"), metavar="I",
                    help="which face of the source photos to animate when several are visible (0 = the main face)")
-    p.add_argument("--neutral-frame", type=int, default=0, metavar="I",
+    p.add_argument("--neutral-frame", type=int, default=default_of(AnimateJob, "neutral_frame"), metavar="I",
                    help="driving frame that relative motion is measured from (default 0: the first)")
     p.add_argument("--paste-back", action="store_true",
                    help="blend the synthesised face back into the full source photo (keeps its framing)")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
     p.add_argument("--output-size", type=int, metavar="PX",
                    help="height of the crop views in pixels (default: the model's resolution)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate for a folder of driving images (default 25)")
+    fps = default_of(AnimateJob, "fps")
+    p.add_argument("--fps", type=float, default=fps, help=f"frame rate for a folder of driving images (default {fps:g})")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     _add_motion_arguments(p)
     p.set_defaults(func=cmd_animate)
@@ -430,12 +445,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# Fine-tuning on the portrait first: the bundled toy model has seen 12 people only, and 100
-# steps (about a minute on 2 CPU cores) turn a generic face into the portrait's.
-DEMO_FINETUNE_STEPS = 100
-
-
 def add_demo(sub) -> None:
+    from talkinghead.inference.demo import DEMO_FINETUNE_STEPS, DEMO_OUTPUT
+
     p = sub.add_parser(
         "demo",
         help="animate a bundled portrait with a bundled driving video (offline, no arguments needed)",
@@ -443,7 +455,7 @@ def add_demo(sub) -> None:
         "write result.mp4, side_by_side.mp4 and strip.png to OUTPUT (default demo_out). The demo replaces its own "
         "output files on every run.",
     )
-    p.add_argument("--output", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    p.add_argument("--output", type=Path, default=Path(DEMO_OUTPUT), help=f"output folder (default {DEMO_OUTPUT})")
     p.add_argument("--checkpoint", type=Path, help="another model (default: the bundled models/demo)")
     p.add_argument("--source", nargs="+", type=Path, help="your own photo(s) of a person")
     p.add_argument("--driving", type=Path, help="your own driving video")
@@ -457,18 +469,19 @@ def add_demo(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from talkinghead.errors import InvalidInputError
     from talkinghead.evaluation.compare import load_results, merge_results
-    from talkinghead.evaluation.report import write_reports
+    from talkinghead.evaluation.write_reports import write_reports
 
     if args.compare:
         if args.target:
-            raise ValueError("--compare takes results.json files only; leave out CHECKPOINT and DATASET")
+            raise InvalidInputError("--compare takes results.json files only; leave out CHECKPOINT and DATASET")
         results, warnings = merge_results([load_results(p) for p in args.compare])
         for warning in warnings:
             logging.warning("%s", warning)
     else:
         if len(args.target) != 2:
-            raise ValueError(
+            raise InvalidInputError(
                 "give CHECKPOINT DATASET (a checkpoint or copy-source / landmark-warp, and a prepared test set), "
                 "or --compare A/results.json B/results.json"
             )
@@ -491,7 +504,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_evaluate(sub) -> None:
-    from talkinghead.evaluation.options import DEFAULT_METRICS
+    from talkinghead.evaluation.options import EvaluateOptions
+
+    option = EvaluateOptions()
 
     p = sub.add_parser(
         "evaluate",
@@ -507,24 +522,28 @@ def add_evaluate(sub) -> None:
     p.add_argument("--output", required=True, type=Path, help="report folder")
     p.add_argument("--compare", nargs="+", type=Path, metavar="RESULTS",
                    help="merge results.json files of earlier runs into one table and one set of plots")
-    p.add_argument("--k", nargs="+", type=int, default=[1, 4], help="numbers of input shots (default 1 4)")
-    p.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+    p.add_argument("--k", nargs="+", type=int, default=option.ks,
+                   help=f"numbers of input shots (default {' '.join(map(str, option.ks))})")
+    p.add_argument("--finetune-steps", type=int, default=option.finetune_steps, metavar="N",
                    help="also evaluate models fine-tuned N steps on the shots (LSR's fine-tuned columns)")
     p.add_argument("--cross", action="store_true",
                    help="cross-identity reenactment: drive each person with another identity's hold-out frames")
-    p.add_argument("--split", default="test", help="dataset split to evaluate (default test; '' = every clip)")
-    p.add_argument("--holdout-fraction", type=float, default=0.5,
-                   help="hold-out tail of clips without input/hold-out roles (default 0.5)")
+    p.add_argument("--split", default=option.split,
+                   help=f"dataset split to evaluate (default {option.split}; '' = every clip)")
+    p.add_argument("--holdout-fraction", type=float, default=option.holdout_fraction,
+                   help=f"hold-out tail of clips without input/hold-out roles (default {option.holdout_fraction})")
     p.add_argument("--max-videos", type=int, help="evaluate only the first N videos")
-    p.add_argument("--targets-per-video", type=int, default=8, help="hold-out frames per video (0 = all; default 8)")
-    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help="metrics to compute")
-    p.add_argument("--id-network", choices=("dlib", "vggface", "arcface"), default="dlib",
+    p.add_argument("--targets-per-video", type=int, default=option.targets_per_video,
+                   help=f"hold-out frames per video (0 = all; default {option.targets_per_video})")
+    p.add_argument("--metrics", nargs="+", default=option.metrics, help="metrics to compute")
+    p.add_argument("--id-network", choices=("dlib", "vggface", "arcface"), default=option.id_network,
                    help="identity network of ID-SIM (dlib works offline; LSR used VGGFace, FSTH/LPD ArcFace)")
-    p.add_argument("--landmarks", default="mediapipe", help="landmark backend of NMKE (default mediapipe)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shot selection")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8, help="frames synthesised per call")
-    p.add_argument("--workers", type=int, default=2, help="threads loading upcoming videos")
+    p.add_argument("--landmarks", default=option.landmark_backend,
+                   help=f"landmark backend of NMKE (default {option.landmark_backend})")
+    p.add_argument("--seed", type=int, default=option.seed, help="seed of the shot selection")
+    p.add_argument("--device", default=option.device, help="auto, cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=option.batch_size, help="frames synthesised per call")
+    p.add_argument("--workers", type=int, default=option.workers, help="threads loading upcoming videos")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
@@ -536,13 +555,12 @@ def cmd_export_release(args: argparse.Namespace) -> int:
     import torch
 
     from talkinghead.config import to_dict
-    from talkinghead.config.lsr import GENERATOR_MODULES
-    from talkinghead.models.lsr import METHOD
-    from talkinghead.models.lsr_pretrained import load_lsr_weights
-    from talkinghead.training.release import save_release
+    from talkinghead.models.pretrained import load_pretrained
+    from talkinghead.weights.release import save_release
 
-    pretrained = load_lsr_weights(args.checkpoint, use_ema=not args.raw)
-    info = {"method": METHOD, "model": to_dict(pretrained.config), "source": str(pretrained.source), **pretrained.info}
+    pretrained = load_pretrained(args.checkpoint, use_ema=not args.raw)
+    info = {"method": pretrained.method, "model": to_dict(pretrained.config), "source": str(pretrained.source),
+            **pretrained.info}
     states = pretrained.state_dicts
     if args.dtype != "float32":
         dtype = getattr(torch, args.dtype)
@@ -552,7 +570,7 @@ def cmd_export_release(args: argparse.Namespace) -> int:
         }
         info["stored_dtype"] = args.dtype  # loading converts back to the networks' float32
     if args.generators_only:
-        states = {name: state for name, state in states.items() if name in GENERATOR_MODULES}
+        states = {name: state for name, state in states.items() if name in pretrained.spec.inference_networks}
     out = save_release(args.output, info, states, overwrite=args.overwrite)
     print(f"release written to {out}")
     return 0
@@ -589,15 +607,16 @@ def add_export(sub) -> None:
     )
     r.add_argument(
         "--generators-only", action="store_true",
-        help="leave out the discriminator (enough for animation; fine-tuning needs it)",
+        help="keep only the networks inference needs (no discriminator: enough for animation; fine-tuning needs it)",
     )
     r.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     r.set_defaults(func=cmd_export_release)
     o = kinds.add_parser(
         "onnx",
-        help="the per-frame synthesis network (G_l + G_s) as ONNX, checked with onnxruntime",
-        description="Export the layout and image generators, with the source latents as inputs, to "
-        "OUTPUT/synthesis.onnx, run it in onnxruntime and report the largest difference from PyTorch.",
+        help="the per-frame synthesis networks (LSR: G_l + G_s) as ONNX, checked with onnxruntime",
+        description="Export the model's per-frame synthesis, with the landmark image and the person state "
+        "(LSR: the source latents) as inputs, to OUTPUT/synthesis.onnx, run it in onnxruntime and report the "
+        "largest difference from PyTorch.",
     )
     o.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
     o.add_argument("--output", required=True, type=Path, help="folder to write")
@@ -636,20 +655,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
-    from talkinghead.config import ConfigError
-    from talkinghead.data.dataset_format import DatasetError
-    from talkinghead.weights import WeightsError
+    from talkinghead.errors import TalkingHeadError
 
-    expected = (
-        ConfigError, DatasetError, WeightsError, FileNotFoundError, FileExistsError, KeyError, RuntimeError, ValueError,
-    )
     try:
         return int(args.func(args) or 0)
-    except expected as err:
+    except TalkingHeadError as err:
         if args.verbose:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)

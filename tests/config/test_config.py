@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from talkinghead.cli import main
-from talkinghead.config import ConfigError, PrepareConfig, dump_yaml, load_config, to_dict
+from talkinghead.config import CONFIG_KINDS, default_of, ConfigError, PrepareConfig, dump_yaml, load_config, to_dict
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -62,8 +62,31 @@ def test_wrong_kind_and_missing_file(tmp_path):
         load_config(cyclic)
 
 
-def test_defaults_are_defined_once():
-    assert to_dict(load_config(None, kind="prepare")) == to_dict(PrepareConfig())
+@pytest.mark.parametrize("kind", sorted(CONFIG_KINDS))
+def test_defaults_are_defined_once(kind):
+    # Every config kind: loading without a file gives exactly the schema's defaults.
+    assert to_dict(load_config(None, kind=kind)) == to_dict(CONFIG_KINDS[kind]())
+
+
+def test_command_line_defaults_come_from_the_option_dataclasses():
+    from talkinghead.cli import build_parser
+    from talkinghead.evaluation.options import EvaluateOptions
+    from talkinghead.inference.animate_job import AnimateJob
+    from talkinghead.inference.options import AnimateOptions
+
+    parser = build_parser()
+    animate = parser.parse_args(["animate", "--checkpoint", "c", "--driving", "d", "--output", "o"])
+    for name, value in vars(AnimateOptions()).items():
+        if name != "paste_back":
+            assert getattr(animate, name) == value, name
+    for name in ("finetune_steps", "source_face_index", "neutral_frame", "fps", "device"):
+        assert getattr(animate, name) == default_of(AnimateJob, name), name
+    evaluate = parser.parse_args(["evaluate", "c", "d", "--output", "o"])
+    options = EvaluateOptions()
+    pairs = {"k": "ks", "landmarks": "landmark_backend"}
+    for arg in ("k", "finetune_steps", "split", "holdout_fraction", "targets_per_video", "metrics", "id_network",
+                "landmarks", "seed", "device", "batch_size", "workers"):
+        assert getattr(evaluate, arg) == getattr(options, pairs.get(arg, arg)), arg
 
 
 def test_print_config_cli(capsys):

@@ -26,11 +26,11 @@ from talkinghead.evaluation.report import (
     run_id,
     run_name,
     summary_table,
-    write_reports,
     write_results_csv,
     write_summary_md,
     write_videos_csv,
 )
+from talkinghead.evaluation.write_reports import write_reports
 
 METHODS = (("lsr", "LSR"), ("fsth", "FSTH"))
 SETTINGS = ("meta-learned", "fine-tuned")

@@ -14,8 +14,8 @@ from talkinghead.inference.motion import face_scale
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimationPipeline
 from talkinghead.inference.source import SourceError, prepare_source_face
-from talkinghead.models.lsr_pretrained import PretrainedError
-from talkinghead.training.release import ReleaseError
+from talkinghead.models.pretrained import PretrainedError
+from talkinghead.weights.release import ReleaseError
 
 from lsr_release import tiny_release
 

@@ -122,11 +122,11 @@ def test_export_writes_one_checked_self_contained_graph(tiny_export):
 def test_onnxruntime_matches_pytorch_at_an_unchecked_batch_size(tiny_export):
     model, folder, _ = tiny_export
     network = SynthesisNetwork.from_model(model).eval()
-    inputs = example_inputs(model.config, 2, generator=torch.Generator().manual_seed(7))
+    inputs = example_inputs(model, 2, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         expected = network(*inputs)
-        # The same equations as LSRModel.forward.
-        assert torch.equal(expected, model(*inputs).image)
+        # The same as the inference model's forward with a person-state dict.
+        assert torch.equal(expected, model(inputs[0], {"z_layout": inputs[1], "z_style": inputs[2]}))
     session = load_synthesis_session(folder)  # the folder or the file both work
     feeds = dict(zip(["landmarks", "z_layout", "z_style"], (t.numpy() for t in inputs)))
     (image,) = session.run(["image"], feeds)

@@ -1,4 +1,4 @@
-"""One shared test for every network: shape, determinism, gradients, safetensors round-trip.
+"""One shared test for every network: shape, determinism, gradients, release round trip.
 
 A test class subclasses :class:`ModelTesterMixin` and fills in ``build`` (a fresh network
 from the current RNG state), ``inputs`` and ``expected_shapes``; ``forward`` and
@@ -8,8 +8,9 @@ from the current RNG state), ``inputs`` and ``expected_shapes``; ``forward`` and
 from __future__ import annotations
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
+
+from talkinghead.weights.release import load_release, save_release
 
 
 class ModelTesterMixin:
@@ -92,12 +93,14 @@ class ModelTesterMixin:
                 assert torch.isfinite(param.grad).all(), name
                 assert param.grad.abs().sum() > 0, f"zero gradient for {name}"
 
-    def test_safetensors_round_trip(self, tmp_path):
+    def test_release_round_trip(self, tmp_path):
+        # Through the real release path: save_release writes config.json + safetensors, load_release reads them.
         model = self.seeded_model(0).eval()
-        path = tmp_path / "model.safetensors"
-        save_file(model.state_dict(), str(path))
+        folder = save_release(tmp_path / "release", {"network": type(model).__name__}, {"network": model})
+        config, states = load_release(folder)
+        assert config == {"network": type(model).__name__}
         fresh = self.seeded_model(1).eval()
-        fresh.load_state_dict(load_file(str(path)), strict=True)
+        fresh.load_state_dict(states["network"], strict=True)
         inputs = self.seeded_inputs()
         with torch.no_grad():
             for x, y in zip(self.forward(model, inputs), self.forward(fresh, inputs)):

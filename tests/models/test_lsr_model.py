@@ -1,4 +1,4 @@
-"""The LSR model container and loading trained weights (release folder / checkpoint)."""
+"""The LSR model container and loading trained weights of any method (release folder / checkpoint)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from talkinghead.config.lsr import (
     LayoutGeneratorConfig,
     LSRModelConfig,
 )
-from talkinghead.models.lsr import LSRModel, activate_layout, build_networks, encode_latent
-from talkinghead.models.lsr_pretrained import PretrainedError, load_lsr_weights
-from talkinghead.training.checkpoint import CheckpointManager
-from talkinghead.training.release import save_release
+from talkinghead.models.lsr import LSRModel, activate_layout, build_networks, encode_latent, synthesize
+from talkinghead.models.pretrained import PretrainedError, load_pretrained
+from talkinghead.models.registry import UnknownMethodError
+from talkinghead.weights.checkpoint import CheckpointManager
+from talkinghead.weights.release import save_release
 
 
 def tiny_model_config() -> LSRModelConfig:
@@ -46,9 +47,15 @@ def test_model_encodes_once_and_synthesises_frames():
     torch.manual_seed(0)
     model = LSRModel(tiny_model_config()).eval()
     assert model.network_names == ["layout_encoder", "style_encoder", "layout_generator", "image_generator"]
-    z_layout, z_style = model.encode(torch.randn(1, 2, 3, 32, 32), torch.randn(1, 2, 3, 32, 32))
-    out = model(torch.randn(4, 3, 32, 32), z_layout.expand(4, -1), z_style.expand(4, -1))
-    assert out.image.shape == (4, 3, 32, 32) and out.image.abs().max() <= 1
+    state = model.encode(torch.randn(1, 2, 3, 32, 32), torch.randn(1, 2, 3, 32, 32))
+    assert {k: tuple(v.shape) for k, v in state.items()} == {"z_layout": (1, 16), "z_style": (1, 16)}
+    assert list(state) == list(model.person_state_spec())
+    landmarks = torch.randn(4, 3, 32, 32)
+    image = model(landmarks, model.expand_state({k: v[0] for k, v in state.items()}, 4))
+    assert image.shape == (4, 3, 32, 32) and image.abs().max() <= 1
+    out = synthesize(model.layout_generator, model.image_generator, landmarks, state["z_layout"].expand(4, -1),
+                     state["z_style"].expand(4, -1), layout_activation="softmax")
+    assert torch.equal(out.image, image)
     assert out.layout.shape == (4, 5, 32, 32)
     torch.testing.assert_close(out.layout.sum(1), torch.ones(4, 32, 32))  # softmax layout
     assert out.rgb is None
@@ -60,7 +67,7 @@ def test_weights_load_from_a_release_and_from_a_checkpoint(tmp_path):
     torch.manual_seed(1)
     networks = build_networks(config)
     release = save_release(tmp_path / "release", {"method": "lsr", "model": to_dict(config)}, networks)
-    loaded = load_lsr_weights(release)
+    loaded = load_pretrained(release)
     assert loaded.kind == "release" and loaded.config == config
     rebuilt = loaded.build(["image_generator"])["image_generator"]
     for key, value in networks["image_generator"].state_dict().items():
@@ -70,8 +77,8 @@ def test_weights_load_from_a_release_and_from_a_checkpoint(tmp_path):
     state = {"method": "lsr", "config": {"model": to_dict(config)}, "stage": "full", "stage_step": 3,
              "global_step": 3, "networks": {n: net.state_dict() for n, net in networks.items()}, "ema": ema}
     CheckpointManager(tmp_path / "run").save(state, 3)
-    from_ema = load_lsr_weights(tmp_path / "run")  # a run folder: its latest checkpoint
-    raw = load_lsr_weights(tmp_path / "run", use_ema=False)
+    from_ema = load_pretrained(tmp_path / "run")  # a run folder: its latest checkpoint
+    raw = load_pretrained(tmp_path / "run", use_ema=False)
     key = next(iter(ema["style_encoder"]["module"]))
     assert torch.equal(from_ema.state_dicts["style_encoder"][key], ema["style_encoder"]["module"][key])
     assert torch.equal(raw.state_dicts["style_encoder"][key], networks["style_encoder"].state_dict()[key])
@@ -82,15 +89,18 @@ def test_loading_refuses_other_methods_and_mismatched_weights(tmp_path):
     config = tiny_model_config()
     networks = build_networks(config)
     other = save_release(tmp_path / "fsth", {"method": "fsth", "model": to_dict(config)}, networks)
-    with pytest.raises(PretrainedError, match="holds a 'fsth' model"):
-        load_lsr_weights(other)
+    with pytest.raises(UnknownMethodError, match="method 'fsth', which this version"):
+        load_pretrained(other)
+    with pytest.raises(PretrainedError, match="holds a 'lsr' model, a 'fsth' model is needed"):
+        load_pretrained(save_release(tmp_path / "lsr", {"method": "lsr", "model": to_dict(config)}, networks),
+                        method="fsth")
     wider = to_dict(config)
     wider["latent_dim"] = 32
     bad = save_release(tmp_path / "bad", {"method": "lsr", "model": wider}, networks)
     with pytest.raises(PretrainedError, match="style_encoder weights do not fit"):
-        load_lsr_weights(bad).build(["style_encoder"])
+        load_pretrained(bad).build(["style_encoder"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(PretrainedError, match="neither a release folder"):
-        load_lsr_weights(tmp_path / "empty")
+        load_pretrained(tmp_path / "empty")
     with pytest.raises(FileNotFoundError):
-        load_lsr_weights(tmp_path / "missing")
+        load_pretrained(tmp_path / "missing")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.training.checkpoint import (
+from talkinghead.weights.checkpoint import (
     CHECKPOINT_VERSION,
     CheckpointError,
     CheckpointManager,
@@ -213,7 +213,7 @@ _HARNESS = textwrap.dedent(
     import os, signal, sys, time
     import torch
     torch.set_num_threads(1)
-    from talkinghead.training.checkpoint import CheckpointManager
+    from talkinghead.weights.checkpoint import CheckpointManager
     run_dir = sys.argv[1]
     print("ready", flush=True)
     for line in sys.stdin:

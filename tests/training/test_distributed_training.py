@@ -8,7 +8,7 @@ import sys
 
 from conftest import REPO, tiny_args
 
-from talkinghead.training.checkpoint import CheckpointManager
+from talkinghead.weights.checkpoint import CheckpointManager
 
 
 def test_two_gloo_processes_keep_identical_weights(real_train_data, tmp_path):

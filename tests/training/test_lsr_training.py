@@ -17,7 +17,7 @@ from conftest import EXAMPLES, REPO, tiny_args
 from safetensors.torch import load_file
 
 from talkinghead.cli import main
-from talkinghead.training.checkpoint import CheckpointManager
+from talkinghead.weights.checkpoint import CheckpointManager
 
 NETWORKS = ("layout_encoder", "style_encoder", "layout_generator", "image_generator", "discriminator")
 

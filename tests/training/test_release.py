@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from talkinghead.training.release import ReleaseError, load_release, save_release
+from talkinghead.weights.release import ReleaseError, load_release, save_release
 from talkinghead.utils import atomic
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from talkinghead.config.lsr import TrainerConfig
-from talkinghead.training.checkpoint import CheckpointManager
+from talkinghead.config.training import TrainerConfig
+from talkinghead.weights.checkpoint import CheckpointManager
 from talkinghead.training.distributed import DistributedContext
 from talkinghead.training.trainer import NonFiniteLossError, Phase, StagePlan, Trainer, TrainingInterrupted
 

@@ -1,6 +1,7 @@
 """Configuration schemas (dataclasses) and YAML loading with ``key=value`` overrides."""
 
 from talkinghead.config.base import (
+    default_of,
     CONFIG_KINDS,
     ConfigError,
     dump_yaml,
@@ -12,15 +13,20 @@ from talkinghead.config.base import (
     to_dict,
 )
 from talkinghead.config.lsr import FinetuneConfig, LSRModelConfig, LSRTrainConfig
+from talkinghead.config.training import DataConfig, StageSchedule, TrainerConfig
 from talkinghead.config.prepare import PrepareConfig
 
 __all__ = [
     "CONFIG_KINDS",
     "ConfigError",
+    "DataConfig",
     "FinetuneConfig",
     "LSRModelConfig",
     "LSRTrainConfig",
     "PrepareConfig",
+    "StageSchedule",
+    "TrainerConfig",
+    "default_of",
     "dump_yaml",
     "from_dict",
     "load_config",

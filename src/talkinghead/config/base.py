@@ -16,12 +16,14 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from talkinghead.errors import TalkingHeadError
+
 T = TypeVar("T")
 
 CONFIG_KINDS: dict[str, type] = {}
 
 
-class ConfigError(ValueError):
+class ConfigError(TalkingHeadError, ValueError):
     """A configuration file or override that does not fit its schema."""
 
 
@@ -255,3 +257,15 @@ def load_config(
 def dump_yaml(obj: Any) -> str:
     """The resolved config as YAML text."""
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of dataclass field ``name`` of ``cls`` (command-line defaults come from here)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise ValueError(f"{cls.__name__}.{name} has no default")
+    raise AttributeError(f"{cls.__name__} has no field {name!r}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
+from talkinghead.config.training import ADAM_BETAS, MAX_GRAD_NORM, DataConfig, StageSchedule, TrainerConfig
 
 # Modules of the LSR model, by the names used in configs and checkpoints.
 #   layout_encoder  E_l   style_encoder  E_s
@@ -181,6 +182,8 @@ class LossWeights:
 # Defaults of each stage, from the authors' settings (LSR A.1 and the issue's table).
 PRETRAIN_WEIGHTS = dict(segmentation=10.0, layout_rgb=0.01)
 FULL_WEIGHTS = dict(vgg19=0.1, vggface=0.002, identity=1.0, l1=1.0, gan=1.0, latent_l2=1.0)
+R1_GAMMA = 10.0  # R1 weight (authors: 10)
+R1_EVERY = 16  # lazy R1 interval (StyleGAN2)
 STAGE_MODULES = {
     "layout_pretrain": ["layout_encoder", "layout_generator"],
     "full": list(MODULE_NAMES),
@@ -188,45 +191,27 @@ STAGE_MODULES = {
 
 
 @dataclass
-class StageConfig:
-    """One named training stage. A stage starts from the previous stage's weights.
+class StageConfig(StageSchedule):
+    """One named LSR training stage. A stage starts from the previous stage's weights.
+
+    The length, K, batch and optimiser schedule are :class:`StageSchedule`'s (authors: 2
+    epochs of pre-training, 8 + 5 of the full pipeline, K = 4, batch 4, Adam lr 1e-3 with
+    betas (0, 0.999), the LR decayed by 100x over the last epoch).
 
     Args:
         name: ``layout_pretrain`` (E_l + G_l with Eq. 2) or ``full`` (all nets with Eq. 4).
-        epochs: length in passes over the training clips (authors: 2 pre-training, 8 + 5 full).
-        steps: length in optimiser steps; overrides ``epochs`` when set.
-        k: source frames per episode (authors: 4).
-        batch_size: episodes per step, over all processes (authors: 4).
-        lr: Adam learning rate of every network (authors: 1e-3).
-        betas: Adam betas (authors: 0, 0.999).
-        warmup_steps: linear learning-rate warm-up from 0.
-        decay_steps: the last ``decay_steps`` steps decay the LR linearly to
-            ``lr * decay_factor``; None = the last epoch (the authors' setting).
-        decay_factor: final LR relative to ``lr`` (authors: 1/100).
-        modules: networks trained in this stage (None = the stage's default).
         loss_weights: weights of the loss terms (None = the stage's defaults).
         r1_gamma: R1 gradient penalty weight (authors: 10).
         r1_every: lazy regularisation: apply R1 every N discriminator steps, scaled by N.
-        max_grad_norm: gradient clipping per optimiser (0 = off).
     """
 
     name: StageName = "full"
-    epochs: float = 1.0
-    steps: Optional[int] = None
-    k: int = 4
-    batch_size: int = 4
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.0, 0.999)
-    warmup_steps: int = 100
-    decay_steps: Optional[int] = None
-    decay_factor: float = 0.01
-    modules: Optional[list[str]] = None
     loss_weights: Optional[LossWeights] = None
-    r1_gamma: float = 10.0
-    r1_every: int = 16
-    max_grad_norm: float = 10.0
+    r1_gamma: float = R1_GAMMA
+    r1_every: int = R1_EVERY
 
     def __post_init__(self):
+        super().__post_init__()
         if self.modules is None:
             self.modules = list(STAGE_MODULES[self.name])
         unknown = sorted(set(self.modules) - set(MODULE_NAMES))
@@ -234,98 +219,8 @@ class StageConfig:
             raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
         defaults = PRETRAIN_WEIGHTS if self.name == "layout_pretrain" else FULL_WEIGHTS
         self.loss_weights = (self.loss_weights or LossWeights()).resolved(defaults)
-        if self.k < 1 or self.batch_size < 1:
-            raise ValueError(f"stage {self.name}: k and batch_size must be >= 1")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"stage {self.name}: steps must be >= 1, got {self.steps}")
-        if self.steps is None and self.epochs <= 0:
-            raise ValueError(f"stage {self.name}: epochs must be > 0, got {self.epochs}")
         if self.r1_every < 1:
             raise ValueError(f"stage {self.name}: r1_every must be >= 1")
-
-
-@dataclass
-class DataConfig:
-    """Which prepared dataset to train on (``talkinghead prepare`` output).
-
-    Args:
-        root: dataset folder.
-        split: split to train on.
-        num_workers: DataLoader worker processes per training process.
-        holdout_fraction: the last fraction of every clip's frames is never trained on;
-            the held-out reconstruction numbers are measured on it (new frames of the
-            people in training). 0 trains on every frame.
-        eval_split: split of the held-out numbers (None = the training split).
-        num_eval_clips: clips the held-out numbers use.
-        eval_k: source frames per held-out episode (spread evenly over the trained part).
-        eval_targets_per_clip: held-out frames reconstructed per clip.
-    """
-
-    root: str = ""
-    split: str = "train"
-    num_workers: int = 2
-    holdout_fraction: float = 0.1
-    eval_split: Optional[str] = None
-    num_eval_clips: int = 8
-    eval_k: int = 4
-    eval_targets_per_clip: int = 4
-
-    def __post_init__(self):
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"data.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
-        if self.num_workers < 0:
-            raise ValueError("data.num_workers must be >= 0")
-
-
-@dataclass
-class TrainerConfig:
-    """How the one trainer runs (any method).
-
-    Args:
-        seed: seed of weights initialisation and episode sampling.
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        precision: ``fp32``, ``bf16`` (autocast, GPU) or ``auto`` (bf16 on CUDA, else fp32).
-        channels_last: memory format of the networks and images (GPU speed).
-        compile: wrap the networks in ``torch.compile``.
-        grad_accumulation: micro-batches per optimiser step.
-        ema_decay: decay of the exponential moving average of the generator weights (0 = off).
-        ema_start_step: the EMA copies the weights until this step of a stage.
-        log_every: steps between scalar logs (TensorBoard and the progress bar).
-        image_every: steps between sample grids.
-        eval_every: steps between held-out reconstruction numbers (0 = only at stage ends).
-        checkpoint_every: steps between checkpoints (a checkpoint is also written at the
-            end of every stage and when the run is interrupted).
-        keep_checkpoints: how many step checkpoints to keep (stage-final ones are kept).
-        perceptual: what to do when VGG19 / VGGFace weights are missing: ``required``
-            refuses to start, ``auto`` uses the networks that are installed and drops the
-            others' terms (the R_t term falls back to L1), ``none`` uses no perceptual network.
-    """
-
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    grad_accumulation: int = 1
-    ema_decay: float = 0.999
-    ema_start_step: int = 0
-    log_every: int = 10
-    image_every: int = 500
-    eval_every: int = 0
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    perceptual: Literal["required", "auto", "none"] = "required"
-
-    def __post_init__(self):
-        if self.grad_accumulation < 1:
-            raise ValueError("trainer.grad_accumulation must be >= 1")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.keep_checkpoints < 1:
-            raise ValueError("trainer.keep_checkpoints must be >= 1")
-        for key in ("log_every", "image_every", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"trainer.{key} must be >= 1")
 
 
 @register_config("lsr")
@@ -382,12 +277,12 @@ class FinetuneConfig:
     steps: int = 100
     batch_size: int = 4
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.0, 0.999)
+    betas: tuple[float, float] = ADAM_BETAS
     modules: list[str] = field(default_factory=lambda: ["layout_generator", "image_generator", "discriminator"])
     loss_weights: Optional[LossWeights] = None
-    r1_gamma: float = 10.0
-    r1_every: int = 16
-    max_grad_norm: float = 10.0
+    r1_gamma: float = R1_GAMMA
+    r1_every: int = R1_EVERY
+    max_grad_norm: float = MAX_GRAD_NORM
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -7,10 +7,15 @@ that do not change the output (workers, shard, strictness) are command-line flag
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Union
 
 from talkinghead.config.base import register_config
+
+# The settings file of a prepared dataset folder (its format lives in data/dataset_format.py).
+DATASET_FILE = "dataset.json"
 
 
 @dataclass
@@ -95,3 +100,20 @@ class PrepareConfig:
             raise ValueError(f"min_frames must be >= 1, got {self.min_frames}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+
+def preparation_settings(root: str | Path) -> dict | None:
+    """The ``talkinghead prepare`` settings a dataset was written with, or None without one.
+
+    Trained models carry them (detector and crop scheme) so inference prepares a new
+    person's photos exactly as the training frames were prepared.
+    """
+    path = Path(root) / DATASET_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except ValueError:
+        return None
+    config = info.get("config") if isinstance(info, dict) else None
+    return dict(config) if isinstance(config, dict) else None

@@ -30,10 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from talkinghead.config.prepare import DATASET_FILE
 from talkinghead.utils.atomic import atomic_write_text
+from talkinghead.errors import TalkingHeadError
 
 FORMAT_VERSION = 1
-DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
 REPORT_FILE = "report.json"
 REPORTS_DIR = "reports"
@@ -47,7 +48,7 @@ TMP_PREFIX = ".tmp-"
 MANIFEST_COLUMNS = ("identity", "clip_id", "num_frames", "split", "path")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(TalkingHeadError, RuntimeError):
     """A prepared dataset that is missing, incomplete or of another format."""
 
 
@@ -200,23 +201,6 @@ class PreparedClip:
     def frame_roles(self) -> list[str] | None:
         """Per-frame role for evaluation layouts (``input``/``holdout``), else None."""
         return self.meta.get("frame_roles")
-
-
-def preparation_settings(root: str | Path) -> dict | None:
-    """The ``talkinghead prepare`` settings a dataset was written with, or None without one.
-
-    Trained models carry them (detector and crop scheme) so inference prepares a new
-    person's photos exactly as the training frames were prepared.
-    """
-    path = Path(root) / DATASET_FILE
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except ValueError:
-        return None
-    config = info.get("config") if isinstance(info, dict) else None
-    return dict(config) if isinstance(config, dict) else None
 
 
 class PreparedDataset:

@@ -33,6 +33,7 @@ from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES
 from talkinghead.data.sources import ClipSource, discover_clips, shard_clips
 from talkinghead.data.video import VideoReadError, open_frame_source, sample_frame_indices
 from talkinghead.utils.atomic import atomic_write_json
+from talkinghead.errors import TalkingHeadError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 FRAME_MEMORY_BUDGET = 512 * 1024 * 1024
 
 
-class PrepareError(RuntimeError):
+class PrepareError(TalkingHeadError, RuntimeError):
     """The dataset folder cannot be (re)used with the requested settings."""
 
 

@@ -22,9 +22,10 @@ from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.data.prepare import RunOptions, prepare_dataset
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
 from talkinghead.data.video import is_image_file, is_video_file
+from talkinghead.errors import TalkingHeadError
 
 
-class SubjectError(ValueError):
+class SubjectError(TalkingHeadError, ValueError):
     """Subject images that cannot be used (unreadable, no face, nothing given)."""
 
 

@@ -30,6 +30,8 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
+from talkinghead.errors import TalkingHeadError
+
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 
@@ -42,7 +44,7 @@ FrameTuple = tuple[int, float, np.ndarray]  # (frame index, time in s, (H, W, 3)
 PathLike = Union[str, os.PathLike]
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(TalkingHeadError, RuntimeError):
     """A video or image that could not be read (completely or partly).
 
     Attributes:

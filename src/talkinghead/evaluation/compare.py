@@ -3,7 +3,7 @@
 :func:`load_results` reads a ``results.json`` written by ``talkinghead evaluate`` (the results
 dict described in :mod:`talkinghead.evaluation.report`) and checks its format, so a truncated
 or foreign file fails with a message naming it. :func:`merge_results` puts the runs of several
-evaluations into one results dict that :func:`~talkinghead.evaluation.report.write_reports`
+evaluations into one results dict that :func:`~talkinghead.evaluation.write_reports.write_reports`
 can render: display names are made unique, image paths absolute, and settings kept where the
 inputs agree. Differences that make the numbers incomparable (dataset manifests, metric
 networks, landmark backend, self vs cross reenactment, pose-bucket edges, metric directions)
@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from talkinghead.evaluation.report import REPORT_FILES, RESULTS_FORMAT, metric_display_name, run_name
+from talkinghead.errors import TalkingHeadError
 
 
-class ResultsFormatError(ValueError):
+class ResultsFormatError(TalkingHeadError, ValueError):
     """A results file that cannot be read as a results dict; the message names the file."""
 
 

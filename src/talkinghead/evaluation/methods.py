@@ -1,4 +1,4 @@
-"""What the protocol evaluates: a trained LSR model, or a reference method needing no training.
+"""What the protocol evaluates: a trained model of any method, or a reference method needing no training.
 
 Both answer the same two calls: ``prepare(video, shots, finetuned)`` once per (video, K)
 and ``generate(state, landmark_images, points68)`` for the targets, so the protocol loop
@@ -14,26 +14,34 @@ import numpy as np
 import torch
 
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
+from talkinghead.data.subject import SubjectFrames
 from talkinghead.evaluation.baselines import BASELINES
 from talkinghead.evaluation.options import EvaluateOptions
 from talkinghead.evaluation.test_set import TestVideo
+from talkinghead.models.pretrained import load_pretrained
+from talkinghead.training.finetune import finetune_config, finetune_networks
+from talkinghead.utils.device import resolve_device
 
 
-class LSRMethod:
-    """A trained LSR model: encode the shots (optionally fine-tune on them), synthesise targets."""
+class TrainedMethod:
+    """A trained model of any registered method: encode the shots (optionally fine-tune on them), synthesise.
 
-    label = "LSR"
+    Attributes:
+        name: the method's registered name (``results.json`` records it per run).
+        label: how tables show it.
+        baseline: False (a trained model).
+    """
+
+    baseline = False
 
     def __init__(self, checkpoint: str | Path, options: EvaluateOptions):
-        from talkinghead.inference.pipeline import AnimationPipeline, resolve_device
-        from talkinghead.models.lsr_pretrained import load_lsr_weights
-
-        self.pretrained = load_lsr_weights(checkpoint)
+        self.pretrained = load_pretrained(checkpoint)
+        self.name = self.pretrained.method
+        self.label = self.pretrained.spec.label
         self.device = resolve_device(options.device)
-        self.pipeline = AnimationPipeline.from_weights(self.pretrained, device=self.device)
-        self.config = self.pipeline.config
-        self.size = self.config.image_size
-        self.rasterizer = get_rasterizer(self.config.landmark_style)
+        self.model = self.pretrained.inference_model().to(self.device)
+        self.size = self.model.image_size
+        self.rasterizer = get_rasterizer(self.model.landmark_style)
         self.options = options
 
     def landmark_images(self, video: TestVideo, frames: list[int], points: np.ndarray | None = None) -> torch.Tensor:
@@ -44,31 +52,28 @@ class LSRMethod:
         return image_to_tensor(np.stack([self.rasterizer(p, self.size) for p in points]))
 
     def prepare(self, video: TestVideo, shots: np.ndarray, finetuned: bool) -> Any:
+        """(inference model, person state) for the shots; fine-tuned on them when asked."""
         images = image_to_tensor(np.stack([video.images[f] for f in shots.tolist()]))
         landmarks = self.landmark_images(video, shots.tolist())
         if not finetuned:
-            z_layout, z_style = self.pipeline.model.encode(images[None].to(self.device), landmarks[None].to(self.device))
-            return self.pipeline.model, z_layout[0], z_style[0]
-        from talkinghead.config.lsr import FinetuneConfig
-        from talkinghead.data.subject import SubjectFrames
-        from talkinghead.models.lsr import LSRModel
-        from talkinghead.training.lsr_finetune import finetune_networks
-
-        config = FinetuneConfig(steps=self.options.finetune_steps, perceptual="auto", device=str(self.device.type))
+            state = self.model.encode(images[None].to(self.device), landmarks[None].to(self.device))
+            return self.model, {name: value[0] for name, value in state.items()}
+        config = finetune_config(
+            self.name, values={"steps": self.options.finetune_steps, "perceptual": "auto", "device": self.device.type}
+        )
         tuned = finetune_networks(self.pretrained, SubjectFrames(images, landmarks, [str(f) for f in shots]), config)
-        model = LSRModel(self.config).to(self.device).eval()
+        model = self.pretrained.spec.inference_model(self.pretrained.config).to(self.device).eval()
         for name in model.network_names:
             getattr(model, name).load_state_dict(tuned.networks[name].state_dict())
-        return model, tuned.z_layout[0].to(self.device), tuned.z_style[0].to(self.device)
+        return model, {name: value.to(self.device) for name, value in tuned.person_state.items()}
 
     @torch.no_grad()
     def generate(self, state: Any, landmark_images: torch.Tensor, points68: np.ndarray) -> np.ndarray:
-        model, z_layout, z_style = state
+        model, person = state
         out = []
         for start in range(0, len(landmark_images), self.options.batch_size):
             x = landmark_images[start:start + self.options.batch_size].to(self.device)
-            b = len(x)
-            image = model(x, z_layout[None].expand(b, -1), z_style[None].expand(b, -1)).image.float()
+            image = model(x, model.expand_state(person, len(x))).float()
             out.append(image.add(1).mul(127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(out)
 
@@ -76,7 +81,10 @@ class LSRMethod:
 class BaselineMethod:
     """A reference method that needs no training (``copy-source``, ``landmark-warp``)."""
 
+    baseline = True
+
     def __init__(self, name: str, size: int):
+        self.name = name
         self.label = name
         self.function = BASELINES[name]
         self.size = size

@@ -11,7 +11,7 @@ import numpy as np
 from talkinghead.evaluation.metrics import METRICS, MetricUnavailable, build_metric
 from talkinghead.evaluation.metrics.nmke import normalized_mean_error
 from talkinghead.evaluation.options import DEFAULT_METRICS, EvaluateOptions
-from talkinghead.inference.pipeline import resolve_device
+from talkinghead.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ from tqdm import tqdm
 from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.data.episodes import EpisodeDataset
 from talkinghead.evaluation.baselines import BASELINES
-from talkinghead.evaluation.methods import BaselineMethod, LSRMethod
+from talkinghead.errors import InputNotFoundError, InvalidInputError
+from talkinghead.evaluation.methods import BaselineMethod, TrainedMethod
 from talkinghead.evaluation.metric_suite import MetricSuite
 from talkinghead.evaluation.metrics import METRICS
 from talkinghead.evaluation.metrics.nmke import normalized_mean_error
@@ -80,10 +81,9 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def _run_list(method: str, options: EvaluateOptions) -> list[dict]:
-    settings = ["baseline"] if method in BASELINES else ["meta-learned"] + (["fine-tuned"] if options.finetune_steps else [])
-    return [{"method": "lsr" if method not in BASELINES else method, "setting": s, "k": k}
-            for s in settings for k in options.ks]
+def _run_list(model: Any, options: EvaluateOptions) -> list[dict]:
+    settings = ["baseline"] if model.baseline else ["meta-learned"] + (["fine-tuned"] if options.finetune_steps else [])
+    return [{"method": model.name, "label": model.label, "setting": s, "k": k} for s in settings for k in options.ks]
 
 
 def _run_id(run: dict) -> str:
@@ -112,11 +112,11 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
         model: Any = BaselineMethod(method, prepared.size)
     else:
         if not Path(method).exists():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"{method}: no such checkpoint; give a release folder, checkpoint file or run folder, or a "
                 f"reference method: {', '.join(BASELINES)}"
             )
-        model = LSRMethod(method, options)
+        model = TrainedMethod(method, options)
     size = model.size
     split = options.split if options.split in {r.split for r in prepared.records} else None
     if options.split and split is None:
@@ -125,9 +125,9 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
                              holdout_fraction=options.holdout_fraction)
     indices = list(range(len(dataset)))[: options.max_videos or None]
     if options.cross and len({dataset.records[i].identity for i in indices}) < 2:
-        raise ValueError("cross-identity evaluation needs videos of at least two identities")
+        raise InvalidInputError("cross-identity evaluation needs videos of at least two identities")
     suite = MetricSuite(options)
-    runs = _run_list(method, options)
+    runs = _run_list(model, options)
     settings = {
         "method": method, "dataset": str(dataset_root),
         "dataset_manifest_sha256": _sha256([prepared.root / "manifest.csv"]),
@@ -314,9 +314,8 @@ def _assemble(runs, per_run, fid_features, suite: MetricSuite, settings: dict, q
             for bucket in BUCKETS:
                 values = [f.get("id_sim") for f in frames if f.get("pose_bucket") == bucket]
                 buckets[bucket] = {"id_sim": _mean(values), "count": len(values)}
-        label = "LSR" if run["method"] == "lsr" else run["method"]
         out_runs.append({
-            **run, "label": label, "videos": videos, "summary": summary, "pose_buckets": buckets,
+            **run, "videos": videos, "summary": summary, "pose_buckets": buckets,
             "qualitative": [q for v in videos for q in v.pop("qualitative", [])],
         })
     metrics = {n: {"higher_is_better": METRICS[n].higher_is_better, "description": suite.networks().get(n, "")}

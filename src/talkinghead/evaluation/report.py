@@ -15,7 +15,7 @@ The benchmark protocol produces one *results dict* (the content of ``results.jso
      "warnings": [str]}                                                  # optional
 
 Image paths in it are relative to the folder holding ``results.json`` (or absolute, after
-:func:`talkinghead.evaluation.compare.merge_results`). :func:`write_reports` writes every
+:func:`talkinghead.evaluation.compare.merge_results`). :func:`~talkinghead.evaluation.write_reports.write_reports` writes every
 report file into one folder, each atomically (a reader sees the old file or the new one,
 never half of one).
 """
@@ -479,36 +479,3 @@ def write_videos_csv(results: Mapping[str, Any], path: str | Path) -> Path:
                          video.get("video"), video.get("identity"), sources, video.get("warp_error"),
                          len(video.get("frames", []))])
     return _write_csv(path, header, rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# All reports
-
-
-def write_reports(results: Mapping[str, Any], output_dir: str | Path) -> dict[str, Path]:
-    """Write every report of ``results`` into ``output_dir`` and return the written files by name.
-
-    Writes results.json (strict JSON: NaN becomes null), results.csv, results_videos.csv,
-    metric_vs_k.png and pose_buckets.png (when there is data for them), qualitative_grid.png
-    (when there are qualitative outputs) and summary.md linking them; keys as in REPORT_FILES.
-    Image paths in ``results`` are read relative to ``output_dir``.
-    """
-    # plots.py uses this module's helpers, so it is imported here rather than at the top.
-    from talkinghead.evaluation import plots
-
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    results = jsonable(results)
-    written: dict[str, Path] = {}
-    written["results_json"] = output_dir / REPORT_FILES["results_json"]
-    atomic_write_json(written["results_json"], results)
-    written["results_csv"] = write_results_csv(results, output_dir / REPORT_FILES["results_csv"])
-    written["results_videos_csv"] = write_videos_csv(results, output_dir / REPORT_FILES["results_videos_csv"])
-    figures = {
-        "metric_vs_k": plots.plot_metric_vs_k(results, output_dir / REPORT_FILES["metric_vs_k"]),
-        "pose_buckets": plots.plot_pose_buckets(results, output_dir / REPORT_FILES["pose_buckets"]),
-        "qualitative_grid": plots.qualitative_grid(results, output_dir, output_dir / REPORT_FILES["qualitative_grid"]),
-    }
-    written.update({key: file for key, file in figures.items() if file is not None})
-    written["summary"] = write_summary_md(results, output_dir / REPORT_FILES["summary"], links=written)
-    return written

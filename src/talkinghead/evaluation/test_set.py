@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from talkinghead.data.episodes import EpisodeDataset
-from talkinghead.evaluation.holdout import evenly_spaced
+from talkinghead.data.holdout import evenly_spaced
 from talkinghead.evaluation.options import EvaluateOptions
 
 

@@ -161,12 +161,15 @@ def _driving_frames(job: AnimateJob):
 def _pipeline(job: AnimateJob, options: AnimateOptions, stack: contextlib.ExitStack) -> AnimationPipeline:
     if not job.finetune_steps:
         return AnimationPipeline.from_pretrained(job.checkpoint, device=job.device)
-    from talkinghead.config.lsr import FinetuneConfig
-    from talkinghead.training.lsr_finetune import finetune_lsr
+    from talkinghead.models.pretrained import load_pretrained
+    from talkinghead.training.finetune import finetune, finetune_config
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="talkinghead-animate-")))
-    config = FinetuneConfig(steps=job.finetune_steps, perceptual="auto", device=job.device)
-    result = finetune_lsr(job.checkpoint, list(job.sources), work / "finetuned", config)
+    pretrained = load_pretrained(job.checkpoint)
+    config = finetune_config(
+        pretrained.method, values={"steps": job.finetune_steps, "perceptual": "auto", "device": job.device}
+    )
+    result = finetune(pretrained, list(job.sources), work / "finetuned", config)
     print(result.format().replace(str(work / "finetuned"), "a temporary folder (removed at the end)"))
     return AnimationPipeline.from_pretrained(work / "finetuned", device=job.device)
 

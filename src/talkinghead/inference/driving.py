@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from talkinghead.data.landmarks.base import FaceTrack, LandmarkDetector
+from talkinghead.errors import TalkingHeadError
 
 # Frames without a face held back while waiting for the first detection.
 MAX_LEADING_FRAMES_WITHOUT_FACE = 250
 
 
-class DrivingError(ValueError):
+class DrivingError(TalkingHeadError, ValueError):
     """A driving video that cannot drive (no face at all, or not for too long at its start)."""
 
 

@@ -1,10 +1,12 @@
-"""Export LSR's per-frame synthesis to ONNX and run it with onnxruntime.
+"""Export a model's per-frame synthesis to ONNX and run it with onnxruntime, for any method.
 
-At inference LSR encodes a person once (z^l, z^s from the K source frames, Eq. 1 and 3)
-and then runs only G_l and G_s for every driving frame. That per-frame part is what is
-exported::
+At inference a method encodes a person once (its *person state*: LSR's z^l and z^s from
+the K source frames, Eq. 1 and 3) and then runs only its synthesis networks for every
+driving frame. That per-frame part is what is exported, with the landmark image first and
+the person state's tensors after it, in the order the method declares them::
 
-    landmarks (b, c, s, s), z_layout (b, d), z_style (b, d)  ->  image (b, 3, s, s)
+    landmarks (b, c, s, s), <state tensor> (b, ...), ...  ->  image (b, 3, s, s)
+    (LSR: landmarks, z_layout (b, d), z_style (b, d))
 
 with a dynamic batch dimension and the model's fixed frame size ``s``. The export folder
 holds::
@@ -34,17 +36,23 @@ import torch
 from torch import nn
 
 from talkinghead.config import to_dict
-from talkinghead.models.lsr import METHOD, LSRModel, synthesize
+from talkinghead.errors import InputNotFoundError, MissingDependencyError, OutputExistsError, TalkingHeadError
+from talkinghead.models.inference_model import InferenceModel
 from talkinghead.utils.atomic import atomic_directory, atomic_write_json
+from talkinghead.weights.checkpoint import code_version
 
 ONNX_FILE = "synthesis.onnx"
 MANIFEST_FILE = "onnx_export.json"
 MANIFEST_FORMAT = 1
-INPUT_NAMES = ("landmarks", "z_layout", "z_style")
+LANDMARKS_INPUT = "landmarks"
 OUTPUT_NAME = "image"
 CHECK_BATCH_SIZES = (1, 3)
 CHECK_SEED = 0
 INSTALL_HINT = 'pip install -e ".[onnx]"'
+
+
+class OnnxExportError(TalkingHeadError, RuntimeError):
+    """An export that failed or did not match PyTorch (nothing was written)."""
 
 
 def _import_optional(name: str) -> ModuleType:
@@ -52,68 +60,49 @@ def _import_optional(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             f"ONNX export and inference need the optional package {name!r}, which is not installed; "
             f"install the ONNX extras with: {INSTALL_HINT}"
         ) from err
 
 
 class SynthesisNetwork(nn.Module):
-    """The per-frame synthesis of LSR: G_l, the layout activation, then G_s (Eq. 1-3).
+    """A method's per-frame synthesis as a module with positional tensor inputs, for ONNX export.
 
-    A plain ``nn.Module`` with tensor inputs and one tensor output, for ONNX export and
-    benchmarking; it computes exactly what :func:`talkinghead.models.lsr.synthesize`
-    computes (it calls it).
+    ``forward(landmarks, *state)`` computes exactly what the inference model computes for
+    ``(landmarks, {name: tensor})`` (it calls it), with the state's tensors in the order of
+    :meth:`InferenceModel.person_state_spec`.
 
     Args:
-        layout_generator: G_l.
-        image_generator: G_s.
-        layout_activation: ``softmax`` or ``none`` (``LayoutGeneratorConfig.layout_activation``).
+        model: the inference model (shared, not copied: later weight changes show through).
     """
 
-    def __init__(
-        self,
-        layout_generator: nn.Module,
-        image_generator: nn.Module,
-        *,
-        layout_activation: str,
-    ) -> None:
+    def __init__(self, model: InferenceModel) -> None:
         super().__init__()
-        self.layout_generator = layout_generator
-        self.image_generator = image_generator
-        self.layout_activation = layout_activation
+        self.model = model
+        self.state_names = list(model.person_state_spec())
 
     @classmethod
-    def from_model(cls, model: LSRModel) -> SynthesisNetwork:
-        """Share G_l and G_s of ``model`` (no copy: later weight changes show through)."""
-        return cls(
-            model.layout_generator,
-            model.image_generator,
-            layout_activation=model.config.layout_generator.layout_activation,
-        )
+    def from_model(cls, model: InferenceModel) -> SynthesisNetwork:
+        """Wrap ``model`` (no copy)."""
+        return cls(model)
 
-    def forward(
-        self, landmarks: torch.Tensor, z_layout: torch.Tensor, z_style: torch.Tensor
-    ) -> torch.Tensor:
+    @property
+    def input_names(self) -> list[str]:
+        """The graph's input names: the landmark image, then the person state's tensors."""
+        return [LANDMARKS_INPUT, *self.state_names]
+
+    def forward(self, landmarks: torch.Tensor, *state: torch.Tensor) -> torch.Tensor:
         """Synthesise frames.
 
         Args:
             landmarks: (b, c, s, s) rasterised target landmark images x_t in [-1, 1].
-            z_layout: (b, d) z^l.
-            z_style: (b, d) z^s.
+            state: the person state's tensors, each (b, ...), in the declared order.
 
         Returns:
-            (b, 3, s, s) I_hat in [-1, 1].
+            (b, 3, s, s) frames in [-1, 1].
         """
-        out = synthesize(
-            self.layout_generator,
-            self.image_generator,
-            landmarks,
-            z_layout,
-            z_style,
-            layout_activation=self.layout_activation,
-        )
-        return out.image
+        return self.model(landmarks, dict(zip(self.state_names, state)))
 
 
 @dataclass
@@ -137,48 +126,37 @@ class OnnxExportResult:
 
 
 def example_inputs(
-    config: Any, batch_size: int, *, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random (landmarks, z_layout, z_style) for an :class:`LSRModelConfig`, float32 on the CPU.
+    model: InferenceModel, batch_size: int, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Random (landmarks, *state) for ``model``, float32 on the CPU.
 
     Landmarks are uniform in [-1, 1] (the range of rasterised landmark images); the
-    latents are standard normal.
+    person state's tensors are standard normal.
     """
-    size, channels, dim = config.image_size, config.landmark_channels, config.latent_dim
-    # (b, c, s, s) uniform in [-1, 1]
-    landmarks = (
-        torch.rand(batch_size, channels, size, size, generator=generator) * 2 - 1
-    )
-    z_layout = torch.randn(batch_size, dim, generator=generator)  # (b, d)
-    z_style = torch.randn(batch_size, dim, generator=generator)  # (b, d)
-    return landmarks, z_layout, z_style
+    size, channels = model.image_size, model.landmark_channels
+    landmarks = torch.rand(batch_size, channels, size, size, generator=generator) * 2 - 1  # (b, c, s, s)
+    state = [torch.randn(batch_size, *spec.shape, generator=generator) for spec in model.person_state_spec().values()]
+    return (landmarks, *state)
 
 
-def _describe(config: Any) -> dict[str, Any]:
+def _describe(model: InferenceModel) -> dict[str, Any]:
     """The inputs and outputs of the exported graph, for onnx_export.json."""
-    size, channels, dim = config.image_size, config.landmark_channels, config.latent_dim
+    size, channels = model.image_size, model.landmark_channels
+    state = [
+        {"name": name, "shape": ["batch", *spec.shape], "dtype": "float32", "description": spec.description}
+        for name, spec in model.person_state_spec().items()
+    ]
     return {
         "inputs": [
             {
-                "name": "landmarks",
+                "name": LANDMARKS_INPUT,
                 "shape": ["batch", channels, size, size],
                 "dtype": "float32",
                 "range": [-1.0, 1.0],
-                "description": f"target landmark images x_t, rasterised ({config.landmark_style}) "
+                "description": f"target landmark images x_t, rasterised ({model.landmark_style}) "
                 "and scaled from uint8 to [-1, 1]",
             },
-            {
-                "name": "z_layout",
-                "shape": ["batch", dim],
-                "dtype": "float32",
-                "description": "layout latent z^l: the mean of E_l over the K source frames (LSRModel.encode)",
-            },
-            {
-                "name": "z_style",
-                "shape": ["batch", dim],
-                "dtype": "float32",
-                "description": "style latent z^s: the mean of E_s over the K source frames (LSRModel.encode)",
-            },
+            *state,
         ],
         "outputs": [
             {
@@ -186,7 +164,7 @@ def _describe(config: Any) -> dict[str, Any]:
                 "shape": ["batch", 3, size, size],
                 "dtype": "float32",
                 "range": [-1.0, 1.0],
-                "description": "synthesised RGB frames I_hat, (x + 1) * 127.5 gives uint8",
+                "description": "synthesised RGB frames, (x + 1) * 127.5 gives uint8",
             }
         ],
     }
@@ -227,7 +205,7 @@ def load_synthesis_session(
     if path.is_dir():
         path = path / ONNX_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{path}: no such ONNX file; write one with talkinghead's ONNX export first"
         )
     options = ort.SessionOptions()
@@ -241,29 +219,29 @@ def load_synthesis_session(
             providers=list(providers or ["CPUExecutionProvider"]),
         )
     except Exception as err:
-        raise RuntimeError(
+        raise OnnxExportError(
             f"{path}: onnxruntime cannot load it ({type(err).__name__}: {err}); the file is damaged, "
             "incomplete or from an incompatible export: export it again"
         ) from err
 
 
-def _run_session(session: Any, inputs: Sequence[torch.Tensor]) -> np.ndarray:
-    feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs)}
+def _run_session(session: Any, names: Sequence[str], inputs: Sequence[torch.Tensor]) -> np.ndarray:
+    feeds = {name: tensor.numpy() for name, tensor in zip(names, inputs)}
     return session.run([OUTPUT_NAME], feeds)[0]
 
 
-def _check_export(onnx_path: Path, network: SynthesisNetwork, config: Any) -> float:
+def _check_export(onnx_path: Path, network: SynthesisNetwork) -> float:
     """Largest |onnxruntime - PyTorch| over seeded random inputs of every checked batch size."""
     session = load_synthesis_session(onnx_path)
     generator = torch.Generator().manual_seed(CHECK_SEED)
     diffs = []
     for batch_size in CHECK_BATCH_SIZES:
-        inputs = example_inputs(config, batch_size, generator=generator)
+        inputs = example_inputs(network.model, batch_size, generator=generator)
         with torch.no_grad():
             expected = network(*inputs).numpy()  # (b, 3, s, s)
-        actual = _run_session(session, inputs)
+        actual = _run_session(session, network.input_names, inputs)
         if actual.shape != expected.shape:
-            raise RuntimeError(
+            raise OnnxExportError(
                 f"{onnx_path}: onnxruntime returned shape {actual.shape} for batch {batch_size}, "
                 f"PyTorch {expected.shape}"
             )
@@ -274,7 +252,7 @@ def _check_export(onnx_path: Path, network: SynthesisNetwork, config: Any) -> fl
 
 
 def export_onnx(
-    model: LSRModel,
+    model: InferenceModel,
     output: str | Path,
     *,
     opset: int = 18,
@@ -282,14 +260,14 @@ def export_onnx(
     tolerance: float = 1e-3,
     overwrite: bool = False,
 ) -> OnnxExportResult:
-    """Export the per-frame synthesis (G_l + G_s) of ``model`` to ``output/synthesis.onnx``.
+    """Export the per-frame synthesis of ``model`` (any method) to ``output/synthesis.onnx``.
 
     The folder is written beside ``output`` under a hidden temporary name and moved into
     place only once complete (and checked), so a failure leaves no partial export. The
     model itself is not modified (a CPU float32 copy in eval mode is exported).
 
     Args:
-        model: the trained LSR model.
+        model: the trained inference model.
         output: the export folder.
         opset: ONNX opset of the graph.
         check: run the file in onnxruntime (CPU) on seeded random inputs of batch sizes
@@ -298,35 +276,34 @@ def export_onnx(
         overwrite: replace an existing non-empty ``output`` folder.
 
     Raises:
-        FileExistsError: ``output`` exists (and is not empty) and ``overwrite`` is False.
-        ImportError: onnx, onnxscript or onnxruntime is missing.
-        RuntimeError: the export failed, or the check exceeded ``tolerance``; an existing
+        OutputExistsError: ``output`` exists (and is not empty) and ``overwrite`` is False.
+        MissingDependencyError: onnx, onnxscript or onnxruntime is missing.
+        OnnxExportError: the export failed, or the check exceeded ``tolerance``; an existing
             folder at ``output`` is then left as it was.
     """
     start = time.perf_counter()
     output = Path(output)
     if output.exists() and not output.is_dir():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{output}: exists and is not a folder; the ONNX export needs a folder path"
         )
     if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{output}: folder already exists; pass --overwrite (overwrite=True) to replace it, or choose another"
         )
     for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
         _import_optional(name)
-    from talkinghead.training.checkpoint import code_version
 
     config = model.config
     # A private copy in eval mode, on the CPU, in float32: the caller's model is untouched.
-    network = copy.deepcopy(SynthesisNetwork.from_model(model))
+    network = SynthesisNetwork.from_model(copy.deepcopy(model))
     network = network.to("cpu", torch.float32).eval().requires_grad_(False)
+    input_names = network.input_names
     # Trace at batch 2: torch.export specialises sizes 0 and 1.
-    args = example_inputs(
-        config, 2, generator=torch.Generator().manual_seed(CHECK_SEED)
-    )
+    args = example_inputs(network.model, 2, generator=torch.Generator().manual_seed(CHECK_SEED))
     batch = torch.export.Dim("batch", min=1)
-    dynamic_shapes = {name: {0: batch} for name in INPUT_NAMES}
+    # torch.export names the positional inputs after forward's parameters: landmarks, *state.
+    dynamic_shapes = ({0: batch}, tuple({0: batch} for _ in network.state_names))
 
     with atomic_directory(output, overwrite=overwrite) as tmp:
         onnx_path = tmp / ONNX_FILE
@@ -336,7 +313,7 @@ def export_onnx(
                     network,
                     args,
                     None,
-                    input_names=list(INPUT_NAMES),
+                    input_names=input_names,
                     output_names=[OUTPUT_NAME],
                     opset_version=opset,
                     dynamo=True,
@@ -344,8 +321,8 @@ def export_onnx(
                     verbose=False,
                 )
         except Exception as err:
-            raise RuntimeError(
-                f"{output}: exporting the LSR synthesis network to ONNX failed: {err}"
+            raise OnnxExportError(
+                f"{output}: exporting the {model.method} synthesis network to ONNX failed: {err}"
             ) from err
         # external_data=False embeds the weights; ONNXProgram.save still switches to an
         # external data file beside the graph for models over protobuf's 2 GB limit.
@@ -354,25 +331,24 @@ def export_onnx(
 
         max_abs_diff, checked = float("nan"), []
         if check:
-            max_abs_diff = _check_export(onnx_path, network, config)
+            max_abs_diff = _check_export(onnx_path, network)
             checked = list(CHECK_BATCH_SIZES)
             if not max_abs_diff <= tolerance:  # also catches NaN
-                raise RuntimeError(
+                raise OnnxExportError(
                     f"{output / ONNX_FILE}: onnxruntime and PyTorch differ by up to {max_abs_diff:.3g} on random "
                     f"inputs (tolerance {tolerance:g}); the export was discarded"
                 )
 
         manifest = {
             "format": MANIFEST_FORMAT,
-            "method": METHOD,
+            "method": model.method,
             "file": ONNX_FILE,
             "files": sorted(p.name for p in tmp.iterdir()) + [MANIFEST_FILE],
             "opset": graph_opset,
-            **_describe(config),
+            **_describe(network.model),
             "dynamic_axes": {
-                name: {"0": "batch"} for name in (*INPUT_NAMES, OUTPUT_NAME)
+                name: {"0": "batch"} for name in (*input_names, OUTPUT_NAME)
             },
-            "layout_activation": network.layout_activation,
             "model": to_dict(config),
             "check": {
                 "batch_sizes": checked,

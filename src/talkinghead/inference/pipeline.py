@@ -7,8 +7,8 @@
 
 Inference only: no optimiser, no discriminator, no training data. Per driving frame:
 landmarks of the tracked face -> optional temporal smoothing -> motion transfer onto
-the source (relative or absolute) -> landmark image -> G_l and G_s with the cached
-source latents (Eq. 1-3), in batches -> optional paste-back into the source photo.
+the source (relative or absolute) -> landmark image -> the method's synthesis with the
+cached person state, in batches -> optional paste-back into the source photo.
 Frames stream through; memory does not grow with the length of the video.
 """
 
@@ -31,6 +31,7 @@ from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTra
 from talkinghead.inference.motion import MotionTransfer, TemporalSmoother
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.paste_back import PasteBack
+from talkinghead.inference.temporal import TemporalWindow
 from talkinghead.inference.source import (
     SourceEncoding,
     SourceError,
@@ -41,7 +42,9 @@ from talkinghead.inference.source import (
     prepare_source_face,
     rasterizer_points,
 )
-from talkinghead.models.lsr import LSRModel
+from talkinghead.models.inference_model import InferenceModel
+from talkinghead.models.pretrained import PretrainedModel, load_pretrained
+from talkinghead.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -81,44 +84,34 @@ class AnimationStats:
     seconds: dict[str, float] = field(default_factory=lambda: {"landmarks": 0.0, "synthesis": 0.0, "paste_back": 0.0})
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return device
-
-
 class AnimationPipeline:
-    """Animate one person with a trained LSR model.
+    """Animate one person with a trained model of any method.
 
     Args:
-        model: the generator side (E_l, E_s, G_l, G_s), eval mode.
+        model: the method's inference model (eval mode).
         prepare: detector and crop settings of the model's training data.
         device: where the networks run.
-        subject_latents: (z^l, z^s) of a fine-tuned release, used instead of encoding
-            the source photos (the generators were tuned with exactly these).
+        subject_state: the person state of a fine-tuned release, used instead of encoding
+            the source photos (the networks were tuned with exactly this state).
         name: where the weights came from (for messages).
     """
 
     def __init__(
         self,
-        model: LSRModel,
+        model: InferenceModel,
         *,
         prepare: PrepareConfig | None = None,
         device: str | torch.device = "cpu",
-        subject_latents: tuple[torch.Tensor, torch.Tensor] | None = None,
+        subject_state: dict[str, torch.Tensor] | None = None,
         name: str = "model",
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.config = model.config
         self.prepare = prepare or PrepareConfig()
-        self.size = self.config.image_size
-        self.rasterizer = get_rasterizer(self.config.landmark_style)
-        self.subject_latents = subject_latents
+        self.size = model.image_size
+        self.rasterizer = get_rasterizer(model.landmark_style)
+        self.subject_state = subject_state
         self.name = name
         self.fingerprint = model_fingerprint({n: getattr(model, n) for n in model.network_names})
         self.source: SourceEncoding | None = None
@@ -126,17 +119,11 @@ class AnimationPipeline:
         self._landmarker = None
 
     @classmethod
-    def from_weights(cls, pretrained, *, device: str | torch.device = "auto") -> "AnimationPipeline":
-        """A pipeline from weights already read by :func:`load_lsr_weights` (no second read)."""
-        model = LSRModel(pretrained.config)
-        pretrained.load_into({name: getattr(model, name) for name in model.network_names})
-        subject = pretrained.state_dicts.get("subject")
-        latents = None
-        if subject is not None and {"z_layout", "z_style"} <= set(subject):
-            latents = (subject["z_layout"].float().reshape(-1), subject["z_style"].float().reshape(-1))
+    def from_weights(cls, pretrained: PretrainedModel, *, device: str | torch.device = "auto") -> "AnimationPipeline":
+        """A pipeline from weights already read by :func:`load_pretrained` (no second read)."""
         return cls(
-            model, prepare=pretrained.prepare_config(), device=device, subject_latents=latents,
-            name=str(pretrained.source),
+            pretrained.inference_model(), prepare=pretrained.prepare_config(), device=device,
+            subject_state=pretrained.person_state(), name=str(pretrained.source),
         )
 
     @classmethod
@@ -146,20 +133,18 @@ class AnimationPipeline:
         """Load a release folder (e.g. ``models/demo``), a checkpoint file or a run folder.
 
         Raises:
-            FileNotFoundError, PretrainedError, ReleaseError, CheckpointError: the weights
+            InputNotFoundError, PretrainedError, ReleaseError, CheckpointError: the weights
                 are missing, corrupt or of another architecture (the message names the file).
         """
-        from talkinghead.models.lsr_pretrained import load_lsr_weights
-
-        return cls.from_weights(load_lsr_weights(path, use_ema=use_ema), device=device)
+        return cls.from_weights(load_pretrained(path, use_ema=use_ema), device=device)
 
     def optimize(self, *, channels_last: bool = True, compile: bool = False) -> "AnimationPipeline":
-        """Faster synthesis on a GPU: channels-last memory layout and/or ``torch.compile`` of G_l and G_s."""
+        """Faster synthesis on a GPU: channels-last memory layout and/or ``torch.compile`` of the per-frame networks."""
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         if compile:
-            self.model.layout_generator = torch.compile(self.model.layout_generator)
-            self.model.image_generator = torch.compile(self.model.image_generator)
+            for name in self.model.synthesis_networks():
+                setattr(self.model, name, torch.compile(getattr(self.model, name)))
         return self
 
     # ------------------------------------------------------------------ landmarks
@@ -206,27 +191,27 @@ class AnimationPipeline:
     def set_source(self, images: Sequence[str | Path | np.ndarray], *, face_index: int = 0) -> SourceEncoding:
         """Encode a person from one or more photos (files or RGB uint8 arrays).
 
-        The layout and style latents are averaged over all photos (Eq. 1, 3); the first
-        photo is the reference for relative motion and paste-back.
+        The method's encoder sees every photo (LSR averages its latents over them, Eq. 1
+        and 3); the first photo is the reference for relative motion and paste-back.
 
         Raises:
             SourceError: a photo without a usable face (named).
             VideoReadError: a file that cannot be read (named).
         """
         faces = self._source_faces(images, face_index)
-        if self.subject_latents is not None:
-            log.info("%s: using the fine-tuned subject latents stored with the model", self.name)
-            z_layout, z_style = self.subject_latents
+        if self.subject_state is not None:
+            log.info("%s: using the fine-tuned subject state stored with the model", self.name)
+            state = self.subject_state
         else:
             crops = image_to_tensor(np.stack([f.crop for f in faces]))
             drawings = np.stack([self.rasterizer(rasterizer_points(f.dense, self.rasterizer), self.size)
                                  for f in faces])
             landmarks = image_to_tensor(drawings)
-            z_layout, z_style = self.model.encode(crops[None].to(self.device), landmarks[None].to(self.device))
-            z_layout, z_style = z_layout[0].cpu(), z_style[0].cpu()
+            encoded = self.model.encode(crops[None].to(self.device), landmarks[None].to(self.device))
+            state = {name: value[0].cpu() for name, value in encoded.items()}
         self.source = SourceEncoding(
-            z_layout=z_layout.float(),
-            z_style=z_style.float(),
+            state={name: value.float() for name, value in state.items()},
+            method=self.model.method,
             reference=faces[0],
             source_names=[f.name for f in faces],
             model_fingerprint=self.fingerprint,
@@ -246,6 +231,11 @@ class AnimationPipeline:
             SourceError: the file is unreadable or was encoded by another model.
         """
         source = SourceEncoding.load(path)
+        if source.method != self.model.method:
+            raise SourceError(
+                f"{path}: was encoded by a {source.method!r} model and this is a {self.model.method!r} model; "
+                "encode the source again with this model (--source ... --save-source)"
+            )
         if source.model_fingerprint != self.fingerprint:
             raise SourceError(
                 f"{path}: was encoded by another model (fingerprint {source.model_fingerprint}, this model "
@@ -265,14 +255,12 @@ class AnimationPipeline:
 
     @torch.no_grad()
     def synthesize(self, landmark_images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
-        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, s, s) frames with the source latents."""
+        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, s, s) frames of the source person."""
         if self.source is None:
             raise SourceError("no source person; call set_source (or load_source) before animating")
-        b = landmark_images.shape[0]
-        z_layout = self.source.z_layout.to(self.device)[None].expand(b, -1)
-        z_style = self.source.z_style.to(self.device)[None].expand(b, -1)
+        state = self.model.expand_state(self.source.state, landmark_images.shape[0])
         with self._autocast(precision):
-            return self.model(landmark_images.to(self.device), z_layout, z_style).image.float()
+            return self.model(landmark_images.to(self.device), state).float()
 
     def _reference(self, neutral: np.ndarray | None, tracker: DrivingTracker) -> np.ndarray | None:
         if neutral is None:
@@ -312,6 +300,8 @@ class AnimationPipeline:
         ref = self.source.reference
         paste = PasteBack(ref.photo, ref.box, self.size, ref.ibug68) if options.paste_back else None
         smoother = TemporalSmoother(options.smooth)
+        radius = self.model.temporal_radius
+        window = TemporalWindow(radius) if radius > 0 else None
         transfer: MotionTransfer | None = None
         driving_box = None
         batch: list[tuple[DrivingFrame, np.ndarray, np.ndarray]] = []
@@ -339,9 +329,24 @@ class AnimationPipeline:
                 return
             t0 = time.perf_counter()
             images = self.synthesize(image_to_tensor(np.stack([b[2] for b in batch])), options.precision)
+            stats.seconds["synthesis"] += time.perf_counter() - t0
+            done = [((frame, target), image) for (frame, target, _), image in zip(batch, images)]
+            batch.clear()
+            if window is not None:  # each frame waits for its neighbours
+                done = [pair for item, image in done for pair in window.push(item, image)]
+            yield from emit(done)
+
+        def emit(done: list) -> Iterator[AnimatedFrame]:
+            if not done:
+                return
+            t0 = time.perf_counter()
+            images = torch.stack([image for _, image in done])
+            if window is not None:
+                with torch.no_grad(), self._autocast(options.precision):
+                    images = self.model.postprocess(images).float()
             frames = images.add(1).mul(127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             stats.seconds["synthesis"] += time.perf_counter() - t0
-            for (frame, target, _), image in zip(batch, frames):
+            for ((frame, target), _), image in zip(done, frames):
                 pasted = None
                 if paste is not None:
                     t0 = time.perf_counter()
@@ -353,13 +358,14 @@ class AnimationPipeline:
                     landmarks=rasterizer_points(target, self.rasterizer), face_found=frame.face_found,
                     pasted=pasted,
                 )
-            batch.clear()
 
         for frame in tracker(driving_frames):
             stats.seconds["landmarks"] = tracker.seconds_detecting
             yield from ready(smoother.push(frame.dense, frame))
         yield from ready(smoother.flush())
         yield from flush()
+        if window is not None:
+            yield from emit(window.flush())
         stats.seconds["landmarks"] = tracker.seconds_detecting
         stats.frames_without_face = tracker.frames_without_face
         stats.frames_with_several_faces = tracker.frames_with_several_faces

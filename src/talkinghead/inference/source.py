@@ -1,13 +1,15 @@
-"""The source side of animation: a person's photos, cropped like training data, and their latents.
+"""The source side of animation: a person's photos, cropped like training data, and their state.
 
-Done once per person (LSR §3.1, Eq. 1 and 3): every source photo is detected and cropped
-with the training data's crop scheme, rasterised, and encoded by E_l and E_s; the K
-encodings are averaged. The first photo is the *reference*: its landmarks are the base
-that relative motion deforms, and ``--paste-back`` blends the result into it.
+Done once per person: every source photo is detected and cropped with the training
+data's crop scheme, rasterised, and encoded by the method's inference model into its
+*person state* (LSR: the K-shot latents of Eq. 1 and 3). The first photo is the
+*reference*: its landmarks are the base that relative motion deforms, and
+``--paste-back`` blends the result into it.
 
 A :class:`SourceEncoding` can be saved and loaded (``--save-source`` / ``--load-source``),
 so a person is encoded once and animated many times. The file is safetensors (tensors
-only, nothing executable) and records a fingerprint of the model that encoded it.
+only, nothing executable) and records the method and a fingerprint of the model that
+encoded it.
 """
 
 from __future__ import annotations
@@ -31,14 +33,19 @@ from talkinghead.data.crop import (
 from talkinghead.data.landmarks.base import LandmarkDetector
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
 from talkinghead.data.rasterize import Rasterizer
+from talkinghead.errors import TalkingHeadError
 from talkinghead.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-SOURCE_FORMAT = 1
+# Format 2: the person state of any method (format 1 files, from before methods were
+# pluggable, are refused with the advice to encode the source again).
+SOURCE_FORMAT = 2
+STATE_PREFIX = "state."
+REFERENCE_KEYS = ("photo", "crop", "box", "dense", "ibug68")
 
 
-class SourceError(ValueError):
+class SourceError(TalkingHeadError, ValueError):
     """A source photo that cannot be used, or a source file that does not fit the model."""
 
 
@@ -68,15 +75,16 @@ class SourceEncoding:
     """A person encoded by a model: what animation needs from the source side.
 
     Attributes:
-        z_layout: (d,) float32 mean layout latent z^l.
-        z_style: (d,) float32 mean style latent z^s.
+        state: the person state, ``{name: tensor}`` without a batch dimension, as the
+            method's ``person_state_spec`` declares it (LSR: ``z_layout``, ``z_style``).
+        method: the registered method of the encoding model.
         reference: the first source photo (motion base, paste-back target).
-        source_names: every source photo that was averaged.
+        source_names: every source photo that was encoded.
         model_fingerprint: :func:`model_fingerprint` of the encoding model.
     """
 
-    z_layout: torch.Tensor
-    z_style: torch.Tensor
+    state: dict[str, torch.Tensor]
+    method: str
     reference: SourceFace
     source_names: list[str]
     model_fingerprint: str
@@ -89,16 +97,19 @@ class SourceEncoding:
         path.parent.mkdir(parents=True, exist_ok=True)
         ref = self.reference
         tensors = {
-            "z_layout": self.z_layout.detach().float().cpu().contiguous(),
-            "z_style": self.z_style.detach().float().cpu().contiguous(),
+            f"{STATE_PREFIX}{name}": value.detach().float().cpu().contiguous() for name, value in self.state.items()
+        }
+        tensors.update({
             "photo": torch.from_numpy(np.ascontiguousarray(ref.photo)),
             "crop": torch.from_numpy(np.ascontiguousarray(ref.crop)),
             "box": torch.from_numpy(np.asarray(ref.box, dtype=np.float64)),
             "dense": torch.from_numpy(np.ascontiguousarray(ref.dense, dtype=np.float32)),
             "ibug68": torch.from_numpy(np.ascontiguousarray(ref.ibug68, dtype=np.float32)),
-        }
+        })
         metadata = {
             "format": str(SOURCE_FORMAT),
+            "method": self.method,
+            "state_names": json.dumps(list(self.state)),
             "model_fingerprint": self.model_fingerprint,
             "reference_name": ref.name,
             "source_names": json.dumps(self.source_names),
@@ -124,8 +135,14 @@ class SourceEncoding:
                 f"{path}: cannot be read as a source file ({type(err).__name__}: {err}); it is truncated or "
                 "not a --save-source file, encode the source again with --source ... --save-source"
             ) from err
-        needed = {"z_layout", "z_style", "photo", "crop", "box", "dense", "ibug68"}
-        if metadata.get("format") != str(SOURCE_FORMAT) or not needed <= set(tensors):
+        method, state = "", {}
+        if metadata.get("format") == str(SOURCE_FORMAT):
+            method = metadata.get("method", "")
+            names = json.loads(metadata.get("state_names", "[]"))
+            state = {name: tensors[f"{STATE_PREFIX}{name}"] for name in names if f"{STATE_PREFIX}{name}" in tensors}
+            if len(state) != len(names):
+                state = {}
+        if not method or not state or not set(REFERENCE_KEYS) <= set(tensors):
             raise SourceError(
                 f"{path}: is not a talkinghead source file of format {SOURCE_FORMAT} "
                 f"(holds {sorted(tensors)}); encode the source again with --save-source"
@@ -139,8 +156,8 @@ class SourceEncoding:
             ibug68=tensors["ibug68"].numpy(),
         )
         return cls(
-            z_layout=tensors["z_layout"],
-            z_style=tensors["z_style"],
+            state=state,
+            method=method,
             reference=reference,
             source_names=json.loads(metadata.get("source_names", "[]")),
             model_fingerprint=metadata.get("model_fingerprint", ""),

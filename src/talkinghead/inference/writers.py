@@ -30,6 +30,7 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from PIL import Image
 
+from talkinghead import errors
 from talkinghead.inference.audio_mux import remux_with_audio
 from talkinghead.utils.atomic import atomic_directory, fsync_directory
 
@@ -52,7 +53,7 @@ _NO_HARD_LINK_ERRNOS = (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV)
 _MAX_RATE_DENOMINATOR = 1001
 
 
-class OutputExistsError(FileExistsError):
+class OutputExistsError(errors.OutputExistsError):
     """The output path is taken and the writer was not allowed to replace it."""
 
     def __init__(self, path: PathLike) -> None:

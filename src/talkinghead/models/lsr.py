@@ -13,6 +13,7 @@ where ``++`` concatenates channels and ``x`` are rasterised landmark images.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,9 @@ from talkinghead.config.lsr import GENERATOR_MODULES, MODULE_NAMES, LSRModelConf
 from talkinghead.models.discriminator import StyleGAN2Discriminator
 from talkinghead.models.encoder import LatentEncoder
 from talkinghead.models.image_generator import SPADEImageGenerator
+from talkinghead.models.inference_model import InferenceModel, StateTensor
 from talkinghead.models.layout_generator import LayoutGenerator
+from talkinghead.models.registry import MethodSpec, register_method
 
 METHOD = "lsr"
 
@@ -118,43 +121,63 @@ def parameter_counts(networks: dict[str, nn.Module]) -> dict[str, int]:
     return {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
 
 
-class LSRModel(nn.Module):
+class LSRModel(InferenceModel):
     """The LSR generator side for inference: encode a person once, then synthesise frames.
 
-    Holds E_l, E_s, G_l and G_s (the discriminator only when ``with_discriminator``).
+    Holds E_l, E_s, G_l and G_s (the discriminator only when ``with_discriminator``). The
+    person state is the two K-shot latents ``z_layout`` (z^l) and ``z_style`` (z^s).
 
     Args:
         config: the architecture.
         with_discriminator: also build D (fine-tuning needs it, inference does not).
     """
 
+    method = METHOD
+
     def __init__(self, config: LSRModelConfig, *, with_discriminator: bool = False):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         networks = build_networks(config)
         names = MODULE_NAMES if with_discriminator else GENERATOR_MODULES
         for name in names:
             self.add_module(name, networks[name])
 
-    @property
-    def network_names(self) -> list[str]:
-        return [name for name in MODULE_NAMES if hasattr(self, name)]
+    def synthesis_networks(self) -> list[str]:
+        return ["layout_generator", "image_generator"]
+
+    def person_state_spec(self) -> dict[str, StateTensor]:
+        dim = self.config.latent_dim
+        return {
+            "z_layout": StateTensor((dim,), "layout latent z^l: the mean of E_l over the K source frames (Eq. 1)"),
+            "z_style": StateTensor((dim,), "style latent z^s: the mean of E_s over the K source frames (Eq. 3)"),
+        }
 
     @torch.no_grad()
-    def encode(self, source_images: torch.Tensor, source_landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z^l, z^s), each (b, latent_dim), from (b, k, ...) source frames and landmark images."""
-        return (
-            encode_latent(self.layout_encoder, source_images, source_landmarks),
-            encode_latent(self.style_encoder, source_images, source_landmarks),
-        )
+    def encode(self, source_images: torch.Tensor, source_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{z_layout, z_style}, each (b, latent_dim), from (b, k, ...) source frames and landmark images."""
+        return {
+            "z_layout": encode_latent(self.layout_encoder, source_images, source_landmarks),
+            "z_style": encode_latent(self.style_encoder, source_images, source_landmarks),
+        }
 
-    def forward(self, landmarks: torch.Tensor, z_layout: torch.Tensor, z_style: torch.Tensor) -> LSROutput:
-        """Synthesise (b, 3, h, w) frames for target landmark images ``landmarks`` (b, c, h, w)."""
+    def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(b, 3, h, w) frames for target landmark images ``landmarks`` (b, c, h, w), Eq. 1-3."""
         return synthesize(
             self.layout_generator,
             self.image_generator,
             landmarks,
-            z_layout,
-            z_style,
+            state["z_layout"],
+            state["z_style"],
             layout_activation=self.config.layout_generator.layout_activation,
-        )
+        ).image
+
+
+register_method(
+    MethodSpec(
+        name=METHOD,
+        label="LSR",
+        model_config=LSRModelConfig,
+        build_networks=build_networks,
+        inference_model=LSRModel,
+        inference_networks=tuple(GENERATOR_MODULES),
+    )
+)

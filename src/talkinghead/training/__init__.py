@@ -1,40 +1,25 @@
-"""Reusable training infrastructure: checkpoints, releases, EMA, LR schedule, processes, logs."""
+"""Training: the one trainer, stage plumbing, the run driver, and each method's recipe.
 
-from talkinghead.training.checkpoint import (
-    CHECKPOINT_VERSION,
-    CheckpointError,
-    CheckpointManager,
-    capture_rng_state,
-    check_weights_only,
-    code_version,
-    load_checkpoint,
-    restore_rng_state,
-)
-from talkinghead.training.distributed import DistributedContext, seed_everything, unwrap
+Checkpoint and release files are read and written by :mod:`talkinghead.weights`.
+Importing this package registers every built-in method's training recipe
+(:mod:`talkinghead.training.recipe`).
+"""
+
+from talkinghead.training import lsr_recipe  # noqa: F401  (registers LSR's recipe)
+from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.ema import ExponentialMovingAverage
 from talkinghead.training.image_grid import colorize_layout, make_grid
 from talkinghead.training.logger import TrainingLogger
-from talkinghead.training.release import ReleaseError, load_release, save_release
 from talkinghead.training.schedule import lr_factor, set_lr
+from talkinghead.utils.modules import unwrap
 
 __all__ = [
-    "CHECKPOINT_VERSION",
-    "CheckpointError",
-    "CheckpointManager",
     "DistributedContext",
     "ExponentialMovingAverage",
-    "ReleaseError",
     "TrainingLogger",
-    "capture_rng_state",
-    "check_weights_only",
-    "code_version",
     "colorize_layout",
-    "load_checkpoint",
-    "load_release",
     "lr_factor",
     "make_grid",
-    "restore_rng_state",
-    "save_release",
     "seed_everything",
     "set_lr",
     "unwrap",

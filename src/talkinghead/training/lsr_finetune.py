@@ -1,64 +1,34 @@
-"""Subject fine-tuning (LSR §3.5): personalise a meta-trained model to one new person.
+"""LSR subject fine-tuning (§3.5): personalise a meta-trained model to one new person.
 
-The person's K images are prepared like training data (same detector, crop and landmark
-images); their layout and style latents are computed once with the frozen encoders; then
-G_l, G_s and D are tuned by reconstructing those K images with the objective of Eq. 4, in
-the same trainer and with the same phases as the full training stage. The result is a
-release folder: the tuned networks, the subject's latents (``subject.safetensors``) and
-``config.json`` recording what was done.
+The person's layout and style latents are computed once with the frozen encoders; then
+G_l, G_s and D are tuned by reconstructing the person's K images with the objective of
+Eq. 4, in the same trainer and with the same phases as the full training stage. The
+generic driver (:mod:`talkinghead.training.finetune`) prepares the images and writes the
+release; this module only tunes.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from talkinghead.config import to_dict
-from talkinghead.config.lsr import MODULE_NAMES, FinetuneConfig, TrainerConfig
-from talkinghead.data.subject import SubjectFrames, prepare_subject
-from talkinghead.evaluation.holdout import l1, psnr
+from talkinghead.config.lsr import MODULE_NAMES, FinetuneConfig
+from talkinghead.config.training import TrainerConfig
+from talkinghead.data.holdout import l1, psnr
+from talkinghead.data.subject import SubjectFrames
 from talkinghead.losses.factory import build_perceptual_networks
 from talkinghead.models.lsr import METHOD, encode_latent
-from talkinghead.models.lsr_pretrained import PretrainedLSR, load_lsr_weights
+from talkinghead.models.pretrained import PretrainedModel
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
-from talkinghead.training.lsr_stages import FROZEN, FullObjectivePhases, TrainingSetupError
-from talkinghead.training.release import save_release
+from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
+from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
 from talkinghead.training.trainer import StagePlan, Trainer
-
-
-@dataclass
-class FinetuneResult:
-    """What a fine-tuning run did.
-
-    Attributes:
-        output: the release folder written.
-        num_images: subject frames tuned on.
-        steps: optimiser steps.
-        seconds_per_step: mean wall time of one step (all phases).
-        before: reconstruction of the subject frames by the meta-trained model (l1, psnr).
-        after: the same after fine-tuning.
-    """
-
-    output: Path
-    num_images: int
-    steps: int
-    seconds_per_step: float
-    before: dict[str, float]
-    after: dict[str, float]
-
-    def format(self) -> str:
-        return (
-            f"fine-tuned on {self.num_images} image(s): {self.steps} steps, {self.seconds_per_step:.3f} s/step\n"
-            f"  reconstruction of the subject images: L1 {self.before['l1']:.4f} -> {self.after['l1']:.4f}, "
-            f"PSNR {self.before['psnr']:.2f} -> {self.after['psnr']:.2f} dB\n"
-            f"  written to {self.output}"
-        )
 
 
 def _subject_batches(subject: SubjectFrames, z_layout, z_style, config: FinetuneConfig, total_steps: int):
@@ -80,23 +50,12 @@ def _subject_batches(subject: SubjectFrames, z_layout, z_style, config: Finetune
         for step in range(start_step, total_steps):
             yield [batch_for(step)]
 
-    return stream, batch_for
+    return stream
 
 
-@dataclass
-class FinetunedNetworks:
-    """The outcome of :func:`finetune_networks`: tuned networks and the subject's latents."""
-
-    networks: dict[str, torch.nn.Module]
-    z_layout: torch.Tensor
-    z_style: torch.Tensor
-    seconds_per_step: float
-    before: dict[str, float]
-    after: dict[str, float]
-    extra_files: dict[str, str]
-
-
-def finetune_networks(pretrained: PretrainedLSR, subject: SubjectFrames, config: FinetuneConfig) -> FinetunedNetworks:
+def finetune_lsr_networks(
+    pretrained: PretrainedModel, subject: SubjectFrames, config: FinetuneConfig
+) -> FinetunedNetworks:
     """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written.
 
     The latents are computed once with the frozen encoders (§3.5); then the modules in
@@ -144,7 +103,6 @@ def finetune_networks(pretrained: PretrainedLSR, subject: SubjectFrames, config:
             objective = LSRObjective(config.loss_weights, perceptual).to(device)
             tuned = [m for m in config.modules if m != "layout_encoder" and m != "style_encoder"]
             full = FullObjectivePhases(objective, model, tuned, config.r1_gamma, config.r1_every)
-            stream, _ = _subject_batches(subject, z_layout, z_style, config, config.steps)
 
             @torch.no_grad()
             def evaluate(nets) -> dict[str, float]:
@@ -169,11 +127,8 @@ def finetune_networks(pretrained: PretrainedLSR, subject: SubjectFrames, config:
                 trained=full.trained,
                 optimizers=full.optimizers(trainer, config.lr, config.betas),
                 base_lr=config.lr,
-                warmup_steps=0,
-                decay_steps=0,
-                decay_factor=1.0,
                 phases=full.phases(),
-                batches=stream,
+                batches=_subject_batches(subject, z_layout, z_style, config, config.steps),
                 max_grad_norm=config.max_grad_norm,
                 frozen_parameters=FROZEN,
                 images_per_step=config.batch_size,
@@ -190,54 +145,5 @@ def finetune_networks(pretrained: PretrainedLSR, subject: SubjectFrames, config:
             trainer.close()
             context.shutdown()
     networks = {name: trainer.networks[name] for name in names}
-    return FinetunedNetworks(networks, z_layout, z_style, seconds_per_step, before, after, extra)
-
-
-def finetune_lsr(
-    checkpoint: str | Path,
-    inputs: list[str | Path],
-    output: str | Path,
-    config: FinetuneConfig,
-    *,
-    frames_per_video: int = 8,
-    overwrite: bool = False,
-) -> FinetuneResult:
-    """Fine-tune the model in ``checkpoint`` on the person in ``inputs``; write ``output``.
-
-    Args:
-        checkpoint: a release folder, a training checkpoint or a run folder.
-        inputs: the subject's images / videos / folders of them.
-        output: the release folder to write (refused if it exists, unless ``overwrite``).
-        config: steps, learning rate, what trains, loss weights.
-        frames_per_video: frames sampled from each subject video.
-        overwrite: replace an existing output folder.
-    """
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise TrainingSetupError(f"{output}: already exists; pass --overwrite to replace it or choose another folder")
-    pretrained = load_lsr_weights(checkpoint, use_ema=config.use_ema)
-    model = pretrained.config
-    subject = prepare_subject(
-        inputs,
-        size=model.image_size,
-        landmark_style=model.landmark_style,
-        frames_per_video=frames_per_video,
-        prepare=pretrained.prepare_config(),
-    )
-    tuned = finetune_networks(pretrained, subject, config)
-    info = {
-        "method": METHOD,
-        "model": to_dict(model),
-        "finetune": to_dict(config),
-        "base_checkpoint": str(pretrained.source),
-        "base_info": pretrained.info,
-        "prepare": pretrained.info.get("prepare"),
-        "subject_sources": subject.sources,
-        "seconds_per_step": tuned.seconds_per_step,
-        "reconstruction_before": tuned.before,
-        "reconstruction_after": tuned.after,
-    }
-    modules: dict = dict(tuned.networks)
-    modules["subject"] = {"z_layout": tuned.z_layout, "z_style": tuned.z_style}
-    save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite)
-    return FinetuneResult(output, len(subject), config.steps, tuned.seconds_per_step, tuned.before, tuned.after)
+    state = {"z_layout": z_layout.reshape(-1), "z_style": z_style.reshape(-1)}
+    return FinetunedNetworks(networks, state, seconds_per_step, before, after, extra)

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from talkinghead.config.lsr import TrainerConfig
-from talkinghead.training.checkpoint import (
+from talkinghead.config.training import TrainerConfig
+from talkinghead.weights.checkpoint import (
     CHECKPOINT_VERSION,
     CheckpointManager,
     capture_rng_state,
@@ -44,13 +44,14 @@ from talkinghead.training.distributed import DistributedContext, unwrap
 from talkinghead.training.ema import ExponentialMovingAverage
 from talkinghead.training.logger import TrainingLogger
 from talkinghead.training.schedule import lr_factor, set_lr
+from talkinghead.errors import TalkingHeadError
 
 Batch = dict[str, torch.Tensor]
 # A phase's loss: (micro-batch, networks to call) -> (loss to minimise, terms to log).
 LossFn = Callable[[Batch, Mapping[str, nn.Module]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TalkingHeadError, RuntimeError):
     """A loss or gradient became NaN/inf; the run stops without writing a checkpoint."""
 
 
@@ -97,10 +98,11 @@ class StagePlan:
         trained: networks trained in this stage (wrapped in DDP / compile).
         optimizers: optimisers by name.
         base_lr: learning rate that the schedule scales.
-        warmup_steps, decay_steps, decay_factor: the schedule (see ``lr_factor``).
         phases: what one step does, in order.
         batches: ``start_step -> iterator`` of the micro-batches of every step (a list of
             ``grad_accumulation`` batches per step), from ``start_step`` on.
+        warmup_steps, decay_steps, decay_factor: the schedule (see ``lr_factor``; the
+            defaults keep the learning rate constant).
         max_grad_norm: clip every phase's gradient norm to this (0 = no clipping; the
             norm is logged either way).
         sample: ``(networks, batch) -> rows`` of a sample grid, or None.
@@ -118,26 +120,17 @@ class StagePlan:
     trained: Sequence[str]
     optimizers: dict[str, torch.optim.Optimizer]
     base_lr: float
-    warmup_steps: int
-    decay_steps: int
-    decay_factor: float
     phases: Sequence[Phase]
     batches: Callable[[int], Iterator[list[Batch]]]
+    warmup_steps: int = 0
+    decay_steps: int = 0
+    decay_factor: float = 1.0
     max_grad_norm: float = 0.0
     sample: Callable[[Mapping[str, nn.Module], Batch], list[torch.Tensor]] | None = None
     sample_batch: Batch | None = None
     evaluate: Callable[[Mapping[str, nn.Module]], dict[str, float]] | None = None
     frozen_parameters: dict[str, Callable[[str], bool]] = field(default_factory=dict)
     images_per_step: int = 1
-
-
-def resolve_device(preference: str) -> torch.device:
-    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error a person can act on."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU; use trainer.device=cpu")
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(preference)
 
 
 def _to_device(batch: Batch, device: torch.device, channels_last: bool) -> Batch:

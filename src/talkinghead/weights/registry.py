@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from talkinghead.utils.atomic import atomic_path, atomic_write_text
+from talkinghead.errors import TalkingHeadError
 
 
-class WeightsError(RuntimeError):
+class WeightsError(TalkingHeadError, RuntimeError):
     """Base class of every pretrained-weights problem."""
 
 

@@ -22,9 +22,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from talkinghead.training.checkpoint import code_version
-from talkinghead.training.distributed import unwrap
+from talkinghead.weights.checkpoint import code_version
+from talkinghead.utils.modules import unwrap
 from talkinghead.utils.atomic import _umask, atomic_directory
+from talkinghead.errors import TalkingHeadError
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "release.json"
@@ -32,7 +33,7 @@ RELEASE_FORMAT = 1
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(TalkingHeadError, RuntimeError):
     """A release folder that is incomplete or holds an unreadable file."""
 
 

@@ -34,6 +34,7 @@ import torch
 
 import talkinghead
 from talkinghead.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from talkinghead.errors import TalkingHeadError
 
 # Version of the checkpoint layout; bump it when the meaning of stored keys changes.
 CHECKPOINT_VERSION = 1
@@ -43,7 +44,7 @@ INDEX_FILE = "index.json"
 _TAG_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TalkingHeadError, RuntimeError):
     """A checkpoint file that cannot be used (truncated, corrupt, unsafe or not a checkpoint)."""
 
 

@@ -1,0 +1,210 @@
+"""``talkinghead train CONFIG``: the run driver, the same for every method.
+
+It reads the method from the config, validates the config and data before any compute,
+resumes from the latest checkpoint, runs the stages in the order the config lists them
+(each starts from the weights the previous one ended with, through the method's recipe)
+and exports the release weights at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from talkinghead.config import dump_yaml, to_dict
+from talkinghead.config.prepare import preparation_settings
+from talkinghead.data.dataset_format import PreparedDataset
+from talkinghead.models.registry import get_method
+from talkinghead.training.distributed import DistributedContext, seed_everything
+from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_recipe
+from talkinghead.training.stage_plumbing import micro_batch_size, stage_dataset, stage_length
+from talkinghead.training.trainer import Trainer, TrainingInterrupted
+from talkinghead.utils.atomic import atomic_write_text
+from talkinghead.weights.checkpoint import CheckpointManager
+from talkinghead.weights.release import save_release
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_checkpoint_matches(state: Mapping[str, Any], config: Any, path: str) -> None:
+    """Refuse a checkpoint of another method or architecture, naming what differs."""
+    method = state.get("method")
+    if method != config.method:
+        raise TrainingSetupError(f"{path}: is a checkpoint of method {method!r}, this run trains {config.method!r}")
+    saved = _flatten(state.get("config", {}).get("model", {}))
+    current = _flatten(to_dict(config.model))
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if diff:
+        lines = [f"  model.{k}: checkpoint {saved.get(k)!r}, config {current.get(k)!r}" for k in diff]
+        raise TrainingSetupError(
+            f"{path}: was trained with another architecture:\n" + "\n".join(lines)
+            + "\nResume with the run's own config (its config.yaml), or start a new run folder"
+        )
+    saved_stages = [s.get("name") for s in state.get("config", {}).get("stages", [])]
+    current_stages = [s.name for s in config.stages]
+    if saved_stages[: state["stage_index"] + 1] != current_stages[: state["stage_index"] + 1]:
+        raise TrainingSetupError(
+            f"{path}: the run's stages were {saved_stages}, the config lists {current_stages}; "
+            "the stages up to the checkpoint's must stay the same to resume"
+        )
+
+
+def validate(config: Any, context: DistributedContext) -> dict[str, int]:
+    """Everything that can be checked before compute: method, stages, data, segmentation, K, batch split.
+
+    Returns:
+        The number of steps of every stage.
+    """
+    recipe = get_recipe(config.method)
+    unknown = [s.name for s in config.stages if s.name not in recipe.stages]
+    if unknown:
+        raise TrainingSetupError(
+            f"stages {unknown}: method {config.method!r} has the stages {list(recipe.stages)}"
+        )
+    if not config.data.root:
+        raise TrainingSetupError("data.root is not set: pass data.root=PATH (a folder written by `talkinghead prepare`)")
+    if not Path(config.data.root).is_dir():
+        raise TrainingSetupError(f"data.root {config.data.root}: no such folder; run `talkinghead prepare` first")
+    try:
+        prepared = PreparedDataset(config.data.root)
+    except Exception as err:  # the reader's own errors name the file
+        raise TrainingSetupError(f"data.root {config.data.root}: {err}") from err
+    if prepared.size < config.model.image_size:
+        print(
+            f"warning: {config.data.root} holds {prepared.size} px frames and the model trains at "
+            f"{config.model.image_size} px; frames are upsampled"
+        )
+    lengths = {}
+    for stage in config.stages:
+        dataset = stage_dataset(config, stage, require_segmentation=recipe.requires_segmentation(stage))
+        micro_batch_size(stage, context.world_size, config.trainer.grad_accumulation)
+        lengths[stage.name] = stage_length(stage, len(dataset))[0]
+    return lengths
+
+
+def train(
+    config: Any,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    context: DistributedContext | None = None,
+    export: bool = True,
+    max_steps: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Run every stage of ``config`` into ``run_dir``; returns each stage's last numbers.
+
+    Args:
+        config: the run (any registered method's training config).
+        run_dir: output folder; it must be new unless ``resume``.
+        resume: continue from the latest checkpoint in ``run_dir``.
+        context: a distributed context (default: from the torchrun environment).
+        export: write the release folder at the end.
+        max_steps: stop after this many steps of this invocation (raises
+            ``TrainingInterrupted`` after writing a checkpoint).
+    """
+    run_dir = Path(run_dir)
+    recipe = get_recipe(config.method)
+    spec = get_method(config.method)
+    own_context = context is None
+    context = context or DistributedContext.from_env()
+    if own_context:
+        context.init(config.trainer.device)
+    trainer = None
+    try:
+        manager = CheckpointManager(run_dir, keep=config.trainer.keep_checkpoints)
+        state = None
+        if resume:
+            state = manager.load_latest()
+            if state is None:
+                raise TrainingSetupError(f"{run_dir}: --resume was given but the folder has no checkpoint")
+            check_checkpoint_matches(state, config, str(manager.latest_path()))
+        elif manager.latest_path() is not None:
+            raise TrainingSetupError(
+                f"{run_dir}: already holds checkpoints; pass --resume to continue that run, or choose a new folder"
+            )
+        lengths = validate(config, context)
+        resources = recipe.resources(config)
+        torch.manual_seed(config.trainer.seed)  # the same on every rank: identical initial weights
+        networks = spec.build_networks(config.model)
+        seed_everything(config.trainer.seed, context.rank)  # per-rank streams for everything else
+        trainer = Trainer(
+            method=config.method,
+            config=to_dict(config),
+            trainer_config=config.trainer,
+            run_dir=run_dir,
+            networks=networks,
+            ema_networks=spec.inference_networks,
+            context=context,
+            max_steps=max_steps,
+        )
+        message = getattr(resources, "message", None)
+        if message:
+            trainer.logger.info(message)
+        counts = {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
+        trainer.logger.info(
+            "parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
+            + "; stages: " + ", ".join(f"{k} {v} steps" for k, v in lengths.items())
+        )
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.yaml", dump_yaml(config))
+        if state is not None:
+            trainer.load_networks(state)
+            trainer.logger.info(
+                f"resuming stage {state['stage']} at step {state['stage_step']} (global step {state['global_step']})"
+            )
+        results = _run_stages(trainer, recipe, config, resources, state, max_steps)
+        if export and context.is_main:
+            export_release(trainer, config, run_dir / "release")
+        context.barrier()
+        return results
+    finally:
+        if trainer is not None:
+            trainer.close()
+        if own_context:
+            context.shutdown()
+
+
+def _run_stages(
+    trainer: Trainer, recipe: TrainingRecipe, config: Any, resources: Any, state: Mapping | None, max_steps: int | None
+) -> dict[str, dict[str, float]]:
+    """The config's stages in order, skipping those a resumed checkpoint finished."""
+    results: dict[str, dict[str, float]] = {}
+    for index, stage in enumerate(config.stages):
+        stage_resume = None
+        if state is not None:
+            if index < state["stage_index"] or (index == state["stage_index"] and state["stage_complete"]):
+                continue
+            if index == state["stage_index"]:
+                stage_resume = state
+        if trainer.out_of_steps():
+            raise TrainingInterrupted(
+                f"stopped by --max-steps {max_steps} after stage {config.stages[index - 1].name}; "
+                "continue with --resume"
+            )
+        plan = recipe.stages[stage.name](trainer, config, stage, index, resources)
+        results[stage.name] = trainer.run_stage(plan, stage_resume)
+    return results
+
+
+def export_release(trainer: Trainer, config: Any, directory: Path) -> Path:
+    """``config.json`` + one safetensors file per network; the inference networks are the EMA weights."""
+    nets = trainer.ema_networks()
+    modules = {name: nets[name] for name in nets}
+    info = {"method": config.method, "model": to_dict(config.model), "global_step": trainer.global_step,
+            "weights": "exponential moving average of the generators; discriminator as trained"}
+    prepare = preparation_settings(config.data.root)
+    if prepare is not None:
+        info["prepare"] = prepare  # the detector and crop inference must use
+    return save_release(directory, info, modules, overwrite=True)
