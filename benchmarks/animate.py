@@ -47,11 +47,12 @@ def paper_pipeline(size: int, device: str) -> AnimationPipeline:
 
 
 def fake_source(pipeline: AnimationPipeline) -> None:
-    """Random latents: synthesis speed does not depend on who is animated."""
-    size, dim = pipeline.size, pipeline.config.latent_dim
+    """A random person state: synthesis speed does not depend on who is animated."""
+    size = pipeline.size
     face = SourceFace("random", np.zeros((size, size, 3), np.uint8), np.array([0, 0, size, size], float),
                       np.zeros((size, size, 3), np.uint8), np.zeros((68, 3), np.float32), np.zeros((68, 2), np.float32))
-    pipeline.source = SourceEncoding(torch.randn(dim), torch.randn(dim), face, ["random"], pipeline.fingerprint)
+    state = {name: torch.randn(spec.shape) for name, spec in pipeline.model.person_state_spec().items()}
+    pipeline.source = SourceEncoding(state, pipeline.model.method, face, ["random"], pipeline.fingerprint)
 
 
 def sync(device: torch.device) -> None:
@@ -60,8 +61,8 @@ def sync(device: torch.device) -> None:
 
 
 def time_synthesis(pipeline: AnimationPipeline, batch: int, precision: str, seconds: float) -> float:
-    """Milliseconds per frame of G_l + G_s at this batch size."""
-    lc = pipeline.config.landmark_channels
+    """Milliseconds per frame of the per-frame synthesis (LSR: G_l + G_s) at this batch size."""
+    lc = pipeline.model.landmark_channels
     x = (torch.rand(batch, lc, pipeline.size, pipeline.size) * 2 - 1).to(pipeline.device)
     for _ in range(3):  # warm-up (cuDNN autotuning, compilation)
         pipeline.synthesize(x, precision)

@@ -28,7 +28,7 @@ from talkinghead.config import load_config
 from talkinghead.models.lsr import build_networks, parameter_counts
 from talkinghead.training.distributed import DistributedContext
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
-from talkinghead.training.lsr_stages import FROZEN, FullObjectivePhases
+from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
 from talkinghead.losses.factory import build_perceptual_networks
 from talkinghead.training.trainer import StagePlan, Trainer
 
@@ -71,7 +71,7 @@ def bench(preset: str, precision: str, channels_last: bool, compile_: bool, step
         full = FullObjectivePhases(objective, config.model, stage.modules, stage.r1_gamma, stage.r1_every)
         plan = StagePlan(name="bench", index=0, total_steps=10**6, steps_per_epoch=10**6, trained=full.trained,
                          optimizers=full.optimizers(trainer, stage.lr, stage.betas), base_lr=stage.lr,
-                         warmup_steps=0, decay_steps=0, decay_factor=1.0, phases=full.phases(),
+                         phases=full.phases(),
                          batches=lambda start: iter(()), max_grad_norm=stage.max_grad_norm,
                          frozen_parameters=FROZEN)
         trainer.prepare_stage(plan)

@@ -18,6 +18,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -271,13 +272,29 @@ def process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segmenta
     return record
 
 
-def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segmentation_source: str,
-                  split: str, record: dict, timings: dict) -> Path | None:
-    tools = _tools(config, segmentation_source)
-    problems = record["problems"]
+@dataclass
+class _Detections:
+    """What reading a clip and detecting its faces found (step 1 of :func:`_process_clip`)."""
+
+    info: Any
+    indices: list[int]
+    found: dict[int, Any] = field(default_factory=dict)  # frame index -> the followed face
+    timestamps: dict[int, float] = field(default_factory=dict)
+    frames: dict[int, np.ndarray] = field(default_factory=dict)  # kept when they fit in memory
+    dropped: list[dict] = field(default_factory=list)
+    many_faces: int = 0
+    grayscale: bool = False
+    keep_in_memory: bool = True
+
+
+def _open_clip(clip: ClipSource, config: PrepareConfig):
+    return open_frame_source(clip.paths if clip.kind == "images" else clip.paths[0], fps=config.image_sequence_fps)
+
+
+def _detect_faces(clip: ClipSource, config: PrepareConfig, tools, problems: list, timings: dict) -> _Detections:
+    """Decode the sampled frames and follow one face through them (frames without a usable face are dropped)."""
     t0 = time.perf_counter()
-    source = open_frame_source(clip.paths if clip.kind == "images" else clip.paths[0],
-                               fps=config.image_sequence_fps)
+    source = _open_clip(clip, config)
     info = source.info
     if config.layout == "fsth-eval":
         indices = list(range(info.num_frames))
@@ -288,14 +305,9 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
                          "detail": f"{clip.source}: {info.truncated}; using the {info.num_frames} frames before it"})
     timings["decode"] += time.perf_counter() - t0
 
-    keep_in_memory = len(indices) * info.width * info.height * 3 <= FRAME_MEMORY_BUDGET
-    frames: dict[int, np.ndarray] = {}
-    found: dict[int, object] = {}
-    timestamps: dict[int, float] = {}
+    result = _Detections(info, indices, grayscale=info.is_grayscale,
+                         keep_in_memory=len(indices) * info.width * info.height * 3 <= FRAME_MEMORY_BUDGET)
     track = FaceTrack(config.face_index)
-    dropped: list[dict] = []
-    many_faces = 0
-    grayscale = info.is_grayscale
     frame_iter = source.frames(indices)
     while True:
         t0 = time.perf_counter()
@@ -313,75 +325,75 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
             break
         index, stamp, image = item
         timings["decode"] += time.perf_counter() - t0
-        if not grayscale and not found and _looks_grayscale(image):
-            grayscale = True
+        if not result.grayscale and not result.found and _looks_grayscale(image):
+            result.grayscale = True
         t0 = time.perf_counter()
         faces = tools.landmarker.detect(image)
         timings["detect"] += time.perf_counter() - t0
         if len(faces) > 1:
-            many_faces += 1
+            result.many_faces += 1
         face = track.choose(faces)
         if face is None:
             reason = "face_index_out_of_range" if faces else "no_face"
-            dropped.append({"frame": index, "reason": reason})
+            result.dropped.append({"frame": index, "reason": reason})
             continue
         if face.confidence < config.min_detection_confidence:
-            dropped.append({"frame": index, "reason": "low_confidence", "confidence": round(face.confidence, 3)})
+            result.dropped.append({"frame": index, "reason": "low_confidence", "confidence": round(face.confidence, 3)})
             continue
         if face.size < config.min_face_size:
-            dropped.append({"frame": index, "reason": "tiny_face", "face_size": round(face.size, 1)})
+            result.dropped.append({"frame": index, "reason": "tiny_face", "face_size": round(face.size, 1)})
             continue
-        found[index] = face
-        timestamps[index] = stamp
-        if keep_in_memory:
-            frames[index] = image
+        result.found[index] = face
+        result.timestamps[index] = stamp
+        if result.keep_in_memory:
+            result.frames[index] = image
+    return result
 
-    if grayscale:
+
+def _check_detections(detections: _Detections, config: PrepareConfig, problems: list, record: dict) -> bool:
+    """Record the clip-level problems; False when too few frames are usable to write the clip."""
+    if detections.grayscale:
         problems.append({"reason": "grayscale", "detail": "grayscale source; frames stored as 3-channel RGB"})
-    if many_faces:
-        problems.append({"reason": "multiple_faces", "frames": many_faces,
-                         "detail": f"several faces in {many_faces} frame(s); followed face_index={config.face_index}"})
-    record["frames_dropped"] = len(dropped)
-    record["dropped_frames"] = dropped
-    good = sorted(found)
-    if len(good) < config.min_frames:
-        counts: dict[str, int] = {}
-        for d in dropped:
-            counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-        main = max(counts, key=counts.get) if counts else "too_few_frames"
-        reason = main if not good else "too_few_frames"
-        problems.append({"reason": reason, "detail": f"{len(good)} usable frame(s) of {len(indices)} sampled, "
-                         f"{config.min_frames} needed; dropped: {counts}"})
-        return None
+    if detections.many_faces:
+        problems.append({"reason": "multiple_faces", "frames": detections.many_faces,
+                         "detail": f"several faces in {detections.many_faces} frame(s); "
+                                   f"followed face_index={config.face_index}"})
+    record["frames_dropped"] = len(detections.dropped)
+    record["dropped_frames"] = detections.dropped
+    good = sorted(detections.found)
+    if len(good) >= config.min_frames:
+        return True
+    counts: dict[str, int] = {}
+    for d in detections.dropped:
+        counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+    main = max(counts, key=counts.get) if counts else "too_few_frames"
+    reason = main if not good else "too_few_frames"
+    problems.append({"reason": reason, "detail": f"{len(good)} usable frame(s) of {len(detections.indices)} sampled, "
+                     f"{config.min_frames} needed; dropped: {counts}"})
+    return False
 
-    # One crop for the whole clip.
+
+def _crop_box(detections: _Detections, config: PrepareConfig) -> np.ndarray:
+    """One square crop for the whole clip (around the head over every frame, or the centre square)."""
     if config.crop.mode == "head":
-        boxes = np.stack([found[i].box for i in good])
-        box = clip_crop_box(boxes, config.crop.scale, config.crop.vertical_offset)
+        boxes = np.stack([detections.found[i].box for i in sorted(detections.found)])
+        return clip_crop_box(boxes, config.crop.scale, config.crop.vertical_offset)
+    return center_square_box(detections.info.width, detections.info.height)
+
+
+def _write_frames(clip: ClipSource, detections: _Detections, box: np.ndarray, tmp_dir: Path, config: PrepareConfig,
+                  segmentation_source: str, tools, timings: dict) -> dict[str, list]:
+    """Crop, draw the segmentation of and write every usable frame into ``tmp_dir``; returns their landmarks."""
+    good = sorted(detections.found)
+    if detections.keep_in_memory:
+        images = ((i, detections.frames[i]) for i in good)
     else:
-        box = center_square_box(info.width, info.height)
-
-    clip_dir = output / fmt.clip_relpath(clip.identity, clip.clip_id)
-    tmp_dir = clip_dir.parent / f"{fmt.TMP_PREFIX}{clip.clip_id}-{socket.gethostname()}-{os.getpid()}"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
-    (tmp_dir / fmt.FRAMES_DIR).mkdir(parents=True)
-    if segmentation_source != "none":
-        (tmp_dir / fmt.SEGMENTATION_DIR).mkdir()
-
-    if keep_in_memory:
-        images = ((i, frames[i]) for i in good)
-    else:
-        images = ((i, img) for i, _, img in open_frame_source(
-            clip.paths if clip.kind == "images" else clip.paths[0], fps=config.image_sequence_fps).frames(good))
-
-    size = config.size
-    ext = config.image_format
-    dense_out, ibug_out, conf_out = [], [], []
-    written_indices = []
+        images = ((i, img) for i, _, img in _open_clip(clip, config).frames(good))
+    size, ext = config.size, config.image_format
+    out: dict[str, list] = {"dense": [], "ibug68": [], "confidence": [], "indices": []}
     params = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
     for out_index, (index, image) in enumerate(images):
-        face = found[index]
+        face = detections.found[index]
         crop = crop_image(image, box, size)
         dense = points_to_crop(face.dense, box, size)
         ibug = points_to_crop(face.ibug68, box, size)
@@ -399,19 +411,18 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
         if segmentation_source != "none":
             cv2.imwrite(str(tmp_dir / fmt.SEGMENTATION_DIR / fmt.frame_name(out_index, "png")), labels)
         timings["write"] += time.perf_counter() - t0
-        dense_out.append(dense)
-        ibug_out.append(ibug)
-        conf_out.append(face.confidence)
-        written_indices.append(index)
+        out["dense"].append(dense)
+        out["ibug68"].append(ibug)
+        out["confidence"].append(face.confidence)
+        out["indices"].append(index)
+    return out
 
-    t0 = time.perf_counter()
-    np.savez(
-        tmp_dir / fmt.LANDMARKS_FILE,
-        dense=np.stack(dense_out).astype(np.float32),
-        ibug68=np.stack(ibug_out).astype(np.float32),
-        confidence=np.asarray(conf_out, dtype=np.float32),
-    )
-    meta = {
+
+def _clip_meta(clip: ClipSource, detections: _Detections, box: np.ndarray, written: list[int], config: PrepareConfig,
+               segmentation_source: str, split: str, problems: list) -> dict:
+    """The clip's ``meta.json``."""
+    info = detections.info
+    return {
         "format_version": fmt.FORMAT_VERSION,
         "identity": clip.identity,
         "clip_id": clip.clip_id,
@@ -420,19 +431,48 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
         "source_kind": clip.kind,
         "source_size": [info.width, info.height],
         "fps": info.fps,
-        "num_frames": len(written_indices),
-        "size": size,
-        "image_format": ext,
+        "num_frames": len(written),
+        "size": config.size,
+        "image_format": config.image_format,
         "crop_box": [round(float(v), 3) for v in box],
         "crop_mode": config.crop.mode,
-        "frame_indices": written_indices,
-        "timestamps": [round(float(timestamps[i]), 5) for i in written_indices],
-        "frame_roles": [clip.frame_roles[i] for i in written_indices] if clip.frame_roles else None,
+        "frame_indices": written,
+        "timestamps": [round(float(detections.timestamps[i]), 5) for i in written],
+        "frame_roles": [clip.frame_roles[i] for i in written] if clip.frame_roles else None,
         "landmark_backend": config.landmarks,
         "segmentation_source": segmentation_source,
-        "dropped_frames": dropped,
+        "dropped_frames": detections.dropped,
         "problems": problems,
     }
+
+
+def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segmentation_source: str,
+                  split: str, record: dict, timings: dict) -> Path | None:
+    """Read, detect, crop and write one clip; it appears at its final path only when complete."""
+    tools = _tools(config, segmentation_source)
+    problems = record["problems"]
+    detections = _detect_faces(clip, config, tools, problems, timings)
+    if not _check_detections(detections, config, problems, record):
+        return None
+    box = _crop_box(detections, config)
+
+    clip_dir = output / fmt.clip_relpath(clip.identity, clip.clip_id)
+    tmp_dir = clip_dir.parent / f"{fmt.TMP_PREFIX}{clip.clip_id}-{socket.gethostname()}-{os.getpid()}"
+    if tmp_dir.exists():
+        shutil.rmtree(tmp_dir)
+    (tmp_dir / fmt.FRAMES_DIR).mkdir(parents=True)
+    if segmentation_source != "none":
+        (tmp_dir / fmt.SEGMENTATION_DIR).mkdir()
+    written = _write_frames(clip, detections, box, tmp_dir, config, segmentation_source, tools, timings)
+
+    t0 = time.perf_counter()
+    np.savez(
+        tmp_dir / fmt.LANDMARKS_FILE,
+        dense=np.stack(written["dense"]).astype(np.float32),
+        ibug68=np.stack(written["ibug68"]).astype(np.float32),
+        confidence=np.asarray(written["confidence"], dtype=np.float32),
+    )
+    meta = _clip_meta(clip, detections, box, written["indices"], config, segmentation_source, split, problems)
     # meta.json last: its presence marks the clip complete (see dataset_format.is_finished_clip).
     atomic_write_json(tmp_dir / fmt.META_FILE, meta)
     if fmt.is_finished_clip(clip_dir):
@@ -444,7 +484,7 @@ def _process_clip(clip: ClipSource, output: Path, config: PrepareConfig, segment
     os.replace(tmp_dir, clip_dir)
     timings["write"] += time.perf_counter() - t0
     record["status"] = "ok"
-    record["frames_written"] = len(written_indices)
+    record["frames_written"] = len(written["indices"])
     return None
 
 

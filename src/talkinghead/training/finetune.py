@@ -50,10 +50,16 @@ class FinetuneResult:
         )
 
 
-def finetune_config(method: str, path: str | Path | None = None, overrides: list[str] | None = None, **values) -> Any:
-    """The fine-tuning config of ``method``: its schema's defaults, a YAML file, overrides and values."""
+def finetune_config(
+    method: str,
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    values: dict[str, Any] | None = None,
+) -> Any:
+    """The fine-tuning config of ``method``: its schema's defaults, then a YAML file, ``values``, overrides."""
     kind = get_recipe(method).finetune_config_kind
-    return load_config(path, list(overrides or []), kind=kind, values=values or None)
+    return load_config(path, list(overrides or []), kind=kind, values=values)
 
 
 def finetune_networks(pretrained: PretrainedModel, subject: SubjectFrames, config: Any) -> FinetunedNetworks:
