@@ -41,8 +41,8 @@ class InferenceModel(nn.Module):
     """Base class of every method's inference model (the generator side, eval mode).
 
     Subclasses set :attr:`method`, build the networks named by their method spec's
-    ``inference_networks`` as attributes, and implement :meth:`person_state_spec`,
-    :meth:`encode` and :meth:`forward`.
+    ``inference_networks`` as attributes, and implement :meth:`state_spec`,
+    :meth:`synthesis_networks`, :meth:`encode` and :meth:`forward`.
 
     Args:
         config: the method's architecture config (it has ``image_size`` and
@@ -81,9 +81,17 @@ class InferenceModel(nn.Module):
         """Networks :meth:`forward` runs for every frame (compiled for speed, exported to ONNX)."""
         raise NotImplementedError(f"{type(self).__name__} must list its per-frame networks")
 
+    @classmethod
+    def state_spec(cls, config: Any) -> dict[str, StateTensor]:
+        """Name -> shape and meaning of every person-state tensor of a model of ``config``, in a fixed order.
+
+        A class method, so the state can be known without building the networks.
+        """
+        raise NotImplementedError(f"{cls.__name__} must declare its person state")
+
     def person_state_spec(self) -> dict[str, StateTensor]:
-        """Name -> shape and meaning of every tensor :meth:`encode` returns, in a fixed order."""
-        raise NotImplementedError(f"{type(self).__name__} must declare its person state")
+        """:meth:`state_spec` of this model: what :meth:`encode` returns, in a fixed order."""
+        return self.state_spec(self.config)
 
     def encode(self, source_images: torch.Tensor, source_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
         """The person state of (b, k, 3, s, s) source frames and their (b, k, c, s, s) landmark images.

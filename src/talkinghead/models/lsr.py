@@ -144,8 +144,9 @@ class LSRModel(InferenceModel):
     def synthesis_networks(self) -> list[str]:
         return ["layout_generator", "image_generator"]
 
-    def person_state_spec(self) -> dict[str, StateTensor]:
-        dim = self.config.latent_dim
+    @classmethod
+    def state_spec(cls, config: LSRModelConfig) -> dict[str, StateTensor]:
+        dim = config.latent_dim
         return {
             "z_layout": StateTensor((dim,), "layout latent z^l: the mean of E_l over the K source frames (Eq. 1)"),
             "z_style": StateTensor((dim,), "style latent z^s: the mean of E_s over the K source frames (Eq. 3)"),

@@ -52,12 +52,6 @@ class PretrainedModel:
         """The registered method name."""
         return self.spec.name
 
-    @property
-    def network_names(self) -> list[str]:
-        """The method's networks these weights hold, in the method's order."""
-        order = list(self.spec.inference_networks) + [n for n in self.state_dicts if n not in self.spec.inference_networks]
-        return [n for n in order if n in self.state_dicts and n != SUBJECT]
-
     def prepare_config(self) -> PrepareConfig:
         """The detector and crop settings of the model's training data.
 
@@ -108,7 +102,7 @@ class PretrainedModel:
         stored = self.state_dicts.get(SUBJECT)
         if not stored:
             return None
-        spec = self.spec.inference_model(self.config).person_state_spec()
+        spec = self.spec.inference_model.state_spec(self.config)
         if set(spec) - set(stored):
             raise PretrainedError(
                 f"{self.source}: its {SUBJECT} state holds {sorted(stored)}, the {self.method} model needs "
