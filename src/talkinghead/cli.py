@@ -518,8 +518,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--max-videos", type=int, help="evaluate only the first N videos")
     p.add_argument("--targets-per-video", type=int, default=8, help="hold-out frames per video (0 = all; default 8)")
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help="metrics to compute")
-    p.add_argument("--id-network", choices=("dlib", "vggface", "arcface"), default="dlib",
-                   help="identity network of ID-SIM (dlib works offline; LSR used VGGFace, FSTH/LPD ArcFace)")
+    p.add_argument("--id-network", choices=("dlib-resnet", "dlib", "vggface", "arcface"), default="dlib-resnet",
+                   help="identity network of ID-SIM (dlib-resnet: dlib's ResNet in PyTorch, batched, offline; dlib: "
+                   "the same network in dlib's C++; LSR used VGGFace, FSTH/LPD ArcFace)")
     p.add_argument("--landmarks", default="mediapipe", help="landmark backend of NMKE (default mediapipe)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shot selection")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -287,7 +287,7 @@ class FullObjectivePhases:
             self._fakes[id(batch)] = out.image.detach()
         return self.objective.generator(
             out.image, batch["target_image"], z_layout, z_style, fake_logits,
-            out.layout_logits, batch.get("target_segmentation"),
+            out.layout_logits, batch.get("target_segmentation"), batch.get("target_points"),
         )
 
     def d_loss(self, batch, nets):
@@ -472,7 +472,7 @@ def train_lsr(
             )
         lengths = validate(config, context)
         needed = set().union(*(needed_networks(s.loss_weights) for s in config.stages))
-        perceptual = build_perceptual_networks(needed, config.trainer.perceptual)
+        perceptual = build_perceptual_networks(needed, config.trainer.perceptual, identity_fallback=True)
         torch.manual_seed(config.trainer.seed)  # the same on every rank: identical initial weights
         networks = build_networks(config.model)
         seed_everything(config.trainer.seed, context.rank)  # per-rank streams for everything else

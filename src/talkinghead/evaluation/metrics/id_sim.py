@@ -3,7 +3,8 @@
 The papers measure identity preservation with different networks: LSR with VGG-Face, FSTH and
 LPD (who call it CSIM) with ArcFace. Both are available through the weights registry
 (``network="vggface"`` / ``"arcface"``). The default, which needs no download, is dlib's 128-d
-ResNet face descriptor from ``face_recognition_models``. Cosines from different networks are
+ResNet face descriptor from ``face_recognition_models``, run by its PyTorch port in batches
+(``dlib-resnet``); ``network="dlib"`` runs the same network through dlib's C++. Cosines from different networks are
 on different scales, so every report prints :attr:`IDSim.description`, which names the network.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from talkinghead.evaluation.face_embedding import (
+    DEFAULT_ID_NETWORK,
     EMBEDDERS,
     FaceEmbedder,
     build_face_embedder,
@@ -46,14 +48,15 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     "frame",
     higher_is_better=True,
     description="ID-SIM: cosine similarity of face-recognition embeddings of output and ground truth "
-    "(network named in each report; default dlib ResNet 128-d)",
+    "(network named in each report; default dlib ResNet 128-d, PyTorch port)",
     requires=("dlib", "face_recognition_models"),
 )
 class IDSim:
     """ID-SIM metric: ``metric(outputs, targets) -> (n,)`` cosines, NaN where either frame has no face.
 
     Args:
-        network: ``dlib`` (offline default), ``vggface`` (LSR) or ``arcface`` (FSTH, LPD).
+        network: ``dlib-resnet`` (offline default), ``dlib`` (the same network in dlib's C++),
+            ``vggface`` (LSR) or ``arcface`` (FSTH, LPD).
         embedder: an already built embedder to use instead (its ``name`` must equal ``network``).
         embedder_options: keyword arguments of the embedder built by the metric (``device``,
             ``batch_size``, ``whole_image_fallback``, ...).
@@ -64,7 +67,7 @@ class IDSim:
             when the metric is built; the network itself is loaded on first use).
     """
 
-    def __init__(self, *, network: str = "dlib", embedder: FaceEmbedder | None = None, **embedder_options: Any):
+    def __init__(self, *, network: str = DEFAULT_ID_NETWORK, embedder: FaceEmbedder | None = None, **embedder_options: Any):
         if network not in EMBEDDERS:
             raise ValueError(f"unknown ID-SIM network {network!r}; choose one of {', '.join(EMBEDDERS)}")
         name = getattr(embedder, "name", network)
