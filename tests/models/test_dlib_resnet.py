@@ -33,7 +33,7 @@ def torch_descriptors(network: DlibResNet, faces) -> np.ndarray:
     with torch.no_grad():
         for face in faces:
             image = torch.from_numpy(face.image).permute(2, 0, 1)[None].float()
-            chip = extract_face_chips(image, torch.from_numpy(face.points)[None].float())
+            chip = extract_face_chips(image, torch.from_numpy(face.points)[None].float(), uint8_levels=True)
             out.append(network(chip)[0].numpy())
     return np.stack(out)
 

@@ -70,10 +70,11 @@ def test_large_faces_are_low_pass_filtered_first(frames):
     image = np.ascontiguousarray(cv2.resize(frames[0], None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC))
     shape = _face(image)
     theirs = dlib.get_face_chip(image, shape, size=150, padding=0.25).astype(np.float64)
-    with_pyramid = extract_face_chips(_tensor(image), _points(shape)[None])[0].permute(1, 2, 0).numpy()
-    without = extract_face_chips(_tensor(image), _points(shape)[None], antialias=False)[0].permute(1, 2, 0).numpy()
-    assert np.abs(with_pyramid - theirs).mean() < np.abs(without - theirs).mean()
-    assert np.abs(with_pyramid - theirs).mean() < 3.0
+    points = _points(shape)[None]
+    with_pyramid = extract_face_chips(_tensor(image), points, uint8_levels=True)[0].permute(1, 2, 0).numpy()
+    without = extract_face_chips(_tensor(image), points, antialias=False)[0].permute(1, 2, 0).numpy()
+    # dlib's pyramid, its rounding and its point mapping: the same pixels up to dlib's final rounding.
+    assert np.abs(with_pyramid - theirs).mean() < 1.0 < np.abs(without - theirs).mean()
 
 
 def test_batched_chips_equal_single_ones_and_68_points_align_like_5(frames):

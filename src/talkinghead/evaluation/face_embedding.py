@@ -438,7 +438,7 @@ class DlibResNetEmbedder:
         image = torch.from_numpy(np.ascontiguousarray(face.image)).to(self.device)
         image = image.permute(2, 0, 1)[None].float()  # (1, 3, h, w)
         points = torch.from_numpy(face.points).to(self.device, torch.float32)[None]  # (1, 5, 2)
-        return extract_face_chips(image, points)[0]
+        return extract_face_chips(image, points, uint8_levels=True)[0]  # uint8 images: dlib's integer pyramid
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """(n, h, w, 3) uint8 RGB -> (n, 128) float32 unit rows, NaN rows where no face was found."""

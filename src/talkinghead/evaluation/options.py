@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from talkinghead.evaluation.face_embedding import DEFAULT_ID_NETWORK
 from talkinghead.evaluation.metrics import METRICS
-from talkinghead.evaluation.metrics.id_sim import DEFAULT_ID_NETWORK
 
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "id_sim", "nmke", "fid", "warp_error")
 

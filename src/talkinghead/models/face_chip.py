@@ -10,12 +10,15 @@ image pyramid level when the face is more than twice the chip's size (so a big f
 low-pass filtered before it is sampled).
 
 :func:`extract_face_chips` does the same with ``affine_grid``-style coordinates and
-``grid_sample``; the pyramid is a [1, 3, 3, 1] / 8 binomial filter with stride 2. Gradients
+``grid_sample``, and for big faces builds dlib's pyramid (``pyramid_down<2>``: a 5-tap binomial
+filter, stride 2, over the chip's grown bounding box) with dlib's point mapping. Gradients
 flow to the image pixels (and to the landmarks). 68-point iBUG landmarks (or the 68 points the
 project maps from mediapipe's mesh) are first reduced to dlib's five points.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -69,17 +72,44 @@ def fit_similarity(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
     return m, t
 
 
-def _pyramid_down(images: torch.Tensor) -> torch.Tensor:
-    """Halve the resolution with a [1, 3, 3, 1] / 8 binomial filter: (b, c, h, w) -> (b, c, (h-2)//2+1, ...).
+def _pyramid_down(images: torch.Tensor, uint8_levels: bool) -> torch.Tensor:
+    """dlib's ``pyramid_down<2>``: (b, c, h, w) -> (b, c, (h - 3) // 2, (w - 3) // 2).
 
-    Output pixel j is centred on input position 2j + 0.5 (the convention ``p / 2 - 0.25`` of
-    dlib's ``pyramid_down<2>::point_down``), so a chip rectangle maps down by the same rule.
+    A separable [1, 4, 6, 4, 1] filter; output pixel j takes input pixels 2j .. 2j + 4 in both
+    directions. dlib sums in integers and divides by 256 rounding down; with ``uint8_levels``
+    that rounding is applied too (its gradient passes straight through), for 0..255 inputs.
     """
     c = images.shape[1]
-    taps = images.new_tensor([1.0, 2.0, 1.0]) / 4.0
-    kernel = (taps[:, None] * taps[None, :]).expand(c, 1, 3, 3)
-    blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
-    return F.avg_pool2d(blurred, 2, stride=2)
+    taps = images.new_tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+    kernel = (taps[:, None] * taps[None, :]).expand(c, 1, 5, 5)
+    out = F.conv2d(images, kernel, stride=2, groups=c)[..., : (images.shape[-2] - 3) // 2, : (images.shape[-1] - 3) // 2]
+    out = out / 256.0
+    if uint8_levels:
+        out = out - (out - torch.floor(out)).detach()
+    return out
+
+
+def _level_point(point: torch.Tensor) -> torch.Tensor:
+    """dlib's ``pyramid_down<2>::point_down`` of (..., 2) points: ``p / 2 - (1.25, 0.75)``."""
+    return point / 2.0 - point.new_tensor([1.25, 0.75])
+
+
+def _sample(image: torch.Tensor, center: torch.Tensor, angle: torch.Tensor, span: torch.Tensor,
+            size: int) -> torch.Tensor:
+    """Bilinear chips of (k, c, h, w) images: chip pixel (i, j) at ``center + R(angle) (j, i) * span / (size - 1)``.
+
+    dlib maps the chip's corner pixels onto the rotated rectangle's corners (find_affine_transform
+    from three corners), i.e. pixel centres 0 .. size - 1 spread over ``span`` image pixels.
+    """
+    steps = torch.linspace(-0.5, 0.5, size, dtype=torch.float64, device=image.device)  # (size,)
+    u = steps[None, None, :] * span[:, None, None]  # (k, 1, size): offsets along the chip's x before rotation
+    v = steps[None, :, None] * span[:, None, None]  # (k, size, 1)
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    x = center[:, 0, None, None] + cos * u - sin * v  # (k, size, size)
+    y = center[:, 1, None, None] + sin * u + cos * v
+    h, w = image.shape[-2:]
+    grid = torch.stack([2.0 * x / (w - 1) - 1.0, 2.0 * y / (h - 1) - 1.0], dim=-1).to(image.dtype)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def face_chip_geometry(points: torch.Tensor, size: int = DLIB_CHIP_SIZE,
@@ -105,7 +135,8 @@ def face_chip_geometry(points: torch.Tensor, size: int = DLIB_CHIP_SIZE,
 
 
 def extract_face_chips(images: torch.Tensor, points: torch.Tensor, size: int = DLIB_CHIP_SIZE,
-                       padding: float = DLIB_CHIP_PADDING, antialias: bool = True) -> torch.Tensor:
+                       padding: float = DLIB_CHIP_PADDING, antialias: bool = True,
+                       uint8_levels: bool = False) -> torch.Tensor:
     """Aligned face chips as dlib's ``get_face_chip(image, shape, size, padding)`` cuts them.
 
     Args:
@@ -115,6 +146,7 @@ def extract_face_chips(images: torch.Tensor, points: torch.Tensor, size: int = D
         padding: margin of the template (dlib's descriptor: 0.25).
         antialias: sample faces larger than twice the chip from a pyramid level, as dlib does
             (turn off only to study the difference).
+        uint8_levels: round pyramid levels down to integers as dlib does (for 0..255 images).
 
     Returns:
         (b, c, size, size) chips, differentiable w.r.t. ``images`` and ``points``; pixels
@@ -125,41 +157,41 @@ def extract_face_chips(images: torch.Tensor, points: torch.Tensor, size: int = D
     center, angle, side = face_chip_geometry(points, size, padding)
     # dlib's chip rectangle spans side - 1 pixels between its corner pixel centres (centered_drect).
     span = side - 1.0
-    levels = torch.zeros(len(images), dtype=torch.long)
+    depths = torch.zeros(len(images), dtype=torch.long)
     if antialias:
         # Go down a pyramid level while the level below still holds more pixels than the chip
-        # (extract_image_chips): a level halves the span (rect_down: p / 2 - 0.25).
+        # (extract_image_chips): each level halves the span.
         spans = span.detach().cpu().clone()
         while True:
             down = (spans / 2.0 + 1.0) ** 2 > size * size
             if not down.any():
                 break
-            levels += down.long()
+            depths += down.long()
             spans = torch.where(down, spans / 2.0, spans)
     chips = images.new_zeros(images.shape[0], images.shape[1], size, size)
-    steps = torch.linspace(0.0, 1.0, size, dtype=torch.float64, device=images.device) - 0.5  # (size,)
-    for level in levels.unique().tolist():
-        index = (levels == level).nonzero()[:, 0].to(images.device)
-        image = images[index]
-        factor = 2.0**level
-        for _ in range(level):
-            image = _pyramid_down(image)
-        # Chip pixel (i, j) -> rotated offset from the centre, in pyramid-level pixels.
-        c = _level_center(center[index], level)  # (k, 2)
-        s = span[index] / factor  # (k,)
-        cos, sin = torch.cos(angle[index]), torch.sin(angle[index])
-        u = steps[None, None, :] * s[:, None, None]  # (k, 1, size): x offsets before rotation
-        v = steps[None, :, None] * s[:, None, None]  # (k, size, 1)
-        x = c[:, 0, None, None] + cos[:, None, None] * u - sin[:, None, None] * v  # (k, size, size)
-        y = c[:, 1, None, None] + sin[:, None, None] * u + cos[:, None, None] * v
-        h, w = image.shape[-2:]
-        grid = torch.stack([2.0 * x / (w - 1) - 1.0, 2.0 * y / (h - 1) - 1.0], dim=-1).to(image.dtype)
-        chips[index] = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    direct = (depths == 0).nonzero()[:, 0].to(images.device)
+    if len(direct):
+        chips[direct] = _sample(images[direct], center[direct], angle[direct], span[direct], size)
+    h, w = images.shape[-2:]
+    for i in (depths > 0).nonzero()[:, 0].tolist():
+        depth = int(depths[i])
+        # dlib builds the pyramid of the chip's rotated rectangle grown by a border
+        # (2 pixels, doubled plus 2 per level), rounded to whole pixels and cut to the image.
+        grow = 2.0
+        for _ in range(depth):
+            grow = grow * 2.0 + 2.0
+        half = span[i].detach() / 2.0
+        corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]], dtype=torch.float64) * half.cpu()
+        cos, sin = math.cos(float(angle[i])), math.sin(float(angle[i]))
+        rotated = corners @ torch.tensor([[cos, sin], [-sin, cos]], dtype=torch.float64) + center[i].detach().cpu()
+        low = (rotated.min(0).values - grow).clamp(min=0.0)
+        high = torch.minimum(rotated.max(0).values + grow, torch.tensor([w - 1.0, h - 1.0], dtype=torch.float64))
+        left, top = (int(math.floor(float(v) + 0.5)) for v in low)
+        right, bottom = (int(math.floor(float(v) + 0.5)) for v in high)
+        level = images[i:i + 1, :, top:bottom + 1, left:right + 1]
+        c = center[i:i + 1] - center.new_tensor([left, top])
+        for _ in range(depth):
+            level = _pyramid_down(level, uint8_levels)
+            c = _level_point(c)
+        chips[i:i + 1] = _sample(level, c, angle[i:i + 1], span[i:i + 1] / 2.0**depth, size)
     return chips
-
-
-def _level_center(center: torch.Tensor, level: int) -> torch.Tensor:
-    """Position of an original-image point in pyramid level ``level`` (each level: p / 2 - 0.25)."""
-    for _ in range(level):
-        center = center / 2.0 - 0.25
-    return center
