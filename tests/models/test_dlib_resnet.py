@@ -8,7 +8,8 @@ import torch
 
 from talkinghead.models.dlib_resnet import DlibResNet, add_zero_padded
 from talkinghead.models.face_chip import extract_face_chips
-from talkinghead.weights.dlib_dnn import read_dlib_network, write_dlib_network
+from talkinghead.weights.dlib_dnn import read_dlib_network
+from talkinghead.weights.dlib_dnn_writer import write_dlib_network
 from talkinghead.weights.registry import package_path
 
 from dlib_faces import SHARED, collect_faces, cosine, dlib_tools

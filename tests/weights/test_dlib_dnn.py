@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from talkinghead.weights import MissingWeightsError, require
-from talkinghead.weights.dlib_dnn import (
-    DlibFormatError,
-    DlibLayer,
-    DlibNetwork,
-    read_dlib_network,
-    write_dlib_network,
-)
+from talkinghead.weights.dlib_dnn import DlibFormatError, DlibLayer, DlibNetwork, read_dlib_network
+from talkinghead.weights.dlib_dnn_writer import write_dlib_network
 from talkinghead.weights.registry import add, installed_path, package_path
 
 
@@ -72,7 +67,8 @@ def test_round_trip_of_every_layer_kind(tmp_path):
 
 
 def test_integer_float_and_string_encoding_follow_dlib_serialize():
-    from talkinghead.weights.dlib_dnn import _Reader, _Writer
+    from talkinghead.weights.dlib_dnn import _Reader
+    from talkinghead.weights.dlib_dnn_writer import _Writer
 
     w = _Writer()
     for value in (0, 1, 300, -5, 2**40):
