@@ -196,12 +196,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
             state = "present" if present else "missing"
             if present:
                 rec = weights.registry.recorded_checksum(name)
-                state += f" ({rec['status']})" if rec else " (not installed by `weights add`: unchecked)"
+                if weights.registry.installed_path(name) != weights.asset_path(name):
+                    state += f" (the copy in {asset.package_file[0]})"
+                else:
+                    state += f" ({rec['status']})" if rec else " (not installed by `weights add`: unchecked)"
             print(f"  {name:<14} {state:<22} {asset.filename}")
             print(f"  {'':<14} {asset.description}; used for {asset.used_for}")
         return 0
     if args.action == "path":
-        print(weights.asset_path(args.name))
+        print(weights.registry.installed_path(args.name) or weights.asset_path(args.name))
         return 0
     if args.action == "download":
         path, status = weights.download(args.name, progress=not args.no_progress)
