@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from talkinghead.models.dlib_resnet import DlibResNet
 from talkinghead.training.lsr_objective import LSRObjective
 from talkinghead.weights.registry import package_path
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 
 
 @pytest.fixture(scope="module")
