@@ -36,6 +36,7 @@ from torch import nn
 from talkinghead.config import to_dict
 from talkinghead.models.lsr import METHOD, LSRModel, synthesize
 from talkinghead.utils.atomic import atomic_directory, atomic_write_json
+from talkinghead.utils.output_guard import check_replaceable_folder, check_writable
 
 ONNX_FILE = "synthesis.onnx"
 MANIFEST_FILE = "onnx_export.json"
@@ -295,7 +296,8 @@ def export_onnx(
         check: run the file in onnxruntime (CPU) on seeded random inputs of batch sizes
             1 and 3 and compare with PyTorch.
         tolerance: largest accepted max abs difference of that check.
-        overwrite: replace an existing non-empty ``output`` folder.
+        overwrite: replace an existing non-empty ``output`` folder that an earlier ONNX
+            export wrote (its marker file lists every file in it); any other folder is refused.
 
     Raises:
         FileExistsError: ``output`` exists (and is not empty) and ``overwrite`` is False.
@@ -311,8 +313,11 @@ def export_onnx(
         )
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(
-            f"{output}: folder already exists; pass --overwrite (overwrite=True) to replace it, or choose another"
+            f"{output}: folder already exists; pass --overwrite to replace it, or choose another folder"
         )
+    if overwrite:
+        check_replaceable_folder(output, "export onnx")
+    check_writable(output)
     for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
         _import_optional(name)
     from talkinghead.training.checkpoint import code_version
@@ -328,7 +333,7 @@ def export_onnx(
     batch = torch.export.Dim("batch", min=1)
     dynamic_shapes = {name: {0: batch} for name in INPUT_NAMES}
 
-    with atomic_directory(output, overwrite=overwrite) as tmp:
+    with atomic_directory(output, overwrite=overwrite, command="export onnx") as tmp:
         onnx_path = tmp / ONNX_FILE
         try:
             with _quiet_exporter(), torch.no_grad():

@@ -20,7 +20,9 @@ import logging
 import math
 import numbers
 import os
+import re
 import secrets
+import shutil
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol, Union, runtime_checkable
@@ -196,6 +198,54 @@ def _container_format(path: Path) -> str:
         raise _unsupported_suffix(path) from None
 
 
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: PathLike) -> list[Path]:
+    """Delete the hidden temporaries that killed writers of ``path`` left beside it.
+
+    Only names of our own pattern for this very output are touched, and only when the
+    process id in the name is no longer running: ``.NAME.tmp-PID-HEX.*`` files of
+    :class:`VideoWriter` and ``.NAME.PID-HEX.tmp`` / ``.old`` folders of
+    :class:`PNGSequenceWriter`. Returns what was removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    name = re.escape(path.name)
+    patterns = (
+        re.compile(rf"^\.{name}\.tmp-(\d+)-[0-9a-f]{{6}}\..+$"),
+        re.compile(rf"^\.{name}\.(\d+)-[0-9a-f]{{6}}\.(?:tmp|old)$"),
+    )
+    removed = []
+    for entry in path.parent.iterdir():
+        for pattern in patterns:
+            match = pattern.match(entry.name)
+            if match is None or _process_alive(int(match.group(1))):
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except OSError as error:
+                log.warning("could not remove %s, left by an interrupted run (%s); delete it by hand", entry, error)
+                break
+            log.info("removed %s, left by an interrupted run", entry)
+            removed.append(entry)
+            break
+    return removed
+
+
 def _fsync_file(path: Path) -> None:
     """Flush ``path``'s data to disk, so the rename that follows publishes a whole file."""
     with open(path, "rb") as handle:
@@ -270,6 +320,7 @@ class VideoWriter(_WriterBase):
         if self.path.exists() and not overwrite:
             raise OutputExistsError(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
         self.audio_from = None if audio_from is None else Path(audio_from)
         self.overwrite, self.crf, self.max_duration = overwrite, crf, max_duration
         self.frames_written = 0
@@ -404,7 +455,11 @@ class VideoWriter(_WriterBase):
 
     def _remove_temporaries(self) -> None:
         for tmp in (self._encoded, self._muxed):
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as error:
+                # Never hide the error that made us clean up (a full or read-only disk).
+                log.warning("could not remove the temporary %s (%s); delete it by hand", tmp, error)
 
 
 class _Aborted(Exception):
@@ -417,22 +472,30 @@ class PNGSequenceWriter(_WriterBase):
     The frames go to a hidden temporary folder beside ``folder``, renamed into place on
     :meth:`close` (see :func:`talkinghead.utils.atomic.atomic_directory`).
 
+    The folder carries a marker file naming ``command`` and its frames; ``overwrite``
+    replaces only a folder whose marker says ``command`` wrote everything in it.
+
     Args:
         folder: the output folder; an existing empty folder is fine.
         overwrite: replace an existing non-empty folder, once the new one is complete.
+        command: the command writing the frames, recorded in the marker file.
 
     Raises:
         OutputExistsError: ``folder`` is a non-empty folder and ``overwrite`` is False.
         FileExistsError: ``folder`` is a file.
+        OutputPathError: ``overwrite`` of a folder holding files ``command`` did not write.
     """
 
-    def __init__(self, folder: PathLike, *, overwrite: bool = False) -> None:
+    def __init__(self, folder: PathLike, *, overwrite: bool = False, command: str = "animate") -> None:
         self.path = Path(folder)
         if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
             raise OutputExistsError(self.path)
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
-        self._directory = atomic_directory(self.path, overwrite=overwrite)
+        remove_stale_temporaries(self.path)
+        self._directory = atomic_directory(
+            self.path, overwrite=overwrite, command=command, token=f"{os.getpid()}-{secrets.token_hex(3)}"
+        )
         self._tmp = self._directory.__enter__()
         self._state = "open"
 
@@ -489,6 +552,7 @@ def open_writer(
     audio_from: PathLike | None = None,
     overwrite: bool = False,
     max_duration: float | None = None,
+    command: str = "animate",
 ) -> FrameWriter:
     """The writer for ``path``: a video for a video suffix, PNG frames for a folder.
 
@@ -499,6 +563,7 @@ def open_writer(
         audio_from: file whose audio track goes into the video (unused for PNG frames).
         overwrite: replace an existing output once the new one is complete.
         max_duration: cut the audio at this many seconds (video only).
+        command: the command writing PNG frames, recorded in the folder's marker file.
 
     Raises:
         ValueError: ``path`` has a suffix that is neither a video container nor a
@@ -514,5 +579,5 @@ def open_writer(
             max_duration=max_duration,
         )
     if path.is_dir() or not path.suffix:
-        return PNGSequenceWriter(path, overwrite=overwrite)
+        return PNGSequenceWriter(path, overwrite=overwrite, command=command)
     raise _unsupported_suffix(path)

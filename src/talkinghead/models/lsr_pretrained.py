@@ -22,6 +22,7 @@ from talkinghead.config.lsr import LSRModelConfig
 from talkinghead.config.prepare import PrepareConfig
 from talkinghead.data.dataset_format import preparation_settings
 from talkinghead.models.lsr import METHOD, build_networks
+from talkinghead.weights.registry import describe_mismatch
 
 
 class PretrainedError(RuntimeError):
@@ -68,8 +69,10 @@ class PretrainedLSR:
             try:
                 net.load_state_dict(self.state_dicts[name], strict=True)
             except RuntimeError as err:
+                # PyTorch lists every key (dozens of lines); a few keys and the counts say enough.
+                summary = describe_mismatch(net.state_dict(), self.state_dicts[name]) or str(err).splitlines()[0]
                 raise PretrainedError(
-                    f"{self.source}: the {name} weights do not fit the architecture in its config ({err}); "
+                    f"{self.source}: the {name} weights do not fit the architecture in its config ({summary}); "
                     "the file is damaged or was written by another version"
                 ) from err
         return networks
@@ -110,6 +113,12 @@ def load_lsr_weights(path: str | Path, *, use_ema: bool = True) -> PretrainedLSR
     if path.is_dir():
         manager = CheckpointManager(path)
         latest = manager.latest_path()
+        if latest is None and manager.checkpoints():
+            raise PretrainedError(
+                f"{path}: none of its {len(manager.checkpoints())} checkpoint file(s) in {manager.directory} can be "
+                "read (corrupt or truncated, see the warning above); restore one from a backup, or pass the run's "
+                "release folder"
+            )
         if latest is None:
             raise PretrainedError(
                 f"{path}: is neither a release folder (no {CONFIG_FILE}) nor a run folder with checkpoints"

@@ -204,7 +204,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, mmap: bool =
     if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "checkpoint_version" not in state:
         raise CheckpointError(
             f"{path}: is a PyTorch file but not a talkinghead training checkpoint (no 'step' and "
-            "'checkpoint_version' entries); pass a file written by CheckpointManager.save"
+            "'checkpoint_version' entries). Pass a release folder (config.json with one .safetensors file per "
+            "network, e.g. RUN_DIR/release or models/demo), a training checkpoint RUN_DIR/checkpoints/*.pt or "
+            "a run folder; a single network file is not a whole model"
         )
     if state["checkpoint_version"] > CHECKPOINT_VERSION:
         raise CheckpointError(
@@ -361,10 +363,17 @@ class CheckpointManager:
             except CheckpointError as err:
                 skipped.append(f"skipped {err}")
                 continue
-            warnings.warn("; ".join(skipped) + f"; falling back to {path} (step {state['step']})", stacklevel=3)
+            self._warn_once("; ".join(skipped) + f"; falling back to {path} (step {state['step']})")
             return path, state
-        warnings.warn("; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}", stacklevel=3)
+        self._warn_once("; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}")
         return None
+
+    def _warn_once(self, message: str) -> None:
+        """Warn about unusable checkpoints once per manager, however often the latest is resolved."""
+        warned = self.__dict__.setdefault("_warned", set())
+        if message not in warned:
+            warned.add(message)
+            warnings.warn(message, stacklevel=4)
 
     def latest_path(self) -> Path | None:
         """The checkpoint a resume would load (see :meth:`load_latest`), or None."""

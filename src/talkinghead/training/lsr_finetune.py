@@ -30,6 +30,12 @@ from talkinghead.training.lsr_objective import LSRObjective, needed_networks
 from talkinghead.training.lsr_stages import FROZEN, FullObjectivePhases, TrainingSetupError
 from talkinghead.training.release import save_release
 from talkinghead.training.trainer import StagePlan, Trainer
+from talkinghead.utils.output_guard import (
+    check_output_location,
+    check_replaceable_folder,
+    check_writable,
+    output_errors,
+)
 
 
 @dataclass
@@ -210,11 +216,16 @@ def finetune_lsr(
         output: the release folder to write (refused if it exists, unless ``overwrite``).
         config: steps, learning rate, what trains, loss weights.
         frames_per_video: frames sampled from each subject video.
-        overwrite: replace an existing output folder.
+        overwrite: replace an existing output folder that an earlier fine-tuning wrote
+            (its marker file lists every file in it); any other folder is refused.
     """
     output = Path(output)
+    check_output_location(output, {"checkpoint": checkpoint, "subject input": list(inputs)})
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise TrainingSetupError(f"{output}: already exists; pass --overwrite to replace it or choose another folder")
+    if overwrite:
+        check_replaceable_folder(output, "finetune")
+    check_writable(output)
     pretrained = load_lsr_weights(checkpoint, use_ema=config.use_ema)
     model = pretrained.config
     subject = prepare_subject(
@@ -239,5 +250,6 @@ def finetune_lsr(
     }
     modules: dict = dict(tuned.networks)
     modules["subject"] = {"z_layout": tuned.z_layout, "z_style": tuned.z_style}
-    save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite)
+    with output_errors(output):
+        save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite, command="finetune")
     return FinetuneResult(output, len(subject), config.steps, tuned.seconds_per_step, tuned.before, tuned.after)
