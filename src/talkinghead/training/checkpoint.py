@@ -363,16 +363,17 @@ class CheckpointManager:
             except CheckpointError as err:
                 skipped.append(f"skipped {err}")
                 continue
-            self._warn_once("; ".join(skipped) + f"; falling back to {path} (step {state['step']})")
+            self._warn_once(f"fallback:{path}", "; ".join(skipped) + f"; falling back to {path} (step {state['step']})")
             return path, state
-        self._warn_once("; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}")
+        self._warn_once("none", "; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}")
         return None
 
-    def _warn_once(self, message: str) -> None:
-        """Warn about unusable checkpoints once per manager, however often the latest is resolved."""
+    def _warn_once(self, outcome: str, message: str) -> None:
+        """Warn about unusable checkpoints once per manager and outcome, however often the latest
+        is resolved (a resume resolves it more than once, reading the files in other ways)."""
         warned = self.__dict__.setdefault("_warned", set())
-        if message not in warned:
-            warned.add(message)
+        if outcome not in warned:
+            warned.add(outcome)
             warnings.warn(message, stacklevel=4)
 
     def latest_path(self) -> Path | None:

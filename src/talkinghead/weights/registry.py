@@ -380,9 +380,10 @@ def add(
                 os.replace(backup, target)
             else:
                 target.unlink(missing_ok=True)
+            # The loader's message names the installed copy; name the file the user gave.
+            reason = str(err).splitlines()[0].replace(str(target), str(source))
             raise CorruptWeightsError(
-                f"{source}: is not the '{name}' weights ({get_asset(name).description}): it does not load into "
-                f"that network ({err}). Nothing was installed; get the official file: {get_asset(name).url}"
+                f"{reason} (checked by loading it into the '{name}' network: nothing was installed)"
             ) from err
         finally:
             if backup is not None and backup.exists():
