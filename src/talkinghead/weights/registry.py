@@ -284,8 +284,8 @@ def describe_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, 
     problems = []
     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
         if keys:
-            listed = ", ".join(keys[:shown]) + (f", ... ({len(keys)} in all)" if len(keys) > shown else "")
-            problems.append(f"{len(keys)} {label} key(s): {listed}")
+            listed = ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+            problems.append(f"{label} keys: {listed}")
     return "; ".join(problems)
 
 
