@@ -340,11 +340,15 @@ class CheckpointManager:
     def _resolve_latest(self, map_location: Any, mmap: bool) -> tuple[Path, dict[str, Any]] | None:
         """The newest loadable checkpoint and its state; one warning lists every file skipped."""
         target, problem = self._pointer_target()
+        # What was skipped, independent of how the files were read (mmap or not changes the
+        # error text): the same situation is warned about once per manager.
+        situation = [problem]
         if target is not None:
             try:
                 return target, load_checkpoint(target, map_location, mmap=mmap)
             except CheckpointError as err:
                 problem = f"the latest checkpoint is unusable: {err}"
+                situation = [str(target)]
         candidates = [p for p in self.checkpoints() if p != target]
         if target is None and not candidates:
             return None  # a run that has not saved anything yet
@@ -357,23 +361,25 @@ class CheckpointManager:
                 found.append((load_checkpoint(path, "cpu", mmap=True)["step"], order, path))
             except CheckpointError as err:
                 skipped.append(f"skipped {err}")
+                situation.append(str(path))
         for _, _, path in sorted(found, reverse=True):
             try:
                 state = load_checkpoint(path, map_location, mmap=mmap)
             except CheckpointError as err:
                 skipped.append(f"skipped {err}")
+                situation.append(str(path))
                 continue
-            self._warn_once(f"fallback:{path}", "; ".join(skipped) + f"; falling back to {path} (step {state['step']})")
+            self._warn_once("|".join(situation + [str(path)]), "; ".join(skipped) + f"; falling back to {path} (step {state['step']})")
             return path, state
-        self._warn_once("none", "; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}")
+        self._warn_once("|".join(situation + ["none"]), "; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}")
         return None
 
-    def _warn_once(self, outcome: str, message: str) -> None:
-        """Warn about unusable checkpoints once per manager and outcome, however often the latest
-        is resolved (a resume resolves it more than once, reading the files in other ways)."""
+    def _warn_once(self, situation: str, message: str) -> None:
+        """Warn about unusable checkpoints once per manager and situation, however often the
+        latest is resolved (a resume resolves it more than once, reading the files in other ways)."""
         warned = self.__dict__.setdefault("_warned", set())
-        if outcome not in warned:
-            warned.add(outcome)
+        if situation not in warned:
+            warned.add(situation)
             warnings.warn(message, stacklevel=4)
 
     def latest_path(self) -> Path | None:
