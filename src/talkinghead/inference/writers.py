@@ -20,9 +20,7 @@ import logging
 import math
 import numbers
 import os
-import re
 import secrets
-import shutil
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol, Union, runtime_checkable
@@ -33,6 +31,7 @@ from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTr
 from PIL import Image
 
 from talkinghead.inference.audio_mux import remux_with_audio
+from talkinghead.inference.stale_temporaries import remove_stale_temporaries
 from talkinghead.utils.atomic import atomic_directory, fsync_directory
 
 log = logging.getLogger(__name__)
@@ -196,54 +195,6 @@ def _container_format(path: Path) -> str:
         return VIDEO_SUFFIXES[path.suffix.lower()]
     except KeyError:
         raise _unsupported_suffix(path) from None
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: PathLike) -> list[Path]:
-    """Delete the hidden temporaries that killed writers of ``path`` left beside it.
-
-    Only names of our own pattern for this very output are touched, and only when the
-    process id in the name is no longer running: ``.NAME.tmp-PID-HEX.*`` files of
-    :class:`VideoWriter` and ``.NAME.PID-HEX.tmp`` / ``.old`` folders of
-    :class:`PNGSequenceWriter`. Returns what was removed.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        return []
-    name = re.escape(path.name)
-    patterns = (
-        re.compile(rf"^\.{name}\.tmp-(\d+)-[0-9a-f]{{6}}\..+$"),
-        re.compile(rf"^\.{name}\.(\d+)-[0-9a-f]{{6}}\.(?:tmp|old)$"),
-    )
-    removed = []
-    for entry in path.parent.iterdir():
-        for pattern in patterns:
-            match = pattern.match(entry.name)
-            if match is None or _process_alive(int(match.group(1))):
-                continue
-            try:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-            except OSError as error:
-                log.warning("could not remove %s, left by an interrupted run (%s); delete it by hand", entry, error)
-                break
-            log.info("removed %s, left by an interrupted run", entry)
-            removed.append(entry)
-            break
-    return removed
 
 
 def _fsync_file(path: Path) -> None:

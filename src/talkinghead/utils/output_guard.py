@@ -295,13 +295,21 @@ def check_own_files(folder: str | os.PathLike, names: Iterable[str], command: st
 def update_marker(folder: str | os.PathLike, names: Iterable[str], command: str) -> Path:
     """Add ``names`` to the marker of ``folder`` (files ``command`` wrote there), atomically."""
     from talkinghead import __version__
-    from talkinghead.utils.atomic import atomic_write_json
 
     folder = Path(folder)
     marker = read_marker(folder) or {}
     files = set(marker.get("files", [])) if marker.get("command") == command else set()
     files |= set(names)
+    text = json.dumps({"format": MARKER_FORMAT, "command": command, "written_by": f"talkinghead {__version__}",
+                       "files": sorted(files)}, indent=2) + "\n"
+    # Written beside and renamed (atomic), without utils.atomic, which imports this module.
     path = folder / MARKER_FILE
-    atomic_write_json(path, {"format": MARKER_FORMAT, "command": command,
-                             "written_by": f"talkinghead {__version__}", "files": sorted(files)})
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{MARKER_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
