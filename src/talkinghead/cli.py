@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
 from pathlib import Path
 
 from talkinghead import __version__
@@ -212,7 +214,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print(f"installed {args.name} at {path} ({status})")
         return 0
     if args.action == "add":
-        path, status = weights.add(args.name, args.file, force=args.force)
+        from talkinghead.evaluation.asset_checks import asset_loader
+
+        path, status = weights.add(args.name, args.file, force=args.force, check=asset_loader(args.name))
         note = "" if status == "verified" else " (no published checksum: sha256 recorded, not verified)"
         print(f"installed {args.name} at {path}{note}")
         return 0
@@ -263,7 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         results = train(config, args.run_dir, resume=args.resume, max_steps=args.max_steps)
     except TrainingInterrupted as stop:
         print(str(stop), file=sys.stderr)
-        return 128 + stop.by_signal if stop.by_signal is not None else 0
+        return 128 + stop.by_signal if stop.by_signal is not None else 0  # 130 SIGINT, 143 SIGTERM
     for stage, numbers in results.items():
         shown = ", ".join(f"{k} {v:.4g}" for k, v in numbers.items() if k.startswith(("eval/", "loss/")))
         print(f"{stage}: {shown}")
@@ -479,6 +483,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.compare:
         if args.target:
             raise InvalidInputError("--compare takes results.json files only; leave out CHECKPOINT and DATASET")
+        from talkinghead.evaluation.coverage import check_report_folder
+
+        check_report_folder(args.output, {"compared results": args.compare})
         results, warnings = merge_results([load_results(p) for p in args.compare])
         for warning in warnings:
             logging.warning("%s", warning)
@@ -560,8 +567,15 @@ def cmd_export_release(args: argparse.Namespace) -> int:
 
     from talkinghead.config import to_dict
     from talkinghead.models.pretrained import load_pretrained
+    from talkinghead.utils.output_guard import (
+        check_output_location, check_replaceable_folder, check_writable, output_errors,
+    )
     from talkinghead.weights.release import save_release
 
+    check_output_location(args.output, {"checkpoint": args.checkpoint})
+    if args.overwrite:
+        check_replaceable_folder(args.output, "export release")
+    check_writable(args.output)
     pretrained = load_pretrained(args.checkpoint, use_ema=not args.raw)
     info = {"method": pretrained.method, "model": to_dict(pretrained.config), "source": str(pretrained.source),
             **pretrained.info}
@@ -575,7 +589,8 @@ def cmd_export_release(args: argparse.Namespace) -> int:
         info["stored_dtype"] = args.dtype  # loading converts back to the networks' float32
     if args.generators_only:
         states = {name: state for name, state in states.items() if name in pretrained.spec.inference_networks}
-    out = save_release(args.output, info, states, overwrite=args.overwrite)
+    with output_errors(args.output):
+        out = save_release(args.output, info, states, overwrite=args.overwrite, command="export release")
     print(f"release written to {out}")
     return 0
 
@@ -584,9 +599,13 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from talkinghead.inference.onnx_export import export_onnx
     from talkinghead.inference.pipeline import AnimationPipeline
 
+    from talkinghead.utils.output_guard import check_output_location, output_errors
+
+    check_output_location(args.output, {"checkpoint": args.checkpoint})
     pipeline = AnimationPipeline.from_pretrained(args.checkpoint, device="cpu")
-    result = export_onnx(pipeline.model, args.output, opset=args.opset, tolerance=args.tolerance,
-                         overwrite=args.overwrite)
+    with output_errors(args.output):
+        result = export_onnx(pipeline.model, args.output, opset=args.opset, tolerance=args.tolerance,
+                             overwrite=args.overwrite)
     print(
         f"ONNX written to {result.path} (opset {result.opset}, {result.seconds:.1f} s); onnxruntime vs PyTorch "
         f"max abs difference {result.max_abs_diff:.2e} at batch sizes {result.batch_sizes_checked}"
@@ -654,10 +673,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every temporary output is cleaned up on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+# What an interrupted command leaves behind, said as it is (the rest: nothing is written half).
+_INTERRUPTED = {
+    "prepare": "finished clips are kept; run the same command again to resume",
+    "evaluate": "finished videos are cached in the --output folder; run the same command again to resume",
+    "animate": "nothing was kept and the output is untouched (the partial result was removed); "
+               "run the command again to start over",
+    "demo": "nothing was kept and the output folder is untouched (the partial result was removed); "
+            "run the command again to start over",
+}
+
+
+def _interrupted_message(command: str) -> str:
+    return "interrupted; " + _INTERRUPTED.get(
+        command, "nothing was written (outputs appear only when complete); run the command again"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``talkinghead`` console script."""
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ.setdefault("TALKINGHEAD_VERBOSE", "1")  # shows mediapipe's start-up log lines
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)  # clean up like Ctrl-C, exit 143
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     from talkinghead.errors import TalkingHeadError
 
@@ -668,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(_interrupted_message(args.command), file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

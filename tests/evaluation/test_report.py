@@ -201,7 +201,7 @@ def test_summary_table_layout_best_values_and_missing():
     results = make_results()
     rows = _table_rows(summary_table(results))
     header, body = rows[0], rows[2:]
-    assert header == ["Method", "Setting", "K", "PSNR↑", "SSIM↑", "ID-SIM↑", "NMKE↓", "FID↓", "E_warp↓"]
+    assert header == ["Method", "Setting", "K", "PSNR↑", "SSIM↑", "ID-SIM↑", "NMKE↓", "FID↓", "E_warp↓", "Videos"]
     assert len(body) == len(results["runs"]) == 8
     runs = results["runs"]
     for column, name, fmt, pick in (("PSNR↑", "psnr", "{:.2f}", max), ("NMKE↓", "nmke", "{:.3f}", min),
@@ -226,7 +226,7 @@ def test_summary_table_layout_best_values_and_missing():
     for run in runs:
         run["summary"]["blink_rate"] = 0.25
     header = _table_rows(summary_table(results, metrics=["ssim", "blink_rate"]))[0]
-    assert header == ["Method", "Setting", "K", "SSIM↑", "blink_rate"]
+    assert header == ["Method", "Setting", "K", "SSIM↑", "blink_rate", "Videos"]
 
 
 def test_pose_table():
@@ -400,7 +400,7 @@ def test_merge_results_names_runs_uniquely_and_warns(tmp_path):
     assert merged["warnings"] == warnings
     assert merged["settings"]["skipped_metrics"]["lpips"] == f"skipped in A: {LPIPS_REASON}"
     rows = _table_rows(summary_table(merged))
-    assert len(rows) == 2 + 16 and rows[0][-1] == "LPIPS↓"
+    assert len(rows) == 2 + 16 and rows[0][-2:] == ["LPIPS↓", "Videos"]
     text = write_summary_md(merged, tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "manifest sha256 varies (see Compared results)" in text
     assert "## Warnings" in text and "c" * 64 in text and "ArcFace IResNet-100" in text and ID_NETWORK in text

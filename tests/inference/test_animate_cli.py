@@ -54,8 +54,9 @@ def test_side_by_side_and_png_frames(release, portrait, driving_clip, tmp_path):
     out = tmp_path / "frames"
     assert animate(release, portrait, driving_clip, out, "--side-by-side", "--output-size", "96",
                    "--max-frames", "4") == 0
-    files = sorted(out.iterdir())
+    files = sorted(f for f in out.iterdir() if not f.name.startswith("."))
     assert [f.name for f in files] == [f"{i:05d}.png" for i in range(4)]
+    assert (out / ".talkinghead-output.json").is_file()  # what --overwrite may replace
     assert read_image(files[0]).shape == (96, 3 * 96, 3)
 
 

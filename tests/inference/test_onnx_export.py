@@ -78,7 +78,8 @@ def test_export_writes_one_checked_self_contained_graph(tiny_export):
     model, folder, result = tiny_export
     assert result.path == folder / "synthesis.onnx" and result.path.is_file()
     files = sorted(p.name for p in folder.iterdir())
-    assert files == ["onnx_export.json", "synthesis.onnx"]  # no external weights file
+    # No external weights file; the marker lists what --overwrite may replace.
+    assert files == [".talkinghead-output.json", "onnx_export.json", "synthesis.onnx"]
     # No temporary folder left beside it.
     assert [p.name for p in folder.parent.iterdir()] == ["export"]
     assert result.batch_sizes_checked == [1, 3]
@@ -146,9 +147,17 @@ def test_existing_folder_is_kept_without_overwrite_and_replaced_with_it(
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
     assert [p.name for p in folder.iterdir()] == ["old.txt"]
 
+    # --overwrite never deletes a file the export did not write.
+    with pytest.raises(ValueError, match="old.txt"):
+        export_onnx(micro_model, folder, overwrite=True)
+    assert [p.name for p in folder.iterdir()] == ["old.txt"]
+
+    (folder / "old.txt").unlink()
+    export_onnx(micro_model, folder)
     micro_model.train()
-    result = export_onnx(micro_model, folder, overwrite=True)
+    result = export_onnx(micro_model, folder, overwrite=True)  # its own export: replaced
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".talkinghead-output.json",
         "onnx_export.json",
         "synthesis.onnx",
     ]

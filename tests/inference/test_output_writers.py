@@ -265,6 +265,7 @@ def test_png_frames_round_trip_exactly_and_appear_at_once(tmp_path, small_frames
     assert not folder.exists()  # still under a hidden temporary name
     assert writer.close() == folder
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".talkinghead-output.json",
         "00000.png",
         "00001.png",
         "00002.png",
@@ -281,17 +282,25 @@ def test_png_folder_exists_and_overwrite(tmp_path, small_frames):
     with pytest.raises(OutputExistsError, match="--overwrite"):
         PNGSequenceWriter(folder)
 
+    # --overwrite replaces only frames a writer put there, never other files.
+    with pytest.raises(ValueError, match="old.txt"):
+        PNGSequenceWriter(folder, overwrite=True)
+    assert [p.name for p in folder.iterdir()] == ["old.txt"]
+
+    (folder / "old.txt").unlink()
+    with PNGSequenceWriter(folder) as writer:
+        writer.write(small_frames[0])
+        writer.write(small_frames[1])
     with pytest.raises(RuntimeError, match="model failed"):
         with PNGSequenceWriter(folder, overwrite=True) as writer:
             writer.write(small_frames[0])
             raise RuntimeError("model failed")
-    assert [p.name for p in folder.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".png") == ["00000.png", "00001.png"]
 
     writer = PNGSequenceWriter(folder, overwrite=True)
     writer.write(small_frames[0])
-    assert [p.name for p in folder.iterdir()] == ["old.txt"]
     writer.close()
-    assert [p.name for p in folder.iterdir()] == ["00000.png"]
+    assert sorted(p.name for p in folder.iterdir()) == [".talkinghead-output.json", "00000.png"]
     assert leftovers(tmp_path) == []
 
 

@@ -60,7 +60,7 @@ def test_wrapped_module_and_shared_or_strided_tensors(tmp_path):
 def test_refuses_to_overwrite_unless_asked(tmp_path):
     target = tmp_path / "release"
     save_release(target, {"v": 1}, {"head": nn.Linear(2, 2)})
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match="--overwrite"):
         save_release(target, {"v": 2}, {"head": nn.Linear(2, 2)})
     assert load_release(target)[0] == {"v": 1}
     save_release(target, {"v": 2}, {"other": nn.Linear(2, 2)}, overwrite=True)

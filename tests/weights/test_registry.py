@@ -101,6 +101,12 @@ def test_weights_cli(tmp_path, capsys):
         assert name in out
     assert "missing" in out
     src = _save(tmp_path / "fp.pth", {"w": torch.ones(1)})
+    assert main(["weights", "add", "face_parsing", str(src)]) == 2  # not the face parser's keys
+    assert "nothing was installed" in capsys.readouterr().err
+    from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES
+    from talkinghead.models.face_parsing import BiSeNetFaceParser
+
+    src = _save(tmp_path / "fp.pth", BiSeNetFaceParser(num_classes=len(CELEBAMASK_CLASSES)).state_dict())
     assert main(["weights", "add", "face_parsing", str(src)]) == 0
     assert "not verified" in capsys.readouterr().out
     assert main(["weights", "list"]) == 0

@@ -126,6 +126,11 @@ def read_manifest(root: Path) -> list[ClipRecord]:
     """Rows of ``manifest.csv``."""
     path = root / MANIFEST_FILE
     if not path.is_file():
+        if (root / DATASET_FILE).is_file():
+            raise DatasetError(
+                f"{root}: has {DATASET_FILE} but no {MANIFEST_FILE} yet: the `talkinghead prepare` run writing it "
+                "was interrupted before its end; run the same prepare command again to resume"
+            )
         raise DatasetError(f"{root}: no {MANIFEST_FILE}; is this a folder written by `talkinghead prepare`?")
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -203,6 +208,29 @@ class PreparedClip:
         return self.meta.get("frame_roles")
 
 
+def missing_dataset_message(root: Path) -> str:
+    """Why ``root`` is not a prepared dataset, and the prepare command that makes one.
+
+    The suggested OUTPUT is never ``root``'s own raw clips folder: writing a dataset over
+    (or into) the videos it is made from is how datasets got mixed with their sources.
+    """
+    from talkinghead.data.video import is_image_file, is_video_file
+
+    holds_media = root.is_dir() and any(
+        is_video_file(p) or is_image_file(p) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
+    if holds_media:
+        target = root.parent / f"{root.name}_prepared"
+        return (
+            f"{root}: no {DATASET_FILE}; it holds raw videos or images, not a prepared dataset. Prepare them into "
+            f"a new folder with `talkinghead prepare {root} {target}` and use {target}"
+        )
+    return (
+        f"{root}: no {DATASET_FILE}; prepare the data first with `talkinghead prepare VIDEOS {root}` "
+        f"(VIDEOS: the folder of raw videos, not {root} itself)"
+    )
+
+
 class PreparedDataset:
     """A dataset written by ``talkinghead prepare``: its info, manifest and clips."""
 
@@ -210,10 +238,7 @@ class PreparedDataset:
         self.root = Path(root)
         info_path = self.root / DATASET_FILE
         if not info_path.is_file():
-            raise DatasetError(
-                f"{self.root}: no {DATASET_FILE}; prepare the data first with "
-                f"`talkinghead prepare INPUT {self.root}`"
-            )
+            raise DatasetError(missing_dataset_message(self.root))
         self.info: dict = json.loads(info_path.read_text())
         version = self.info.get("format_version")
         if version != FORMAT_VERSION:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkinghead.data.landmarks.mediapipe_backend import run_graph
+from talkinghead.utils.native_logs import quiet_native_logs
+
 
 class PersonSegmenter:
     """Soft person mask of an RGB image: (H, W) float32 in [0, 1], 1 = person."""
@@ -12,10 +15,12 @@ class PersonSegmenter:
         import mediapipe as mp
 
         # model 0 is the general (square, 256x256) model, suited to head-and-shoulders crops.
-        self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        with quiet_native_logs():  # TFLite start-up lines (shown with -v)
+            self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._warmed: set[int] = set()
 
     def mask(self, image: np.ndarray) -> np.ndarray:
-        result = self._model.process(np.ascontiguousarray(image))
+        result = run_graph(self._model, np.ascontiguousarray(image), self._warmed)
         return result.segmentation_mask.astype(np.float32)
 
     def close(self) -> None:

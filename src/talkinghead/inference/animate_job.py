@@ -25,8 +25,15 @@ from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding
 from talkinghead.inference.views import FrameView
-from talkinghead.inference.writers import OutputExistsError, open_writer
 from talkinghead.errors import InputNotFoundError
+from talkinghead.inference.driving import DrivingError
+from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
+from talkinghead.utils.output_guard import (
+    check_output_location,
+    check_replaceable_folder,
+    check_writable,
+    output_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ class AnimateJob:
         overwrite: replace outputs that exist.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a progress bar.
+        command: the CLI command running the job (recorded in a PNG folder's marker file).
     """
 
     checkpoint: Path
@@ -76,6 +84,7 @@ class AnimateJob:
     overwrite: bool = False
     device: str = "auto"
     progress: bool = True
+    command: str = "animate"
 
 
 @dataclass
@@ -128,11 +137,16 @@ def check_job(job: AnimateJob) -> None:
     for path in [*job.sources, job.driving, job.checkpoint] + ([job.load_source] if job.load_source else []):
         if not Path(path).exists():
             raise InputNotFoundError(f"{path}: no such file or folder")
-    if not job.overwrite:
-        targets = [o.path for o in job.outputs] + ([job.save_source] if job.save_source else [])
-        for path in targets:
-            if Path(path).exists():
-                raise OutputExistsError(path)
+    targets = [(o.path, "--output") for o in job.outputs] + ([(job.save_source, "--save-source")] if job.save_source else [])
+    inputs = {"checkpoint": job.checkpoint, "source photo": job.sources, "driving input": job.driving,
+              "saved source": job.load_source}
+    for path, option in targets:
+        check_output_location(path, inputs, option=option)
+        if not job.overwrite and Path(path).exists():
+            raise OutputExistsError(path)
+        if job.overwrite and option == "--output" and Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+            check_replaceable_folder(path, job.command, option=option)
+        check_writable(path, option=option)
 
 
 def _driving_frames(job: AnimateJob):
@@ -199,9 +213,13 @@ def run_animate(
         size = job.output_size or pipeline.size
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
+        for spec in job.outputs:
+            # A full or read-only disk while writing: one line naming the output. Entered
+            # before the writers, so it sees the error after they removed their temporaries.
+            stack.enter_context(output_errors(spec.path))
         writers = [
             stack.enter_context(open_writer(o.path, fps, audio_from=audio, overwrite=job.overwrite,
-                                            max_duration=total / fps))
+                                            max_duration=total / fps, command=job.command))
             for o in job.outputs
         ]
         bar = tqdm(total=total, unit="frame", desc="animate", disable=not job.progress, dynamic_ncols=True)
@@ -209,15 +227,18 @@ def run_animate(
         loop_start = time.perf_counter()
         count = 0
         frame: AnimatedFrame
-        for frame in pipeline.animate(frames, options, neutral=neutral):
-            for view, writer in zip(views, writers):
-                writer.write(view(frame))
-            if on_frame is not None:
-                on_frame(frame)
-            count += 1
-            bar.update(1)
-            if count % 10 == 0:
-                bar.set_postfix(fps=f"{count / (time.perf_counter() - loop_start):.1f}")
+        try:
+            for frame in pipeline.animate(frames, options, neutral=neutral):
+                for view, writer in zip(views, writers):
+                    writer.write(view(frame))
+                if on_frame is not None:
+                    on_frame(frame)
+                count += 1
+                bar.update(1)
+                if count % 10 == 0:
+                    bar.set_postfix(fps=f"{count / (time.perf_counter() - loop_start):.1f}")
+        except DrivingError as err:
+            raise DrivingError(f"{job.driving}: {err}") from err
         stats = pipeline.stats
         animation_seconds = time.perf_counter() - loop_start
     return AnimateSummary(

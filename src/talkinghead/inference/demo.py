@@ -3,7 +3,8 @@
 Uses the small LSR model shipped in ``models/demo`` (see its MODEL_CARD.md) and writes
 ``demo_out/result.mp4`` (the animated face), ``demo_out/side_by_side.mp4`` (source |
 driving | result) and ``demo_out/strip.png`` (a few frames: driving above, result below).
-The demo's own output files are replaced on every run.
+The demo's own output files are replaced on every run (a marker file in the folder records
+them); a file of the same name that the demo did not write is never replaced.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from talkinghead.inference.pipeline import AnimatedFrame
 from talkinghead.inference.views import resize_to_height
 from talkinghead.utils.atomic import atomic_path
 from talkinghead.errors import InputNotFoundError
+from talkinghead.utils.output_guard import (
+    check_output_location,
+    check_own_files,
+    check_writable,
+    output_errors,
+    update_marker,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_MODEL = REPO / "models" / "demo"
@@ -38,6 +46,7 @@ DEMO_OUTPUT = "demo_out"
 # steps (about a minute on 2 CPU cores) turn a generic face into the portrait's.
 DEMO_FINETUNE_STEPS = 100
 STRIP_FRAMES = 6
+DEMO_FILES = ("result.mp4", "side_by_side.mp4", "strip.png")
 
 
 @dataclass
@@ -108,7 +117,13 @@ def run_demo(
     checkpoint = _bundled(Path(checkpoint) if checkpoint else DEMO_MODEL, "demo model", "--checkpoint")
     sources = [Path(s) for s in sources] if sources else [_bundled(DEMO_SOURCE, "portrait", "--source")]
     driving = Path(driving) if driving else _bundled(DEMO_DRIVING, "driving video", "--driving")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_output_location(output_dir, {"checkpoint": checkpoint, "source photo": sources, "driving video": driving})
+    check_own_files(output_dir, DEMO_FILES, "demo")
+    check_writable(output_dir / DEMO_FILES[0])
+    with output_errors(output_dir):
+        output_dir.mkdir(parents=True, exist_ok=True)
+        # Claimed before writing: a run killed between two files still owns the first one.
+        update_marker(output_dir, DEMO_FILES, "demo")
     job = AnimateJob(
         checkpoint=checkpoint,
         driving=driving,
@@ -117,12 +132,14 @@ def run_demo(
         max_frames=max_frames,
         finetune_steps=finetune_steps,
         output_size=VIEW_SIZE,
-        overwrite=True,  # the demo's own files
+        overwrite=True,  # the demo's own files (checked above)
         device=device,
         progress=progress,
+        command="demo",
     )
     total = open_frame_source(driving).info.num_frames
     strip = StripCollector(min(total, max_frames or total))
     summary = run_animate(job, options or AnimateOptions(motion="relative"), on_frame=strip)
-    strip_path = strip.save(output_dir / "strip.png", summary.source.reference.crop)
+    with output_errors(output_dir / "strip.png"):
+        strip_path = strip.save(output_dir / "strip.png", summary.source.reference.crop)
     return DemoResult(job.outputs[0].path, job.outputs[1].path, strip_path, summary)

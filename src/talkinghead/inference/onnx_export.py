@@ -40,6 +40,7 @@ from talkinghead.errors import InputNotFoundError, MissingDependencyError, Outpu
 from talkinghead.models.inference_model import InferenceModel
 from talkinghead.utils.atomic import atomic_directory, atomic_write_json
 from talkinghead.weights.checkpoint import code_version
+from talkinghead.utils.output_guard import check_replaceable_folder, check_writable
 
 ONNX_FILE = "synthesis.onnx"
 MANIFEST_FILE = "onnx_export.json"
@@ -273,7 +274,8 @@ def export_onnx(
         check: run the file in onnxruntime (CPU) on seeded random inputs of batch sizes
             1 and 3 and compare with PyTorch.
         tolerance: largest accepted max abs difference of that check.
-        overwrite: replace an existing non-empty ``output`` folder.
+        overwrite: replace an existing non-empty ``output`` folder that an earlier ONNX
+            export wrote (its marker file lists every file in it); any other folder is refused.
 
     Raises:
         OutputExistsError: ``output`` exists (and is not empty) and ``overwrite`` is False.
@@ -289,8 +291,11 @@ def export_onnx(
         )
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         raise OutputExistsError(
-            f"{output}: folder already exists; pass --overwrite (overwrite=True) to replace it, or choose another"
+            f"{output}: folder already exists; pass --overwrite to replace it, or choose another folder"
         )
+    if overwrite:
+        check_replaceable_folder(output, "export onnx")
+    check_writable(output)
     for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
         _import_optional(name)
 
@@ -305,7 +310,7 @@ def export_onnx(
     # torch.export names the positional inputs after forward's parameters: landmarks, *state.
     dynamic_shapes = ({0: batch}, tuple({0: batch} for _ in network.state_names))
 
-    with atomic_directory(output, overwrite=overwrite) as tmp:
+    with atomic_directory(output, overwrite=overwrite, command="export onnx") as tmp:
         onnx_path = tmp / ONNX_FILE
         try:
             with _quiet_exporter(), torch.no_grad():

@@ -34,6 +34,13 @@ from talkinghead.data.landmarks.base import LandmarkDetector
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
 from talkinghead.data.rasterize import Rasterizer
 from talkinghead.errors import TalkingHeadError
+from talkinghead.inference.source_orientation import (
+    MAX_ROLL_DEGREES,
+    describe_turn,
+    face_roll_degrees,
+    rotate_quarter_turns,
+    upright_turns,
+)
 from talkinghead.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -202,10 +209,32 @@ def prepare_source_face(
 ) -> SourceFace:
     """Detect the face in a source photo and crop it like the training frames.
 
+    A face lying on its side (roll beyond 45°, a sideways photo without EXIF orientation) is
+    turned upright: the photo is rotated by the nearest quarter turn, detected again, and a
+    warning says so; the returned ``photo`` is the upright one.
+
     Raises:
-        SourceError: no face, or fewer faces than ``face_index + 1`` (the message names the photo).
+        SourceError: no face, or fewer faces than ``face_index + 1``, or a face that stays
+            sideways after turning (the message names the photo).
     """
     faces = landmarker.detect(photo)
+    if len(faces) > face_index:
+        roll = face_roll_degrees(faces[face_index].ibug68)
+        if abs(roll) > MAX_ROLL_DEGREES:
+            turns = upright_turns(roll)
+            turned = rotate_quarter_turns(photo, turns)
+            again = landmarker.detect(turned)
+            if len(again) <= face_index or abs(face_roll_degrees(again[face_index].ibug68)) > MAX_ROLL_DEGREES:
+                raise SourceError(
+                    f"{name}: the face is rotated by about {roll:.0f}° and could not be turned upright; "
+                    "save the photo upright (or with its EXIF orientation) and try again"
+                )
+            log.warning(
+                "%s: the face lies on its side (rotated by about %.0f°; a sideways photo without EXIF "
+                "orientation); the photo was turned %s to animate it upright. Save it upright to silence "
+                "this warning", name, roll, describe_turn(turns),
+            )
+            photo, faces = turned, again
     if not faces:
         raise SourceError(
             f"{name}: no face was found in the source photo; use a photo where one face is clearly "

@@ -32,6 +32,7 @@ from PIL import Image
 
 from talkinghead import errors
 from talkinghead.inference.audio_mux import remux_with_audio
+from talkinghead.inference.stale_temporaries import remove_stale_temporaries
 from talkinghead.utils.atomic import atomic_directory, fsync_directory
 from talkinghead.errors import InputNotFoundError
 
@@ -272,6 +273,7 @@ class VideoWriter(_WriterBase):
         if self.path.exists() and not overwrite:
             raise OutputExistsError(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
         self.audio_from = None if audio_from is None else Path(audio_from)
         self.overwrite, self.crf, self.max_duration = overwrite, crf, max_duration
         self.frames_written = 0
@@ -406,7 +408,11 @@ class VideoWriter(_WriterBase):
 
     def _remove_temporaries(self) -> None:
         for tmp in (self._encoded, self._muxed):
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as error:
+                # Never hide the error that made us clean up (a full or read-only disk).
+                log.warning("could not remove the temporary %s (%s); delete it by hand", tmp, error)
 
 
 class _Aborted(Exception):
@@ -419,22 +425,30 @@ class PNGSequenceWriter(_WriterBase):
     The frames go to a hidden temporary folder beside ``folder``, renamed into place on
     :meth:`close` (see :func:`talkinghead.utils.atomic.atomic_directory`).
 
+    The folder carries a marker file naming ``command`` and its frames; ``overwrite``
+    replaces only a folder whose marker says ``command`` wrote everything in it.
+
     Args:
         folder: the output folder; an existing empty folder is fine.
         overwrite: replace an existing non-empty folder, once the new one is complete.
+        command: the command writing the frames, recorded in the marker file.
 
     Raises:
         OutputExistsError: ``folder`` is a non-empty folder and ``overwrite`` is False.
         FileExistsError: ``folder`` is a file.
+        OutputPathError: ``overwrite`` of a folder holding files ``command`` did not write.
     """
 
-    def __init__(self, folder: PathLike, *, overwrite: bool = False) -> None:
+    def __init__(self, folder: PathLike, *, overwrite: bool = False, command: str = "animate") -> None:
         self.path = Path(folder)
         if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
             raise OutputExistsError(self.path)
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
-        self._directory = atomic_directory(self.path, overwrite=overwrite)
+        remove_stale_temporaries(self.path)
+        self._directory = atomic_directory(
+            self.path, overwrite=overwrite, command=command, token=f"{os.getpid()}-{secrets.token_hex(3)}"
+        )
         self._tmp = self._directory.__enter__()
         self._state = "open"
 
@@ -491,6 +505,7 @@ def open_writer(
     audio_from: PathLike | None = None,
     overwrite: bool = False,
     max_duration: float | None = None,
+    command: str = "animate",
 ) -> FrameWriter:
     """The writer for ``path``: a video for a video suffix, PNG frames for a folder.
 
@@ -501,6 +516,7 @@ def open_writer(
         audio_from: file whose audio track goes into the video (unused for PNG frames).
         overwrite: replace an existing output once the new one is complete.
         max_duration: cut the audio at this many seconds (video only).
+        command: the command writing PNG frames, recorded in the folder's marker file.
 
     Raises:
         ValueError: ``path`` has a suffix that is neither a video container nor a
@@ -516,5 +532,5 @@ def open_writer(
             max_duration=max_duration,
         )
     if path.is_dir() or not path.suffix:
-        return PNGSequenceWriter(path, overwrite=overwrite)
+        return PNGSequenceWriter(path, overwrite=overwrite, command=command)
     raise _unsupported_suffix(path)

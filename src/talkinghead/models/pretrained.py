@@ -21,10 +21,10 @@ from talkinghead.config import ConfigError, from_dict
 from talkinghead.config.prepare import PrepareConfig
 from talkinghead.models.inference_model import InferenceModel
 from talkinghead.models.registry import MethodSpec, get_method
+from talkinghead.weights.registry import describe_mismatch
 from talkinghead.weights.trained import PretrainedError, read_trained
 
 SUBJECT = "subject"  # the person state a fine-tuned release stores beside its networks
-_SHOWN_KEYS = 4
 
 
 @dataclass
@@ -74,7 +74,7 @@ class PretrainedModel:
                 "give a release or checkpoint that includes them"
             )
         for name, net in networks.items():
-            problem = _state_dict_mismatch(net, self.state_dicts[name])
+            problem = describe_mismatch(net.state_dict(), self.state_dicts[name])
             if problem:
                 raise PretrainedError(
                     f"{self.source}: the {name} weights do not fit the architecture in its config ({problem}); "
@@ -109,20 +109,6 @@ class PretrainedModel:
                 f"{sorted(spec)}; fine-tune the subject again"
             )
         return {name: stored[name].float().reshape(spec[name].shape) for name in spec}
-
-
-def _state_dict_mismatch(net: nn.Module, state: dict[str, Any]) -> str:
-    """A one-line summary of how ``state`` does not fit ``net`` (empty when it fits)."""
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    parts = []
-    for what, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong)):
-        if keys:
-            shown = ", ".join(keys[:_SHOWN_KEYS]) + (", ..." if len(keys) > _SHOWN_KEYS else "")
-            parts.append(f"{len(keys)} key(s) {what}: {shown}")
-    return "; ".join(parts)
 
 
 def load_pretrained(path: str | Path, *, use_ema: bool = True, method: str | None = None) -> PretrainedModel:

@@ -16,6 +16,12 @@ from talkinghead.config import load_config, to_dict
 from talkinghead.data.subject import SubjectFrames, prepare_subject
 from talkinghead.models.pretrained import SUBJECT, PretrainedModel, load_pretrained
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError, get_recipe
+from talkinghead.utils.output_guard import (
+    check_output_location,
+    check_replaceable_folder,
+    check_writable,
+    output_errors,
+)
 from talkinghead.weights.release import save_release
 
 FRAMES_PER_VIDEO = 8  # frames sampled from each of the subject's videos
@@ -88,11 +94,17 @@ def finetune(
         config: the method's fine-tuning config; None reads ``config_path`` + ``overrides``
             (the method's defaults without them).
         frames_per_video: frames sampled from each subject video.
-        overwrite: replace an existing output folder.
+        overwrite: replace an existing output folder that an earlier fine-tuning wrote
+            (its marker file lists every file in it); any other folder is refused.
     """
     output = Path(output)
+    source = checkpoint.source if isinstance(checkpoint, PretrainedModel) else checkpoint
+    check_output_location(output, {"checkpoint": source, "subject input": list(inputs)})
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise TrainingSetupError(f"{output}: already exists; pass --overwrite to replace it or choose another folder")
+    if overwrite:
+        check_replaceable_folder(output, "finetune")
+    check_writable(output)
     pretrained = checkpoint if isinstance(checkpoint, PretrainedModel) else load_pretrained(checkpoint)
     if config is None:
         config = finetune_config(pretrained.method, config_path, overrides)
@@ -121,6 +133,7 @@ def finetune(
     }
     modules: dict = dict(tuned.networks)
     modules[SUBJECT] = {name: value[None] for name, value in tuned.person_state.items()}
-    save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite)
+    with output_errors(output):
+        save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite, command="finetune")
     steps = int(getattr(config, "steps", 0))
     return FinetuneResult(output, len(subject), steps, tuned.seconds_per_step, tuned.before, tuned.after)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -19,6 +20,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from talkinghead.errors import OutputExistsError
+
+log = logging.getLogger(__name__)
 
 
 def fsync_directory(path: str | Path) -> None:
@@ -35,6 +40,11 @@ def fsync_directory(path: str | Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def _log_cleanup_error(function, path, error) -> None:
+    """Log a failed clean-up, so the error that caused the clean-up is the one raised."""
+    log.warning("could not remove the temporary %s (%s); delete it by hand", path, error)
 
 
 def _umask() -> int:
@@ -62,8 +72,12 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         os.replace(tmp, path)
         fsync_directory(path.parent)
     finally:
+        # A failing unlink (read-only file system) must not replace the error being raised.
         if os.path.exists(tmp):
-            os.unlink(tmp)
+            try:
+                os.unlink(tmp)
+            except OSError as err:
+                _log_cleanup_error(os.unlink, tmp, err)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -112,7 +126,9 @@ def _exchange_paths(a: Path, b: Path) -> bool:
 
 
 @contextmanager
-def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(
+    path: str | Path, *, overwrite: bool = False, command: str | None = None, token: str | None = None
+) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; move it to ``path`` on success.
 
     Files written into the yielded folder appear at ``path`` all at once. An existing
@@ -120,26 +136,38 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     then swapped with the new folder in one step where the system allows it (Linux), else
     moved aside to a hidden ``.<name>.*.old`` folder first and deleted after the new one is
     in place. A crash never leaves a partly written folder at ``path``.
+
+    With ``command`` (the CLI command writing the folder, e.g. ``"export release"``) the
+    folder gets a marker file listing what it holds, and ``overwrite`` replaces only a folder
+    whose marker names the same command and lists every file in it (see
+    :mod:`talkinghead.utils.output_guard`); anything else is refused before any writing.
+    ``token`` names the temporary folder ``.<name>.<token>.tmp`` (default: random hex).
     """
+    from talkinghead.utils.output_guard import check_replaceable_folder, write_marker
+
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path}: exists and is not a folder; remove it or choose another path")
+        raise OutputExistsError(f"{path}: exists and is not a folder; remove it or choose another path")
     if _is_nonempty_dir(path) and not overwrite:
-        raise FileExistsError(
-            f"{path}: folder exists and is not empty; pass overwrite=True to replace it, or choose another path"
+        raise OutputExistsError(
+            f"{path}: folder exists and is not empty; pass --overwrite to replace it, or choose another path"
         )
+    if command is not None and overwrite:
+        check_replaceable_folder(path, command)
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(4)
+    token = token or secrets.token_hex(4)
     tmp = path.parent / f".{path.name}.{token}.tmp"
     tmp.mkdir()  # os.mkdir honours the umask, unlike tempfile.mkdtemp's 0o700
     try:
         yield tmp
+        if command is not None:
+            write_marker(tmp, command)
         fsync_directory(tmp)
         if not _is_nonempty_dir(path):
             # A missing target, or an empty folder, which rename(2) replaces atomically.
             os.rename(tmp, path)
         elif not overwrite:
-            raise FileExistsError(f"{path}: was filled by someone else while writing; nothing was replaced")
+            raise OutputExistsError(f"{path}: was filled by someone else while writing; nothing was replaced")
         elif _exchange_paths(tmp, path):
             shutil.rmtree(tmp)  # now holds the old folder
         else:
@@ -149,5 +177,9 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
             shutil.rmtree(old)
         fsync_directory(path.parent)
     finally:
+        # Never let the clean-up hide the error that got us here (a full or read-only disk).
         if tmp.exists():
-            shutil.rmtree(tmp)
+            try:
+                shutil.rmtree(tmp)
+            except OSError as err:
+                _log_cleanup_error(shutil.rmtree, tmp, err)

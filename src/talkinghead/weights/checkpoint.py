@@ -205,7 +205,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, mmap: bool =
     if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "checkpoint_version" not in state:
         raise CheckpointError(
             f"{path}: is a PyTorch file but not a talkinghead training checkpoint (no 'step' and "
-            "'checkpoint_version' entries); pass a file written by CheckpointManager.save"
+            "'checkpoint_version' entries). Pass a release folder (config.json with one .safetensors file per "
+            "network, e.g. RUN_DIR/release or models/demo), a training checkpoint RUN_DIR/checkpoints/*.pt or "
+            "a run folder; a single network file is not a whole model"
         )
     if state["checkpoint_version"] > CHECKPOINT_VERSION:
         raise CheckpointError(
@@ -339,11 +341,15 @@ class CheckpointManager:
     def _resolve_latest(self, map_location: Any, mmap: bool) -> tuple[Path, dict[str, Any]] | None:
         """The newest loadable checkpoint and its state; one warning lists every file skipped."""
         target, problem = self._pointer_target()
+        # What was skipped, independent of how the files were read (mmap or not changes the
+        # error text): the same situation is warned about once per manager.
+        situation = [problem]
         if target is not None:
             try:
                 return target, load_checkpoint(target, map_location, mmap=mmap)
             except CheckpointError as err:
                 problem = f"the latest checkpoint is unusable: {err}"
+                situation = [str(target)]
         candidates = [p for p in self.checkpoints() if p != target]
         if target is None and not candidates:
             return None  # a run that has not saved anything yet
@@ -356,16 +362,26 @@ class CheckpointManager:
                 found.append((load_checkpoint(path, "cpu", mmap=True)["step"], order, path))
             except CheckpointError as err:
                 skipped.append(f"skipped {err}")
+                situation.append(str(path))
         for _, _, path in sorted(found, reverse=True):
             try:
                 state = load_checkpoint(path, map_location, mmap=mmap)
             except CheckpointError as err:
                 skipped.append(f"skipped {err}")
+                situation.append(str(path))
                 continue
-            warnings.warn("; ".join(skipped) + f"; falling back to {path} (step {state['step']})", stacklevel=3)
+            self._warn_once("|".join(situation + [str(path)]), "; ".join(skipped) + f"; falling back to {path} (step {state['step']})")
             return path, state
-        warnings.warn("; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}", stacklevel=3)
+        self._warn_once("|".join(situation + ["none"]), "; ".join(skipped) + f"; no loadable checkpoint left in {self.directory}")
         return None
+
+    def _warn_once(self, situation: str, message: str) -> None:
+        """Warn about unusable checkpoints once per manager and situation, however often the
+        latest is resolved (a resume resolves it more than once, reading the files in other ways)."""
+        warned = self.__dict__.setdefault("_warned", set())
+        if situation not in warned:
+            warned.add(situation)
+            warnings.warn(message, stacklevel=4)
 
     def latest_path(self) -> Path | None:
         """The checkpoint a resume would load (see :meth:`load_latest`), or None."""

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,7 @@ from typing import Callable
 import torch
 
 from talkinghead.utils.atomic import atomic_path, atomic_write_text
-from talkinghead.errors import InputNotFoundError, TalkingHeadError, UnknownNameError
+from talkinghead.errors import InputNotFoundError, OutputExistsError, TalkingHeadError, UnknownNameError
 
 
 class WeightsError(TalkingHeadError, RuntimeError):
@@ -325,6 +326,26 @@ def load_asset_state_dict(name: str, purpose: str | None = None) -> dict[str, to
     return load_state_dict(require(name, purpose))
 
 
+def describe_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], shown: int = 5) -> str:
+    """A short account of how ``state`` differs from a network's ``expected`` state dict.
+
+    At most ``shown`` keys of each kind (missing, unexpected, wrong shape) and their count,
+    instead of PyTorch's message listing every key (dozens of lines for a whole network).
+    Empty when they match. BatchNorm ``num_batches_tracked`` counters never count as missing.
+    """
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
+    )
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if keys:
+            listed = ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+            problems.append(f"{label} keys: {listed}")
+    return "; ".join(problems)
+
+
 def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
     """``module.load_state_dict(state, strict=True)`` with an error that names the file.
 
@@ -335,21 +356,11 @@ def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: P
     BatchNorm ``num_batches_tracked`` counters may be absent (files saved by PyTorch < 0.4.1);
     ``load_state_dict`` fills them in, so they do not count as missing.
     """
-    expected = module.state_dict()
-    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = sorted(
-        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
-    )
-    if missing or unexpected or mismatched:
-        problems = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-                problems.append(f"{label} keys: {shown}")
+    problems = describe_mismatch(module.state_dict(), state)
+    if problems:
         raise CorruptWeightsError(
             f"{path}: does not hold the '{name}' weights ({get_asset(name).description}); "
-            f"{'; '.join(problems)}. Install the official file ({get_asset(name).url}) with "
+            f"{problems}. Install the official file ({get_asset(name).url}) with "
             f"`talkinghead weights add {name} FILE --force`."
         )
     module.load_state_dict(state, strict=True)
@@ -381,12 +392,22 @@ def recorded_checksum(name: str) -> dict | None:
     return json.loads(record_path.read_text()).get(name)
 
 
-def add(name: str, source: str | Path, *, force: bool = False) -> tuple[Path, str]:
+def add(
+    name: str, source: str | Path, *, force: bool = False, check: Callable[[], object] | None = None
+) -> tuple[Path, str]:
     """Verify a file a user obtained and install it into the cache.
 
     The file must match the published checksum (when there is one) and must load as a
     tensor state dict. It is copied to a temporary name and renamed, so an interrupted
     copy never leaves a partial file under the real name.
+
+    Args:
+        name: the asset (see ``talkinghead weights list``).
+        source: the file to install.
+        force: replace an installed file with other contents.
+        check: called once the file is in place, e.g. building the asset's network from it
+            (strict key and shape check). When it raises, the previous state is restored (the
+            earlier file, or none) and :class:`CorruptWeightsError` names the source file.
 
     Returns:
         ``(installed path, verification status)``.
@@ -401,9 +422,29 @@ def add(name: str, source: str | Path, *, force: bool = False) -> tuple[Path, st
         if sha256_of(target) == digest:
             _record_checksum(name, digest, status)
             return target, status
-        raise FileExistsError(f"{target} already exists with other contents; pass --force to replace it")
+        raise OutputExistsError(f"{target} already exists with other contents; pass --force to replace it")
+    backup = None
+    if check is not None and target.exists():
+        backup = target.with_name(f".{target.name}.before-add")
+        shutil.copyfile(target, backup)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+    if check is not None:
+        try:
+            check()
+        except WeightsError as err:
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+            # The loader's message names the installed copy; name the file the user gave.
+            reason = str(err).splitlines()[0].replace(str(target), str(source))
+            raise CorruptWeightsError(
+                f"{reason} (checked by loading it into the '{name}' network: nothing was installed)"
+            ) from err
+        finally:
+            if backup is not None and backup.exists():
+                backup.unlink()
     _record_checksum(name, digest, status)
     return target, status
 

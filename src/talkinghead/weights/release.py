@@ -74,6 +74,7 @@ def save_release(
     extra_files: Mapping[str, str] | None = None,
     *,
     overwrite: bool = False,
+    command: str | None = None,
 ) -> Path:
     """Write a release folder atomically.
 
@@ -85,6 +86,9 @@ def save_release(
         extra_files: file name -> text content written beside them (e.g. a README, the
             resolved training YAML).
         overwrite: replace an existing non-empty folder (otherwise ``FileExistsError``).
+        command: the CLI command writing the release (``"export release"``, ``"finetune"``):
+            the folder then gets a marker file, and ``overwrite`` replaces only a folder
+            that this command wrote and that holds nothing else.
 
     Returns:
         The release folder.
@@ -113,7 +117,7 @@ def save_release(
 
     from safetensors.torch import save_file
 
-    with atomic_directory(directory, overwrite=overwrite) as tmp:
+    with atomic_directory(directory, overwrite=overwrite, command=command) as tmp:
         _write_text(tmp / CONFIG_FILE, config_text)
         for name, state in tensors.items():
             save_file(state, str(tmp / f"{name}.safetensors"), metadata={"format": "pt"})

