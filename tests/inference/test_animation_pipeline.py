@@ -102,7 +102,7 @@ def test_several_source_photos_are_averaged(pipeline, real_data):
     one = pipeline.set_source([real_data / "sadtalker_happy.png"])
     two = pipeline.set_source([real_data / "sadtalker_happy.png", real_data / "sadtalker_sad.png"])
     assert two.source_names[0].endswith("sadtalker_happy.png") and len(two.source_names) == 2
-    assert not np.allclose(one.z_style.numpy(), two.z_style.numpy())
+    assert not np.allclose(one.state["z_style"].numpy(), two.state["z_style"].numpy())
     # the first photo stays the reference
     assert np.array_equal(one.reference.crop, two.reference.crop)
 

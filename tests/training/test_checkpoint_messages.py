@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from talkinghead.cli import main
-from talkinghead.training.checkpoint import CheckpointManager
+from talkinghead.weights.checkpoint import CheckpointManager
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "models" / "demo"
@@ -55,10 +55,10 @@ def test_state_dict_mismatch_is_summarised(tmp_path, capsys):
     config = json.loads((model / "config.json").read_text())
     config["model"]["encoder"]["base_channels"] = 8  # the stored weights no longer fit
     (model / "config.json").write_text(json.dumps(config))
-    from talkinghead.models.lsr_pretrained import PretrainedError, load_lsr_weights
+    from talkinghead.models.pretrained import PretrainedError, load_pretrained
 
     with pytest.raises(PretrainedError) as mismatch:
-        load_lsr_weights(model).build(["layout_encoder"])
+        load_pretrained(model).build(["layout_encoder"])
     message = str(mismatch.value)
     assert len(message.splitlines()) == 1 and len(message) < 800
     assert "wrong shape keys" in message and "more" in message

@@ -46,7 +46,7 @@ from talkinghead.data.video import (
     is_video_file,
     natural_sorted,
 )
-from talkinghead.errors import InputNotFoundError
+from talkinghead.errors import InputNotFoundError, InvalidInputError
 
 Layout = Literal["auto", "fsth-eval"]
 IdentityFrom = Literal["auto", "parent", "stem"]
@@ -225,7 +225,7 @@ def _discover_file(path: Path, identity_from: str) -> list[ClipSource]:
     elif is_image_file(path):
         kind = "images"
     else:
-        raise ValueError(
+        raise InvalidInputError(
             f"{path}: not a video or image file; supported extensions are "
             f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))}."
         )
@@ -253,7 +253,7 @@ def _fsth_frames(folder: Path) -> list[Path]:
 
 def _discover_fsth_eval(root: Path, problems: list[Problem]) -> list[ClipSource]:
     if not is_fsth_eval_root(root):
-        raise ValueError(
+        raise InvalidInputError(
             f"{root}: does not match the fsth-eval layout {FSTH_LAYOUT} (needs 'train' and "
             "'test' folders with IDENTITY/VIDEO/combined folders of *_rgb.png frames); "
             "point at the root of the evaluation split, or use layout='auto'."
@@ -293,7 +293,7 @@ def _discover_fsth_eval(root: Path, problems: list[Problem]) -> list[ClipSource]
             source=source,
         ))
     if not clips:
-        raise ValueError(
+        raise InvalidInputError(
             f"{root}: has the fsth-eval folders but no complete IDENTITY/VIDEO with frames in "
             f"both train/ and test/ ({FSTH_LAYOUT}); check the extraction of the split."
         )
@@ -350,9 +350,9 @@ def discover_clips(
             does not match ``layout="fsth-eval"``, or a root that is a prepared dataset.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
+        raise InvalidInputError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
     if identity_from not in IDENTITY_FROM:
-        raise ValueError(
+        raise InvalidInputError(
             f"unknown identity_from {identity_from!r}; choose one of {', '.join(IDENTITY_FROM)}."
         )
     # Absolute (links kept) so clip paths survive a change of working folder and the
@@ -362,13 +362,13 @@ def discover_clips(
         raise InputNotFoundError(f"{root}: dataset input does not exist; check the path.")
     problems: list[Problem] = []
     if root.is_dir() and (root / DATASET_FILE).is_file():
-        raise ValueError(
+        raise InvalidInputError(
             f"{root}: is a dataset written by `talkinghead prepare` (it holds {DATASET_FILE}), not raw "
             "videos; give the folder of videos or images it was prepared from."
         )
     if layout == "fsth-eval":
         if not root.is_dir():
-            raise ValueError(f"{root}: the fsth-eval layout needs a folder ({FSTH_LAYOUT}).")
+            raise InvalidInputError(f"{root}: the fsth-eval layout needs a folder ({FSTH_LAYOUT}).")
         clips = _discover_fsth_eval(root, problems)
     elif root.is_dir():
         if is_fsth_eval_root(root):
@@ -388,13 +388,13 @@ def parse_shard(text: str) -> tuple[int, int]:
     """Parse ``"I/N"`` (shard ``I`` of ``N``, ``0 <= I < N``) into ``(I, N)``."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if match is None:
-        raise ValueError(
+        raise InvalidInputError(
             f"invalid shard {text!r}: expected 'I/N' with 0 <= I < N, e.g. '0/4' for the first "
             "of four shards."
         )
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or index >= count:
-        raise ValueError(
+        raise InvalidInputError(
             f"invalid shard {text!r}: need N >= 1 and 0 <= I < N (shards count from 0), e.g. "
             f"'0/{max(count, 1)}'."
         )
@@ -417,7 +417,7 @@ def shard_clips(
     jobs can split a corpus without coordination or overlap.
     """
     if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise ValueError(
+        raise InvalidInputError(
             f"invalid shard {shard_index}/{num_shards}: need num_shards >= 1 and "
             "0 <= shard_index < num_shards."
         )

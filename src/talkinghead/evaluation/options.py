@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from talkinghead.evaluation.face_embedding import DEFAULT_ID_NETWORK
 from talkinghead.evaluation.metrics import METRICS
+from talkinghead.errors import InvalidInputError
 
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "id_sim", "nmke", "fid", "warp_error")
 
@@ -51,10 +52,10 @@ class EvaluateOptions:
 
     def __post_init__(self):
         if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be positive numbers of shots, got {self.ks}")
+            raise InvalidInputError(f"ks must be positive numbers of shots, got {self.ks}")
         self.ks = sorted(set(int(k) for k in self.ks))
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+            raise InvalidInputError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
         if self.finetune_steps < 0 or self.targets_per_video < 0 or self.batch_size < 1:
-            raise ValueError("finetune_steps and targets_per_video must be >= 0 and batch_size >= 1")
+            raise InvalidInputError("finetune_steps and targets_per_video must be >= 0 and batch_size >= 1")

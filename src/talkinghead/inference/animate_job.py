@@ -25,7 +25,7 @@ from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding
 from talkinghead.inference.views import FrameView
-from talkinghead.errors import InputNotFoundError
+from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.driving import DrivingError
 from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
 from talkinghead.utils.output_guard import (
@@ -123,17 +123,17 @@ class AnimateSummary:
 def check_job(job: AnimateJob) -> None:
     """Fail before any compute on inputs and outputs that cannot work (messages name the path)."""
     if not job.outputs:
-        raise ValueError("no output was given")
+        raise InvalidInputError("no output was given")
     if job.load_source is None and not job.sources:
-        raise ValueError("give the source photos (--source IMG ...) or a saved source (--load-source FILE)")
+        raise InvalidInputError("give the source photos (--source IMG ...) or a saved source (--load-source FILE)")
     if job.load_source is not None and job.sources:
-        raise ValueError("give either the source photos (--source) or a saved source (--load-source), not both")
+        raise InvalidInputError("give either the source photos (--source) or a saved source (--load-source), not both")
     if job.load_source is not None and job.finetune_steps:
-        raise ValueError("--finetune-steps needs the source photos (--source); it cannot start from --load-source")
+        raise InvalidInputError("--finetune-steps needs the source photos (--source); it cannot start from --load-source")
     if job.finetune_steps < 0:
-        raise ValueError(f"--finetune-steps must be >= 0, got {job.finetune_steps}")
+        raise InvalidInputError(f"--finetune-steps must be >= 0, got {job.finetune_steps}")
     if job.max_frames is not None and job.max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {job.max_frames}")
+        raise InvalidInputError(f"--max-frames must be >= 1, got {job.max_frames}")
     for path in [*job.sources, job.driving, job.checkpoint] + ([job.load_source] if job.load_source else []):
         if not Path(path).exists():
             raise InputNotFoundError(f"{path}: no such file or folder")
@@ -155,7 +155,7 @@ def _driving_frames(job: AnimateJob):
     if info.num_frames == 0:
         raise VideoReadError(job.driving, "empty", f"{job.driving}: holds no frames")
     if job.neutral_frame < 0 or job.neutral_frame >= info.num_frames:
-        raise ValueError(f"--neutral-frame {job.neutral_frame} is outside the driving input's {info.num_frames} frames")
+        raise InvalidInputError(f"--neutral-frame {job.neutral_frame} is outside the driving input's {info.num_frames} frames")
     total = info.num_frames if job.max_frames is None else min(job.max_frames, info.num_frames)
 
     def frames():

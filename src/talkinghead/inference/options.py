@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from talkinghead.errors import InvalidInputError
+
 MOTION_MODES = ("relative", "absolute")
 
 
@@ -39,12 +41,12 @@ class AnimateOptions:
 
     def __post_init__(self):
         if self.motion not in MOTION_MODES:
-            raise ValueError(f"motion must be one of {', '.join(MOTION_MODES)}, got {self.motion!r}")
+            raise InvalidInputError(f"motion must be one of {', '.join(MOTION_MODES)}, got {self.motion!r}")
         if self.smooth < 0:
-            raise ValueError(f"smooth must be >= 0 frames, got {self.smooth}")
+            raise InvalidInputError(f"smooth must be >= 0 frames, got {self.smooth}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.face_index < 0:
-            raise ValueError(f"face_index must be >= 0, got {self.face_index}")
+            raise InvalidInputError(f"face_index must be >= 0, got {self.face_index}")
         if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+            raise InvalidInputError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")

@@ -45,6 +45,7 @@ from talkinghead.inference.source import (
 from talkinghead.models.inference_model import InferenceModel
 from talkinghead.models.pretrained import PretrainedModel, load_pretrained
 from talkinghead.utils.device import resolve_device
+from talkinghead.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ class AnimationPipeline:
         if precision == "fp32":
             return nullcontext()
         if self.device.type != "cuda":
-            raise ValueError(f"precision {precision} needs a CUDA device; use fp32 on the CPU")
+            raise InvalidInputError(f"precision {precision} needs a CUDA device; use fp32 on the CPU")
         return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
 
     @torch.no_grad()

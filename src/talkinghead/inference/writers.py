@@ -34,7 +34,7 @@ from talkinghead import errors
 from talkinghead.inference.audio_mux import remux_with_audio
 from talkinghead.inference.stale_temporaries import remove_stale_temporaries
 from talkinghead.utils.atomic import atomic_directory, fsync_directory
-from talkinghead.errors import InputNotFoundError
+from talkinghead.errors import InputNotFoundError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class _WriterBase:
         """Abort and raise when :meth:`close` is called before any frame came."""
         if self.frames_written == 0:
             self.abort()
-            raise ValueError(
+            raise InvalidInputError(
                 f"{self.path}: no frames were written, so nothing was saved; check that "
                 "the driving video yields frames"
             )
@@ -138,13 +138,13 @@ def _as_rgb_frame(frame: np.ndarray, path: Path) -> np.ndarray:
     """``frame`` as a C-contiguous ``(H, W, 3)`` uint8 array, or a ValueError."""
     array = np.asarray(frame)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(
+        raise InvalidInputError(
             f"{path}: frames must be (H, W, 3) uint8 RGB arrays, got shape "
             f"{array.shape} and dtype {array.dtype}; convert float images in [0, 1] "
             "with (x * 255).round().clip(0, 255).astype(np.uint8)"
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{path}: got an empty frame of shape {array.shape}")
+        raise InvalidInputError(f"{path}: got an empty frame of shape {array.shape}")
     return np.ascontiguousarray(array)
 
 
@@ -153,7 +153,7 @@ def _check_size(
 ) -> None:
     """Raise when frame ``index`` is not ``size`` (height, width) like the first one."""
     if array.shape[:2] != size:
-        raise ValueError(
+        raise InvalidInputError(
             f"{path}: frame {index} is {array.shape[1]}x{array.shape[0]} (WxH) but the "
             f"first frame was {size[1]}x{size[0]}; every frame must have the same size"
         )
@@ -170,14 +170,14 @@ def _pad_to_even(array: np.ndarray) -> np.ndarray:
 def _frame_rate(fps: float) -> Fraction:
     """``fps`` as a fraction with a small denominator (29.97 -> 2997/100)."""
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real):
-        raise ValueError(f"fps must be a number, got {fps!r}")
+        raise InvalidInputError(f"fps must be a number, got {fps!r}")
     rate = (
         Fraction(fps).limit_denominator(_MAX_RATE_DENOMINATOR)
         if math.isfinite(fps)
         else 0
     )
     if rate <= 0:
-        raise ValueError(
+        raise InvalidInputError(
             f"fps must be a positive, finite frame rate, got {fps!r}; pass the driving "
             "video's frame rate (probe_video(path).fps)"
         )
@@ -288,9 +288,9 @@ class VideoWriter(_WriterBase):
 
     def _check_options(self, crf: int, max_duration: float | None, audio_from) -> None:
         if not 0 <= crf <= 51:
-            raise ValueError(f"{self.path}: crf must be in [0, 51] (x264), got {crf}")
+            raise InvalidInputError(f"{self.path}: crf must be in [0, 51] (x264), got {crf}")
         if max_duration is not None and not max_duration > 0:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{self.path}: max_duration must be > 0 s, got {max_duration}"
             )
         if audio_from is not None and not Path(audio_from).is_file():

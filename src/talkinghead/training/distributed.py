@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from talkinghead.utils.modules import unwrap
+from talkinghead.errors import DeviceError, InvalidInputError
 
 DevicePreference = Literal["auto", "cpu", "cuda"]
 
@@ -42,7 +43,7 @@ def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {key}={raw!r} is not an integer") from None
+        raise InvalidInputError(f"environment variable {key}={raw!r} is not an integer") from None
 
 
 class DistributedContext:
@@ -58,13 +59,13 @@ class DistributedContext:
         self._world_size = _env_int(env, "WORLD_SIZE", 1)
         self._local_rank = _env_int(env, "LOCAL_RANK", 0)
         if "RANK" in env and "WORLD_SIZE" not in env:
-            raise ValueError("RANK is set but WORLD_SIZE is not; launch multi-process training with torchrun")
+            raise InvalidInputError("RANK is set but WORLD_SIZE is not; launch multi-process training with torchrun")
         if self._world_size < 1 or not 0 <= self._rank < self._world_size:
-            raise ValueError(f"invalid RANK={self._rank} / WORLD_SIZE={self._world_size}")
+            raise InvalidInputError(f"invalid RANK={self._rank} / WORLD_SIZE={self._world_size}")
         if self._world_size > 1:
             missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not env.get(k)]
             if missing:
-                raise ValueError(f"WORLD_SIZE={self._world_size} but {missing} unset; launch with torchrun")
+                raise InvalidInputError(f"WORLD_SIZE={self._world_size} but {missing} unset; launch with torchrun")
         self._device = torch.device("cpu")
         self._backend: str | None = None
         self._owns_group = False
@@ -118,13 +119,13 @@ class DistributedContext:
         CUDA processes use device ``LOCAL_RANK`` and the NCCL backend; CPU processes gloo.
         """
         if device_preference not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {device_preference!r}")
+            raise InvalidInputError(f"device must be auto, cpu or cuda, got {device_preference!r}")
         use_cuda = device_preference == "cuda" or (device_preference == "auto" and torch.cuda.is_available())
         if use_cuda:
             if not torch.cuda.is_available():
-                raise RuntimeError("device=cuda was asked for but CUDA is not available; use device=cpu or auto")
+                raise DeviceError("device=cuda was asked for but CUDA is not available; use device=cpu or auto")
             if self._local_rank >= torch.cuda.device_count():
-                raise RuntimeError(
+                raise DeviceError(
                     f"LOCAL_RANK={self._local_rank} but only {torch.cuda.device_count()} CUDA device(s) are "
                     "visible; start at most that many processes per machine"
                 )
