@@ -127,6 +127,8 @@ class MetaPortraitModelConfig:
         id_dim: size of z_id (dlib's descriptor: 128).
         id_chip_points: dlib's five alignment points in a head crop, fractions of its side (the
             face chip z_id and L_id are computed from).
+        warp_scale: E_w and F_w read x_in resized by this factor and their flow and occlusion
+            are upsampled back (FOMM's dense-motion scale; 1 = the paper, 0.5 quarters their cost).
     """
 
     image_size: int = 256
@@ -134,14 +136,26 @@ class MetaPortraitModelConfig:
     landmark_style: Literal["fsth", "dense"] = "dense"
     id_dim: int = ID_DIM
     id_chip_points: list[tuple[float, float]] = field(default_factory=lambda: [tuple(p) for p in ID_CHIP_POINTS])
+    warp_scale: float = 1.0
     motion_encoder: MotionEncoderConfig = field(default_factory=MotionEncoderConfig)
     flow_network: FlowNetworkConfig = field(default_factory=FlowNetworkConfig)
     refinement_network: RefinementNetworkConfig = field(default_factory=RefinementNetworkConfig)
     discriminator: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
 
+    @property
+    def warp_size(self) -> int:
+        """Side of the x_in that E_w and F_w read."""
+        return int(round(self.image_size * self.warp_scale))
+
     def __post_init__(self):
+        if not 0.0 < self.warp_scale <= 1.0:
+            raise ValueError(f"model.warp_scale must be in (0, 1], got {self.warp_scale}")
+        if self.warp_size % (2**self.flow_network.num_down_blocks):
+            raise ValueError(
+                f"model.image_size * model.warp_scale = {self.warp_size} is not divisible by "
+                f"2**{self.flow_network.num_down_blocks} (model.flow_network.num_down_blocks); change either"
+            )
         checks = {
-            "flow_network": self.flow_network.num_down_blocks,
             "refinement_network": self.refinement_network.num_down_blocks,
         }
         for name, blocks in checks.items():
@@ -152,10 +166,10 @@ class MetaPortraitModelConfig:
                     f"model.image_size={self.image_size} is not divisible by 2**{blocks} (model.{name} has "
                     f"{blocks} resolution steps); pick a size such as {(self.image_size // 2**blocks + 1) * 2**blocks}"
                 )
-        if self.image_size // 2**self.motion_encoder.num_down_blocks < 2:
+        if self.warp_size // 2**self.motion_encoder.num_down_blocks < 2:
             raise ValueError(
                 f"model.motion_encoder.num_down_blocks={self.motion_encoder.num_down_blocks} leaves less than 2x2 "
-                f"pixels of a {self.image_size} px image for instance norm; use fewer blocks"
+                f"pixels of its {self.warp_size} px input for instance norm; use fewer blocks"
             )
         if self.motion_encoder.num_down_blocks < 1 or self.discriminator.num_layers < 1:
             raise ValueError("model.motion_encoder.num_down_blocks and model.discriminator.num_layers must be >= 1")

@@ -55,11 +55,22 @@ class WarpOutput:
 
 
 def predict_warp(motion_encoder: nn.Module, flow_network: nn.Module, source_image: torch.Tensor,
-                 source_landmarks: torch.Tensor, driving_landmarks: torch.Tensor) -> WarpOutput:
-    """x_in -> z_w -> (w, O) -> I~_s for (b, 3, s, s) sources and (b, c, s, s) landmark images."""
+                 source_landmarks: torch.Tensor, driving_landmarks: torch.Tensor, warp_size: int | None = None) -> WarpOutput:
+    """x_in -> z_w -> (w, O) -> I~_s for (b, 3, s, s) sources and (b, c, s, s) landmark images.
+
+    With ``warp_size`` < s, E_w and F_w read x_in at that size and the flow and occlusion are
+    upsampled to s (the flow is in normalised units, so its values need no rescaling).
+    """
     x_in = torch.cat([source_image, source_landmarks.to(source_image.dtype), driving_landmarks.to(source_image.dtype)], 1)
+    size = source_image.shape[-1]
+    if warp_size is not None and warp_size != size:
+        # antialias: thin landmark lines must not vanish between samples
+        x_in = F.interpolate(x_in, size=(warp_size, warp_size), mode="bilinear", align_corners=False, antialias=True)
     z_w = motion_encoder(x_in)
     flow, occlusion = flow_network(x_in, z_w)
+    if flow.shape[-1] != size:
+        flow = F.interpolate(flow, size=(size, size), mode="bilinear", align_corners=False)
+        occlusion = F.interpolate(occlusion, size=(size, size), mode="bilinear", align_corners=False)
     return WarpOutput(flow=flow, occlusion=occlusion, warped=warp(source_image, flow))
 
 
@@ -208,7 +219,7 @@ class MetaPortraitModel(InferenceModel):
     def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(b, 3, s, s) frames for driving landmark images (b, c, s, s) and a batched person state."""
         warped = predict_warp(self.motion_encoder, self.flow_network, state["source_image"],
-                              state["source_landmarks"], landmarks)
+                              state["source_landmarks"], landmarks, self.config.warp_size)
         return refine(self.refinement_network, state["source_features"], warped, state["z_id"])
 
 

@@ -60,7 +60,8 @@ class MetaPortraitPhases:
     def generate(self, nets: Mapping[str, nn.Module], batch) -> tuple[WarpOutput, torch.Tensor | None, torch.Tensor | None]:
         """(warp, I~_y or None, z_id or None) for the batch's driving landmark images."""
         image, landmarks, z_id = self.sources(batch)
-        warped = predict_warp(nets["motion_encoder"], nets["flow_network"], image, landmarks, batch["target_landmarks"])
+        warped = predict_warp(nets["motion_encoder"], nets["flow_network"], image, landmarks, batch["target_landmarks"],
+                              self.model.warp_size)
         output = None
         if self.with_refinement:
             output = refine(nets["refinement_network"], None, warped, z_id.to(image.dtype), source_image=image)
