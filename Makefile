@@ -40,6 +40,7 @@ bench: $(CORE_STAMP)
 	$(BIN)/python benchmarks/rasterize.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/animate.py
+	$(BIN)/python benchmarks/identity_network.py
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

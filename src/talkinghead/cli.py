@@ -197,12 +197,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
             state = "present" if present else "missing"
             if present:
                 rec = weights.registry.recorded_checksum(name)
-                state += f" ({rec['status']})" if rec else " (not installed by `weights add`: unchecked)"
+                if weights.registry.installed_path(name) != weights.asset_path(name):
+                    state += f" (the copy in {asset.package_file[0]})"
+                else:
+                    state += f" ({rec['status']})" if rec else " (not installed by `weights add`: unchecked)"
             print(f"  {name:<14} {state:<22} {asset.filename}")
             print(f"  {'':<14} {asset.description}; used for {asset.used_for}")
         return 0
     if args.action == "path":
-        print(weights.asset_path(args.name))
+        print(weights.registry.installed_path(args.name) or weights.asset_path(args.name))
         return 0
     if args.action == "download":
         path, status = weights.download(args.name, progress=not args.no_progress)
@@ -536,8 +539,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--targets-per-video", type=int, default=option.targets_per_video,
                    help=f"hold-out frames per video (0 = all; default {option.targets_per_video})")
     p.add_argument("--metrics", nargs="+", default=option.metrics, help="metrics to compute")
-    p.add_argument("--id-network", choices=("dlib", "vggface", "arcface"), default=option.id_network,
-                   help="identity network of ID-SIM (dlib works offline; LSR used VGGFace, FSTH/LPD ArcFace)")
+    p.add_argument("--id-network", choices=("dlib-resnet", "dlib", "vggface", "arcface"), default=option.id_network,
+                   help="identity network of ID-SIM (dlib-resnet: dlib's ResNet in PyTorch, batched, offline; dlib: "
+                   "the same network in dlib's C++; LSR used VGGFace, FSTH/LPD ArcFace)")
     p.add_argument("--landmarks", default=option.landmark_backend,
                    help=f"landmark backend of NMKE (default {option.landmark_backend})")
     p.add_argument("--seed", type=int, default=option.seed, help="seed of the shot selection")

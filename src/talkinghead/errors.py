@@ -35,3 +35,10 @@ class DeviceError(TalkingHeadError, RuntimeError):
 
 class OutputExistsError(TalkingHeadError, FileExistsError):
     """An output path is taken and the command was not allowed to replace it."""
+
+
+class UnknownNameError(TalkingHeadError, KeyError):
+    """A name (weights asset, metric, baseline) that is not registered; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError's own str() would quote the message
+        return str(self.args[0]) if self.args else ""

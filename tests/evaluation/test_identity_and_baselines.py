@@ -140,10 +140,22 @@ def test_tight_and_tiny_face_crops_are_still_found(photos):
 
 def test_registered_with_a_report_label_naming_the_network(id_sim):
     assert METRICS["id_sim"].kind == "frame" and METRICS["id_sim"].higher_is_better
-    assert id_sim.description == "ID-SIM (dlib ResNet 128-d; not comparable with VGGFace/ArcFace numbers)"
+    assert id_sim.network == "dlib-resnet"  # the offline default: dlib's network, batched in PyTorch
+    assert id_sim.description.startswith("ID-SIM (dlib ResNet 128-d (PyTorch port")
+    assert IDSim(network="dlib").description == "ID-SIM (dlib ResNet 128-d; not comparable with VGGFace/ArcFace numbers)"
     assert isinstance(build_metric("id_sim"), IDSim)
-    with pytest.raises(ValueError, match="dlib, vggface, arcface"):
+    with pytest.raises(ValueError, match="dlib-resnet, dlib, vggface, arcface"):
         IDSim(network="facenet")
+
+
+def test_dlib_resnet_gives_dlibs_numbers(id_sim, photos, d18):
+    """The PyTorch port (default) against dlib's C++ (``--id-network dlib``) on the same images."""
+    images = np.stack([photos["happy"], photos["sad"], photos["biden"], np.full_like(photos["happy"], 128)])
+    ours, theirs = id_sim.embed(images), IDSim(network="dlib").embed(images)
+    assert np.isnan(ours[3]).all() and np.isnan(theirs[3]).all()
+    assert ((ours[:3] * theirs[:3]).sum(1) >= 0.999).all()
+    frames = np.stack([d18[0], d18[60], d18[120]])
+    assert ((id_sim.embed(frames) * IDSim(network="dlib").embed(frames)).sum(1) >= 0.999).all()
 
 
 # ---- VGG-Face and ArcFace embedders through the weights registry ----------------------------------

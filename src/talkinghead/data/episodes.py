@@ -74,6 +74,7 @@ class EpisodeDataset(Dataset):
         source_landmarks    (k, 3, h, w) float32 in [-1, 1], rasterised landmarks
         target_image        (3, h, w)
         target_landmarks    (3, h, w)
+        target_points       (68, 2) iBUG-68 landmarks of the target, in pixels of the (h, w) image
         target_segmentation (h, w) int64 class indices (only when the dataset has maps)
         identity_index      () int64 index into :attr:`identities`
         clip_index          () int64 item index
@@ -220,6 +221,16 @@ class EpisodeDataset(Dataset):
             image = cv2.resize(image, (self.size, self.size), interpolation=interpolation)
         return image, width
 
+    def _points68(self, clip: PreparedClip, frame: int, stored_size: int) -> torch.Tensor:
+        """(68, 2) float32 iBUG-68 points of ``frame`` in pixels of the (size, size) item image.
+
+        Stored points are in the stored frame's pixels; resizing maps pixel centres, so a point
+        moves by ``(p + 0.5) * scale - 0.5``. The identity loss aligns face chips with them.
+        """
+        points = np.asarray(clip.landmarks68[frame][:, :2], np.float32)
+        scale = self.size / stored_size
+        return torch.from_numpy((points + 0.5) * scale - 0.5)
+
     def _segmentation(self, clip: PreparedClip, frame: int) -> torch.Tensor:
         labels = clip.segmentation(frame)  # (H, W) uint8
         if labels.ndim != 2:
@@ -272,6 +283,7 @@ class EpisodeDataset(Dataset):
             "source_landmarks": landmarks_t[:num_sources],  # (k, 3, h, w)
             "target_image": images_t[num_sources],  # (3, h, w)
             "target_landmarks": landmarks_t[num_sources],  # (3, h, w)
+            "target_points": self._points68(clip, int(target_index), stored_size),  # (68, 2); target read last
             "identity_index": torch.tensor(self._identity_index[record.identity], dtype=torch.int64),
             "clip_index": torch.tensor(index, dtype=torch.int64),
             "source_indices": torch.from_numpy(source_indices),  # (k,)

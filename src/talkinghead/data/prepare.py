@@ -34,7 +34,7 @@ from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES
 from talkinghead.data.sources import ClipSource, discover_clips, shard_clips
 from talkinghead.data.video import VideoReadError, open_frame_source, sample_frame_indices
 from talkinghead.utils.atomic import atomic_write_json
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputNotFoundError, TalkingHeadError
 
 log = logging.getLogger(__name__)
 
@@ -556,7 +556,7 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
     options = options or RunOptions()
     input_path, output = Path(input_path), Path(output)
     if not input_path.exists():
-        raise FileNotFoundError(f"{input_path}: input does not exist (give a video, an image folder or a folder of videos)")
+        raise InputNotFoundError(f"{input_path}: input does not exist (give a video, an image folder or a folder of videos)")
     start = time.perf_counter()
     clips, discovery_problems = discover_clips(input_path, layout=config.layout, identity_from=config.identity_from)
     if not clips:

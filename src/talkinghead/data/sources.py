@@ -43,6 +43,7 @@ from talkinghead.data.video import (
     is_video_file,
     natural_sorted,
 )
+from talkinghead.errors import InputNotFoundError
 
 Layout = Literal["auto", "fsth-eval"]
 IdentityFrom = Literal["auto", "parent", "stem"]
@@ -341,7 +342,7 @@ def discover_clips(
     # root folder has a name even when given as ".".
     root = Path(input_path).absolute()
     if not root.exists():
-        raise FileNotFoundError(f"{root}: dataset input does not exist; check the path.")
+        raise InputNotFoundError(f"{root}: dataset input does not exist; check the path.")
     problems: list[Problem] = []
     if layout == "fsth-eval":
         if not root.is_dir():

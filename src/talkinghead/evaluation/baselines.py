@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from talkinghead.errors import UnknownNameError
+
 Baseline = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 # Anchor points per image side (corners included) pinned to the border so the warp fades to
@@ -173,4 +175,4 @@ def get_baseline(name: str) -> Baseline:
     try:
         return BASELINES[name]
     except KeyError:
-        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}") from None
+        raise UnknownNameError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}") from None

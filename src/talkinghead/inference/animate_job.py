@@ -26,6 +26,7 @@ from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding
 from talkinghead.inference.views import FrameView
 from talkinghead.inference.writers import OutputExistsError, open_writer
+from talkinghead.errors import InputNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def check_job(job: AnimateJob) -> None:
         raise ValueError(f"--max-frames must be >= 1, got {job.max_frames}")
     for path in [*job.sources, job.driving, job.checkpoint] + ([job.load_source] if job.load_source else []):
         if not Path(path).exists():
-            raise FileNotFoundError(f"{path}: no such file or folder")
+            raise InputNotFoundError(f"{path}: no such file or folder")
     if not job.overwrite:
         targets = [o.path for o in job.outputs] + ([job.save_source] if job.save_source else [])
         for path in targets:

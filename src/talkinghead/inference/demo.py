@@ -26,6 +26,7 @@ from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame
 from talkinghead.inference.views import resize_to_height
 from talkinghead.utils.atomic import atomic_path
+from talkinghead.errors import InputNotFoundError
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_MODEL = REPO / "models" / "demo"
@@ -58,7 +59,7 @@ class DemoResult:
 
 def _bundled(path: Path, what: str, option: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{path}: the bundled {what} is missing; it ships with the source checkout of talkinghead "
             f"(git clone), or pass your own with {option}"
         )

@@ -33,6 +33,7 @@ from PIL import Image
 from talkinghead import errors
 from talkinghead.inference.audio_mux import remux_with_audio
 from talkinghead.utils.atomic import atomic_directory, fsync_directory
+from talkinghead.errors import InputNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class VideoWriter(_WriterBase):
                 f"{self.path}: max_duration must be > 0 s, got {max_duration}"
             )
         if audio_from is not None and not Path(audio_from).is_file():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"{audio_from}: audio source does not exist; check the path, or pass no "
                 "audio source for a silent video"
             )

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from talkinghead.config.lsr import LossWeights
 from talkinghead.losses import (
+    DlibIdentityLoss,
     IdentityLoss,
     PerceptualLoss,
     d_logistic_loss,
@@ -50,6 +51,8 @@ class LSRObjective:
         face = perceptual.vggface
         self.vggface = PerceptualLoss(face) if perceptual.has("vggface") and weights.vggface > 0 else None
         self.identity = IdentityLoss(face) if perceptual.has("vggface_fc") and weights.identity > 0 else None
+        if self.identity is None and perceptual.has("dlib_resnet") and weights.identity > 0:
+            self.identity = DlibIdentityLoss(perceptual.dlib_resnet)  # VGGFace missing: dlib-resnet stands in
 
     def to(self, device: torch.device) -> LSRObjective:
         for loss in (self.vgg19, self.vggface, self.identity, self.rgb_perceptual):
@@ -85,12 +88,14 @@ class LSRObjective:
         fake_logits: torch.Tensor | None,
         layout_logits: torch.Tensor | None = None,
         segmentation: torch.Tensor | None = None,
+        target_points: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Terms]:
         """Eq. 4: L_rec + lambda_adv L_adv + lambda_L2 (||z^l||^2 + ||z^s||^2).
 
         L_rec = w_vgg19 VGG19 + w_vggface VGGFace + w_identity identity + w_l1 L1 (§3.3).
         A non-zero ``segmentation`` weight keeps the cross-entropy on (the paper turns it
-        off in this stage, §3.4).
+        off in this stage, §3.4). ``target_points`` (b, 68, 2): the target's iBUG landmarks in
+        pixels, which the dlib-resnet identity loss aligns its face chips with.
         """
         w = self.weights
         output, target = output.float(), target.float()
@@ -107,7 +112,11 @@ class LSRObjective:
             add("vgg19", w.vgg19, self.vgg19(output, target))
         if self.vggface is not None:
             add("vggface", w.vggface, self.vggface(output, target))
-        if self.identity is not None:
+        if isinstance(self.identity, DlibIdentityLoss):
+            if target_points is None:
+                raise ValueError("the dlib-resnet identity loss needs the batch's target_points (iBUG-68 landmarks)")
+            add("identity", w.identity, self.identity(output, target, target_points.float()))
+        elif self.identity is not None:
             add("identity", w.identity, self.identity(output, target))
         if w.gan > 0 and fake_logits is not None:
             add("gan", w.gan, g_nonsaturating_loss(fake_logits.float()))

@@ -75,7 +75,7 @@ class FullObjectivePhases:
             self._fakes[id(batch)] = out.image.detach()
         return self.objective.generator(
             out.image, batch["target_image"], z_layout, z_style, fake_logits,
-            out.layout_logits, batch.get("target_segmentation"),
+            out.layout_logits, batch.get("target_segmentation"), batch.get("target_points"),
         )
 
     def d_loss(self, batch, nets):

@@ -34,7 +34,7 @@ def requires_segmentation(stage: StageConfig) -> bool:
 def perceptual_networks(config: LSRTrainConfig) -> PerceptualNetworks:
     """The pretrained loss networks every stage of the run needs (built once)."""
     needed = set().union(*(needed_networks(s.loss_weights) for s in config.stages))
-    return build_perceptual_networks(needed, config.trainer.perceptual)
+    return build_perceptual_networks(needed, config.trainer.perceptual, identity_fallback=True)
 
 
 # ---------------------------------------------------------------------- stages

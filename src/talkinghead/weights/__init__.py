@@ -20,10 +20,12 @@ from talkinghead.weights.registry import (
     require,
     verify,
 )
+from talkinghead.weights.dlib_dnn import DlibFormatError, read_dlib_network  # registers the "dlib" file check
 
 __all__ = [
     "ASSETS",
     "ChecksumError",
+    "DlibFormatError",
     "CorruptWeightsError",
     "MissingWeightsError",
     "WeightsAsset",
@@ -38,6 +40,7 @@ __all__ = [
     "load_into",
     "load_strict",
     "load_state_dict",
+    "read_dlib_network",
     "require",
     "verify",
 ]

@@ -9,17 +9,19 @@ the command that installs it. The cache folder is ``$TALKINGHEAD_HOME`` (default
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from talkinghead.utils.atomic import atomic_path, atomic_write_text
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputNotFoundError, TalkingHeadError, UnknownNameError
 
 
 class WeightsError(TalkingHeadError, RuntimeError):
@@ -55,6 +57,10 @@ class WeightsAsset:
             (the torch.hub convention ``name-<sha256 prefix>.pth``).
         conversion: how to turn what the official source gives into ``filename``.
         license: the licence of the weights as stated by their authors.
+        file_format: ``state_dict`` (a PyTorch/safetensors tensor dict) or ``dlib`` (a dlib DNN
+            file, read by :mod:`talkinghead.weights.dlib_dnn`).
+        package_file: ``(python package, path inside it)`` of a pip package that ships the
+            file; when the package is installed and the cache holds no copy, its file is used.
     """
 
     name: str
@@ -67,6 +73,8 @@ class WeightsAsset:
     sha256_prefix: str | None = None
     conversion: str = "none: install the downloaded file as it is"
     license: str = "see the official source"
+    file_format: str = "state_dict"
+    package_file: tuple[str, str] | None = None
 
 
 ASSETS: dict[str, WeightsAsset] = {
@@ -146,6 +154,19 @@ ASSETS: dict[str, WeightsAsset] = {
             sha256_prefix="11f355bf06",
             license="BSD-3-Clause (1adrianb/face-alignment)",
         ),
+        WeightsAsset(
+            name="dlib_resnet",
+            filename="dlib_face_recognition_resnet_model_v1.dat",
+            description="dlib's 29-layer ResNet face descriptor, 128-d (99.38% on LFW), dlib DNN file",
+            used_for="ID-SIM with dlib-resnet, the identity loss when VGGFace is missing, MetaPortrait's identity",
+            url="https://github.com/ageitgey/face_recognition_models/raw/master/face_recognition_models/models/"
+            "dlib_face_recognition_resnet_model_v1.dat",
+            sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            conversion="none; or `pip install face_recognition_models`, whose copy is found automatically",
+            license="public domain (dlib model, Davis King) / CC0 (face_recognition_models)",
+            file_format="dlib",
+            package_file=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
+        ),
     ]
 }
 
@@ -166,7 +187,7 @@ def get_asset(name: str) -> WeightsAsset:
     try:
         return ASSETS[name]
     except KeyError:
-        raise KeyError(f"unknown weights asset {name!r}; known: {', '.join(sorted(ASSETS))}") from None
+        raise UnknownNameError(f"unknown weights asset {name!r}; known: {', '.join(sorted(ASSETS))}") from None
 
 
 def asset_path(name: str) -> Path:
@@ -174,9 +195,36 @@ def asset_path(name: str) -> Path:
     return weights_dir() / get_asset(name).filename
 
 
+def package_path(name: str) -> Path | None:
+    """The copy of asset ``name`` inside an installed pip package, if there is one.
+
+    The package is located without importing it (importing ``face_recognition_models`` warns).
+    """
+    asset = get_asset(name)
+    if asset.package_file is None:
+        return None
+    package, relative = asset.package_file
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / relative
+    return path if path.is_file() else None
+
+
+def installed_path(name: str) -> Path | None:
+    """The file asset ``name`` is read from: the cache's copy, else a pip package's copy, else None."""
+    cached = asset_path(name)
+    if cached.is_file():
+        return cached
+    return package_path(name)
+
+
 def is_available(name: str) -> bool:
-    """Whether the file of asset ``name`` is installed."""
-    return asset_path(name).is_file()
+    """Whether the file of asset ``name`` is installed (in the cache or in a pip package)."""
+    return installed_path(name) is not None
 
 
 def how_to_get(name: str) -> str:
@@ -187,17 +235,20 @@ def how_to_get(name: str) -> str:
         fetch = f"run `talkinghead weights download {name}` (needs internet), or download {asset.url}"
     else:
         fetch = f"download it from {asset.url}"
-    return f"{fetch}, then run `talkinghead weights add {name} FILE` (installs it as {target})"
+    text = f"{fetch}, then run `talkinghead weights add {name} FILE` (installs it as {target})"
+    if asset.package_file is not None:
+        text = f"run `pip install {asset.package_file[0].replace('_', '-')}` (its copy is found automatically), or {text}"
+    return text
 
 
 def require(name: str, purpose: str | None = None) -> Path:
     """Path of an installed asset, or a :class:`MissingWeightsError` saying how to get it."""
     asset = get_asset(name)
-    path = asset_path(name)
-    if not path.is_file():
+    path = installed_path(name)
+    if path is None:
         raise MissingWeightsError(
             f"{purpose or asset.used_for} needs the pretrained weights '{name}' ({asset.description}), "
-            f"expected at {path}. To get them: {how_to_get(name)}."
+            f"expected at {asset_path(name)}. To get them: {how_to_get(name)}."
         )
     return path
 
@@ -262,6 +313,11 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+# How ``add`` checks a file of each ``WeightsAsset.file_format`` before installing it (raises
+# CorruptWeightsError). Readers of other formats register here (weights/dlib_dnn.py adds "dlib").
+FILE_CHECKS: dict[str, Callable[[Path], object]] = {"state_dict": load_state_dict}
 
 
 def load_asset_state_dict(name: str, purpose: str | None = None) -> dict[str, torch.Tensor]:
@@ -337,9 +393,9 @@ def add(name: str, source: str | Path, *, force: bool = False) -> tuple[Path, st
     """
     source = Path(source)
     if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such file to install as '{name}'")
+        raise InputNotFoundError(f"{source}: no such file to install as '{name}'")
     digest, status = verify(name, source)
-    load_state_dict(source)  # refuse files that cannot be read safely
+    FILE_CHECKS[get_asset(name).file_format](source)  # refuse files that cannot be read safely
     target = asset_path(name)
     if target.exists() and not force:
         if sha256_of(target) == digest:

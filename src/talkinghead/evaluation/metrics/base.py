@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from talkinghead.errors import UnknownNameError
+
 MetricKind = Literal["frame", "set", "video"]
 
 
@@ -80,7 +82,7 @@ def build_metric(name: str, **options: Any) -> Any:
         MetricUnavailable: its network or package is missing (the reason says which file).
     """
     if name not in METRICS:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+        raise UnknownNameError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     return METRICS[name].factory(**options)
 
 

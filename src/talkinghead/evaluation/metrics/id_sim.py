@@ -3,7 +3,8 @@
 The papers measure identity preservation with different networks: LSR with VGG-Face, FSTH and
 LPD (who call it CSIM) with ArcFace. Both are available through the weights registry
 (``network="vggface"`` / ``"arcface"``). The default, which needs no download, is dlib's 128-d
-ResNet face descriptor from ``face_recognition_models``. Cosines from different networks are
+ResNet face descriptor from ``face_recognition_models``, run by its PyTorch port in batches
+(``dlib-resnet``); ``network="dlib"`` runs the same network through dlib's C++. Cosines from different networks are
 on different scales, so every report prints :attr:`IDSim.description`, which names the network.
 """
 
@@ -13,12 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from talkinghead.evaluation.face_embedding import (
-    EMBEDDERS,
-    FaceEmbedder,
-    build_face_embedder,
-    embedder_problem,
-)
+# The module, not its names: face_embedding imports metrics.base, whose package imports this
+# file, so whichever of the two is imported first, the other may still be half-initialised here.
+from talkinghead.evaluation import face_embedding
 from talkinghead.evaluation.metrics.base import (
     MetricUnavailable,
     check_image_batch,
@@ -46,14 +44,15 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     "frame",
     higher_is_better=True,
     description="ID-SIM: cosine similarity of face-recognition embeddings of output and ground truth "
-    "(network named in each report; default dlib ResNet 128-d)",
+    "(network named in each report; default dlib ResNet 128-d, PyTorch port)",
     requires=("dlib", "face_recognition_models"),
 )
 class IDSim:
     """ID-SIM metric: ``metric(outputs, targets) -> (n,)`` cosines, NaN where either frame has no face.
 
     Args:
-        network: ``dlib`` (offline default), ``vggface`` (LSR) or ``arcface`` (FSTH, LPD).
+        network: ``dlib-resnet`` (offline default, when None), ``dlib`` (the same network in dlib's C++),
+            ``vggface`` (LSR) or ``arcface`` (FSTH, LPD).
         embedder: an already built embedder to use instead (its ``name`` must equal ``network``).
         embedder_options: keyword arguments of the embedder built by the metric (``device``,
             ``batch_size``, ``whole_image_fallback``, ...).
@@ -64,14 +63,17 @@ class IDSim:
             when the metric is built; the network itself is loaded on first use).
     """
 
-    def __init__(self, *, network: str = "dlib", embedder: FaceEmbedder | None = None, **embedder_options: Any):
-        if network not in EMBEDDERS:
-            raise ValueError(f"unknown ID-SIM network {network!r}; choose one of {', '.join(EMBEDDERS)}")
+    def __init__(self, *, network: str | None = None, embedder: face_embedding.FaceEmbedder | None = None,
+                 **embedder_options: Any):
+        network = network or face_embedding.DEFAULT_ID_NETWORK
+        embedders = face_embedding.EMBEDDERS
+        if network not in embedders:
+            raise ValueError(f"unknown ID-SIM network {network!r}; choose one of {', '.join(embedders)}")
         name = getattr(embedder, "name", network)
         if embedder is not None and name != network:
             raise ValueError(f"the given embedder is {name!r} but network={network!r}; pass network={name!r}")
         if embedder is None:
-            problem = embedder_problem(network)
+            problem = face_embedding.embedder_problem(network)
             if problem is not None:
                 raise MetricUnavailable("id_sim", problem)
         self.network = network
@@ -81,13 +83,13 @@ class IDSim:
     @property
     def description(self) -> str:
         """One line for reports, naming the identity network (e.g. ``ID-SIM (dlib ResNet 128-d; ...)``)."""
-        return f"ID-SIM ({EMBEDDERS[self.network].description})"
+        return f"ID-SIM ({face_embedding.EMBEDDERS[self.network].description})"
 
     @property
-    def embedder(self) -> FaceEmbedder:
+    def embedder(self) -> face_embedding.FaceEmbedder:
         """The face embedder, built on first use (loading a network takes a moment)."""
         if self._embedder is None:
-            self._embedder = build_face_embedder(self.network, metric="id_sim", **self._embedder_options)
+            self._embedder = face_embedding.build_face_embedder(self.network, metric="id_sim", **self._embedder_options)
         return self._embedder
 
     def embed(self, images: np.ndarray) -> np.ndarray:
