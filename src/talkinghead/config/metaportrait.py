@@ -87,6 +87,9 @@ class RefinementNetworkConfig:
             ``image_size / 2**num_down_blocks``).
         num_bottleneck_blocks: fusion residual blocks at the lowest resolution.
         film_hidden_channels: feature maps of the FiLM branch that reads the warped image.
+        residual: predict a correction added to the warped source I~_s (its last conv starts
+            at zero, so an untrained G_r returns I~_s) instead of the frame itself (the paper).
+            For short trainings: the full stage starts from the pre-trained warp's quality.
     """
 
     base_channels: int = 64
@@ -94,6 +97,7 @@ class RefinementNetworkConfig:
     num_down_blocks: int = 3
     num_bottleneck_blocks: int = 2
     film_hidden_channels: int = 64
+    residual: bool = False
 
 
 @dataclass

@@ -129,6 +129,10 @@ class RefinementNetwork(nn.Module):
             FusionResBlock(widths[i + 1], widths[i], id_dim, hidden) for i in range(config.num_down_blocks)
         )
         self.to_rgb = nn.Conv2d(widths[0], 3, 3, padding=1)
+        self.residual = config.residual
+        if self.residual:  # start as the identity on I~_s
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
 
     def encode_source(self, source_image: torch.Tensor) -> torch.Tensor:
         """The source's features (computed once per person): (b, 3, s, s) -> (b, C, s / 2**d, s / 2**d)."""
@@ -149,7 +153,8 @@ class RefinementNetwork(nn.Module):
             source_image: (b, 3, s, s) I_s, when ``source_features`` is None.
 
         Returns:
-            (b, 3, s, s) in [-1, 1].
+            (b, 3, s, s) in [-1, 1]: tanh of the last conv, or with ``config.residual`` I~_s plus
+            the last conv, clamped.
         """
         if source_features is None:
             if source_image is None:
@@ -162,4 +167,7 @@ class RefinementNetwork(nn.Module):
         for block in reversed(self.up):
             h = F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)
             h = block(h, z_id, warped_image)
-        return torch.tanh(self.to_rgb(F.leaky_relu(h, 0.2)))
+        rgb = self.to_rgb(F.leaky_relu(h, 0.2))
+        if self.residual:
+            return (warped_image.to(rgb.dtype) + rgb).clamp(-1.0, 1.0)
+        return torch.tanh(rgb)

@@ -21,10 +21,11 @@ from torch import nn
 from talkinghead.config.metaportrait import MetaPortraitLossWeights, MetaPortraitModelConfig
 from talkinghead.losses.face_regions import eye_mask, masked_l1, mouth_mask
 from talkinghead.losses.factory import PerceptualNetworks
+from talkinghead.losses.identity import DlibIdentityLoss
 from talkinghead.losses.lsgan import feature_matching_loss, lsgan_d_loss, lsgan_g_loss
 from talkinghead.losses.perceptual import PerceptualLoss
 from talkinghead.losses.pyramid import pyramid_l1
-from talkinghead.models.metaportrait import chip_points, identity_descriptor
+from talkinghead.models.metaportrait import chip_points
 
 NUM_PERCEPTUAL_SCALES = 4  # official: VGG features of 4 image scales
 
@@ -45,7 +46,7 @@ class MetaPortraitObjective(nn.Module):
         self.weights = weights
         self.model = model
         self.vgg = PerceptualLoss(perceptual.vgg19) if perceptual.vgg19 is not None else None
-        self.id_network = id_network
+        self.id_loss = DlibIdentityLoss(id_network) if id_network is not None else None
         if weights.identity > 0 and id_network is None:
             raise ValueError("the identity loss needs dlib's face ResNet (DlibResNet.from_registry())")
 
@@ -63,7 +64,7 @@ class MetaPortraitObjective(nn.Module):
     def identity(self, output: torch.Tensor, z_id: torch.Tensor) -> torch.Tensor:
         """L_id = 1 - cos(E_id(I~_y), z_id) (Eq. 3), mean over the batch."""
         points = chip_points(self.model, output.shape[0], output.shape[-1], output.device)
-        descriptor = identity_descriptor(self.id_network, output, points)
+        descriptor = self.id_loss.descriptor(output, points)  # unit length, as z_id
         return (1.0 - (descriptor * z_id.float()).sum(dim=1)).mean()
 
     def warp_terms(self, warped: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
