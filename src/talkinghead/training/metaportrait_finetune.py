@@ -28,6 +28,7 @@ from talkinghead.models.pretrained import PretrainedModel
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
+from talkinghead.training.metaportrait_resources import build_resources
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
 from talkinghead.training.trainer import StagePlan, Trainer
 
@@ -56,8 +57,6 @@ def finetune_metaportrait_networks(
     pretrained: PretrainedModel, subject: SubjectFrames, config: MetaPortraitFinetuneConfig
 ) -> FinetunedNetworks:
     """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written."""
-    from talkinghead.training.metaportrait_recipe import build_resources  # the recipe imports this module
-
     model = pretrained.config
     names = [n for n in MODULE_NAMES if n in pretrained.state_dicts]
     if "discriminator" in config.modules and "discriminator" not in names:
