@@ -13,6 +13,7 @@ from talkinghead.config.base import (
     to_dict,
 )
 from talkinghead.config.lsr import FinetuneConfig, LSRModelConfig, LSRTrainConfig
+from talkinghead.config import metaportrait as _metaportrait  # noqa: F401  (registers its config kinds)
 from talkinghead.config.training import DataConfig, StageSchedule, TrainerConfig
 from talkinghead.config.prepare import PrepareConfig
 

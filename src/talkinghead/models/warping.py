@@ -1,0 +1,42 @@
+"""Backward warping with a dense flow field (MetaPortrait §3.1: I~_s = w(I_s)), 4-D ``grid_sample`` only.
+
+The flow is a displacement in normalised coordinates ([-1, 1] across the image, ``x`` then
+``y``), added to the identity sampling grid: output pixel p reads the source at
+``p + flow(p)``. Only the 4-D form of ``grid_sample`` is used (bilinear, border padding),
+because the 5-D one is what blocks ONNX export of 3-D-warping models.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def identity_grid(height: int, width: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(1, h, w, 2) sampling grid that reads every pixel centre in place (``align_corners=False``)."""
+    ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1)[None]
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(b, 2, h, w) flow at another resolution; normalised displacements need no rescaling."""
+    if tuple(flow.shape[-2:]) == tuple(size):
+        return flow
+    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+
+
+def warp(source: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Warp ``source`` (b, c, h, w) by ``flow`` (b, 2, h', w') -> (b, c, h, w).
+
+    The flow is resized to the source's resolution first, so one flow warps the image and
+    every feature map of it.
+    """
+    if source.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2:
+        raise ValueError(f"warp: expected (b, c, h, w) source and (b, 2, h, w) flow, got {tuple(source.shape)} "
+                         f"and {tuple(flow.shape)}")
+    h, w = source.shape[-2:]
+    flow = resize_flow(flow, (h, w)).to(source.dtype)
+    grid = identity_grid(h, w, device=source.device, dtype=source.dtype) + flow.permute(0, 2, 3, 1)  # (b, h, w, 2)
+    return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)

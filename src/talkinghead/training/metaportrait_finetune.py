@@ -1,0 +1,136 @@
+"""MetaPortrait plain subject fine-tuning: tune the base model on one person's frames.
+
+The person state (source frame, its landmark image, z_id) is computed once with the
+trained model; then the networks in ``config.modules`` (default: the refinement network
+and D) are tuned by reconstructing the subject's frames from that source with the full
+stage's objective, in the common trainer. The eye and mouth terms need landmark points,
+which subject frames do not carry, so they are off here. (MetaPortrait §3.2's
+meta-learned fast personalisation is not implemented; this is the plain fine-tuning the
+paper compares it with.)
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.config import to_dict
+from talkinghead.config.metaportrait import MODULE_NAMES, MetaPortraitFinetuneConfig
+from talkinghead.config.training import TrainerConfig
+from talkinghead.data.holdout import l1, psnr
+from talkinghead.data.subject import SubjectFrames
+from talkinghead.models.metaportrait import METHOD, identity_code, select_source
+from talkinghead.models.pretrained import PretrainedModel
+from talkinghead.training.distributed import DistributedContext, seed_everything
+from talkinghead.training.metaportrait_objective import MetaPortraitObjective
+from talkinghead.training.metaportrait_phases import MetaPortraitPhases
+from talkinghead.training.metaportrait_resources import build_resources
+from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
+from talkinghead.training.trainer import StagePlan, Trainer
+
+
+def _subject_batches(subject: SubjectFrames, person: dict[str, torch.Tensor], config: MetaPortraitFinetuneConfig,
+                     total_steps: int):
+    """``start_step -> iterator``: each step draws ``batch_size`` of the subject's frames, seeded by step."""
+
+    def batch_for(step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([config.seed, step])
+        n = len(subject)
+        idx = torch.from_numpy(rng.choice(n, size=config.batch_size, replace=config.batch_size > n))
+        batch = {"target_image": subject.images[idx], "target_landmarks": subject.landmarks[idx]}
+        for name, value in person.items():
+            batch[name] = value.expand(len(idx), *value.shape[1:]).clone()
+        return batch
+
+    def stream(start_step: int):
+        for step in range(start_step, total_steps):
+            yield [batch_for(step)]
+
+    return stream
+
+
+def finetune_metaportrait_networks(
+    pretrained: PretrainedModel, subject: SubjectFrames, config: MetaPortraitFinetuneConfig
+) -> FinetunedNetworks:
+    """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written."""
+    model = pretrained.config
+    names = [n for n in MODULE_NAMES if n in pretrained.state_dicts]
+    if "discriminator" in config.modules and "discriminator" not in names:
+        raise TrainingSetupError(
+            f"{pretrained.source}: has no discriminator weights, which fine-tuning with the adversarial loss needs; "
+            "use a training checkpoint or a full release, or set modules=[refinement_network] and "
+            "loss_weights.gan=0 loss_weights.feature_matching=0"
+        )
+    weights = config.loss_weights
+    context = DistributedContext().init(config.device)
+    seed_everything(config.seed, 0)
+    trainer_config = TrainerConfig(
+        seed=config.seed, device=config.device, precision=config.precision, ema_decay=0.0,
+        log_every=max(1, config.steps // 20), image_every=config.steps, checkpoint_every=config.steps * 10,
+        keep_checkpoints=1, perceptual=config.perceptual,
+    )
+    with tempfile.TemporaryDirectory(prefix="talkinghead-finetune-") as run_dir:
+        trainer = Trainer(
+            method=METHOD,
+            config={"method": METHOD, "model": to_dict(model), "finetune": to_dict(config)},
+            trainer_config=trainer_config, run_dir=run_dir, networks=pretrained.build(names),
+            ema_networks=[], context=context,
+        )
+        try:
+            device = trainer.device
+            shared = build_resources(config.perceptual, True, option="perceptual")
+            if shared.message:
+                trainer.logger.info(shared.message)
+            id_net = shared.id_network.to(device)
+            images, landmarks = subject.images.to(device), subject.landmarks.to(device)
+            with torch.no_grad():  # the person state is computed once, from all the subject's frames
+                source_image, source_landmarks = select_source(images[None], landmarks[None])
+                z_id = identity_code(id_net, model, images[None])
+            person = {"source_image": source_image.cpu(), "source_landmarks": source_landmarks.cpu(), "z_id": z_id.cpu()}
+            objective = MetaPortraitObjective(weights, model, shared.perceptual, id_net).to(device)
+            phases = MetaPortraitPhases(objective, model, config.modules, True, id_net)
+
+            @torch.no_grad()
+            def evaluate(nets) -> dict[str, float]:
+                batch = {"target_image": images, "target_landmarks": landmarks}
+                batch.update({k: v.to(device).expand(len(images), *v.shape[1:]) for k, v in person.items()})
+                with trainer.autocast():
+                    out = phases.generate(nets, batch)[1]
+                return {"l1": float(l1(out, images).mean()), "psnr": float(psnr(out, images).mean())}
+
+            for net in trainer.networks.values():
+                net.eval()
+            before = evaluate(trainer.networks)
+            plan = StagePlan(
+                name="finetune", index=0, total_steps=config.steps, steps_per_epoch=config.steps,
+                trained=phases.trained,
+                optimizers=phases.optimizers(trainer, config.lr, config.betas, config.warp_lr_ratio),
+                base_lr=config.lr, phases=phases.phases(),
+                batches=_subject_batches(subject, person, config, config.steps),
+                max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
+            )
+            start = time.perf_counter()
+            trainer.run_stage(plan)
+            seconds_per_step = (time.perf_counter() - start) / config.steps
+            for net in trainer.networks.values():
+                net.eval()
+            after = evaluate(trainer.networks)
+            with torch.no_grad():
+                features = trainer.networks["refinement_network"].encode_source(source_image).cpu()
+            metrics = Path(run_dir) / "metrics.jsonl"
+            extra = {"finetune_metrics.jsonl": metrics.read_text()} if metrics.exists() else {}
+        finally:
+            trainer.close()
+            context.shutdown()
+    networks = {name: trainer.networks[name] for name in names}
+    state = {
+        "source_image": person["source_image"][0],
+        "source_landmarks": person["source_landmarks"][0],
+        "source_features": features[0],
+        "z_id": person["z_id"][0],
+    }
+    return FinetunedNetworks(networks, state, seconds_per_step, before, after, extra)
