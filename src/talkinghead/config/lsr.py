@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import ADAM_BETAS, MAX_GRAD_NORM, DataConfig, StageSchedule, TrainerConfig
+from talkinghead.config.training import ADAM_BETAS, DataConfig, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
 
 # Modules of the LSR model, by the names used in configs and checkpoints.
 #   layout_encoder  E_l   style_encoder  E_s
@@ -142,7 +142,7 @@ class LSRModelConfig:
 
 
 @dataclass
-class LossWeights:
+class LossWeights(LossWeightsBase):
     """Weights of every loss term (0 turns a term off).
 
     A term left unset (None) takes its stage's default (the authors' settings, see
@@ -168,15 +168,6 @@ class LossWeights:
     l1: Optional[float] = None
     gan: Optional[float] = None
     latent_l2: Optional[float] = None
-
-
-    def resolved(self, defaults: dict[str, float]) -> "LossWeights":
-        """A copy with every unset term taken from ``defaults`` (missing there: 0)."""
-        values = {k: (v if v is not None else float(defaults.get(k, 0.0))) for k, v in vars(self).items()}
-        negative = sorted(k for k, v in values.items() if v < 0)
-        if negative:
-            raise ValueError(f"loss weights must be >= 0, got negative {negative}")
-        return LossWeights(**values)
 
 
 # Defaults of each stage, from the authors' settings (LSR A.1 and the issue's table).

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import DataConfig, StageSchedule, TrainerConfig
+from talkinghead.config.training import DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:3]
@@ -186,7 +186,7 @@ class MetaPortraitModelConfig:
 
 
 @dataclass
-class MetaPortraitLossWeights:
+class MetaPortraitLossWeights(LossWeightsBase):
     """Weights of the terms of Eq. 4 (0 turns a term off); None takes the stage's default.
 
     Official code (MetaPortrait base model): perceptual 10 (5 VGG layers x 4 scales),
@@ -209,14 +209,6 @@ class MetaPortraitLossWeights:
     mouth: Optional[float] = None
     gan: Optional[float] = None
     feature_matching: Optional[float] = None
-
-    def resolved(self, defaults: dict[str, float]) -> "MetaPortraitLossWeights":
-        """A copy with every unset term taken from ``defaults`` (missing there: 0)."""
-        values = {k: (v if v is not None else float(defaults.get(k, 0.0))) for k, v in vars(self).items()}
-        negative = sorted(k for k, v in values.items() if v < 0)
-        if negative:
-            raise ValueError(f"loss weights must be >= 0, got negative {negative}")
-        return MetaPortraitLossWeights(**values)
 
 
 WARP_WEIGHTS = dict(warp_perceptual=10.0)

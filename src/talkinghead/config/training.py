@@ -13,6 +13,18 @@ ADAM_BETAS = (0.0, 0.999)  # LSR A.1 and StyleGAN2
 MAX_GRAD_NORM = 10.0
 
 
+class LossWeightsBase:
+    """Resolving of a method's loss-weight dataclass: every field a term's weight, None = the stage default."""
+
+    def resolved(self, defaults: dict[str, float]):
+        """A copy with every unset term taken from ``defaults`` (missing there: 0)."""
+        values = {k: (v if v is not None else float(defaults.get(k, 0.0))) for k, v in vars(self).items()}
+        negative = sorted(k for k, v in values.items() if v < 0)
+        if negative:
+            raise ValueError(f"loss weights must be >= 0, got negative {negative}")
+        return type(self)(**values)
+
+
 @dataclass
 class StageSchedule:
     """How long a stage runs, on what episodes, and its optimiser schedule (any method).

@@ -13,12 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from talkinghead.config import to_dict
 from talkinghead.config.lsr import MODULE_NAMES, FinetuneConfig
-from talkinghead.config.training import TrainerConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.data.subject import SubjectFrames
 from talkinghead.losses.factory import build_perceptual_networks
@@ -28,29 +26,8 @@ from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
 from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
+from talkinghead.training.stage_plumbing import finetune_trainer_config, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
-
-
-def _subject_batches(subject: SubjectFrames, z_layout, z_style, config: FinetuneConfig, total_steps: int):
-    """``start_step -> iterator``: each step draws ``batch_size`` of the K frames, seeded by step."""
-
-    def batch_for(step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([config.seed, step])
-        n = len(subject)
-        picks = rng.choice(n, size=config.batch_size, replace=config.batch_size > n)
-        idx = torch.from_numpy(picks)
-        return {
-            "target_image": subject.images[idx],
-            "target_landmarks": subject.landmarks[idx],
-            "z_layout": z_layout.expand(len(idx), -1).clone(),
-            "z_style": z_style.expand(len(idx), -1).clone(),
-        }
-
-    def stream(start_step: int):
-        for step in range(start_step, total_steps):
-            yield [batch_for(step)]
-
-    return stream
 
 
 def finetune_lsr_networks(
@@ -71,17 +48,7 @@ def finetune_lsr_networks(
     perceptual = build_perceptual_networks(needed_networks(config.loss_weights), config.perceptual, option="perceptual")
     context = DistributedContext().init(config.device)
     seed_everything(config.seed, 0)
-    trainer_config = TrainerConfig(
-        seed=config.seed,
-        device=config.device,
-        precision=config.precision,
-        ema_decay=0.0,
-        log_every=max(1, config.steps // 20),
-        image_every=config.steps,
-        checkpoint_every=config.steps * 10,
-        keep_checkpoints=1,
-        perceptual=config.perceptual,
-    )
+    trainer_config = finetune_trainer_config(config)
     with tempfile.TemporaryDirectory(prefix="talkinghead-finetune-") as run_dir:
         trainer = Trainer(
             method=METHOD,
@@ -128,7 +95,10 @@ def finetune_lsr_networks(
                 optimizers=full.optimizers(trainer, config.lr, config.betas),
                 base_lr=config.lr,
                 phases=full.phases(),
-                batches=_subject_batches(subject, z_layout, z_style, config, config.steps),
+                batches=subject_batch_stream(
+                    subject, {"z_layout": z_layout, "z_style": z_style},
+                    batch_size=config.batch_size, seed=config.seed, total_steps=config.steps,
+                ),
                 max_grad_norm=config.max_grad_norm,
                 frozen_parameters=FROZEN,
                 images_per_step=config.batch_size,

@@ -15,12 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from talkinghead.config import to_dict
 from talkinghead.config.metaportrait import MODULE_NAMES, MetaPortraitFinetuneConfig
-from talkinghead.config.training import TrainerConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.data.subject import SubjectFrames
 from talkinghead.models.metaportrait import METHOD, identity_code, select_source
@@ -30,27 +28,8 @@ from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
 from talkinghead.training.metaportrait_resources import build_resources
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
+from talkinghead.training.stage_plumbing import finetune_trainer_config, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
-
-
-def _subject_batches(subject: SubjectFrames, person: dict[str, torch.Tensor], config: MetaPortraitFinetuneConfig,
-                     total_steps: int):
-    """``start_step -> iterator``: each step draws ``batch_size`` of the subject's frames, seeded by step."""
-
-    def batch_for(step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([config.seed, step])
-        n = len(subject)
-        idx = torch.from_numpy(rng.choice(n, size=config.batch_size, replace=config.batch_size > n))
-        batch = {"target_image": subject.images[idx], "target_landmarks": subject.landmarks[idx]}
-        for name, value in person.items():
-            batch[name] = value.expand(len(idx), *value.shape[1:]).clone()
-        return batch
-
-    def stream(start_step: int):
-        for step in range(start_step, total_steps):
-            yield [batch_for(step)]
-
-    return stream
 
 
 def finetune_metaportrait_networks(
@@ -68,11 +47,7 @@ def finetune_metaportrait_networks(
     weights = config.loss_weights
     context = DistributedContext().init(config.device)
     seed_everything(config.seed, 0)
-    trainer_config = TrainerConfig(
-        seed=config.seed, device=config.device, precision=config.precision, ema_decay=0.0,
-        log_every=max(1, config.steps // 20), image_every=config.steps, checkpoint_every=config.steps * 10,
-        keep_checkpoints=1, perceptual=config.perceptual,
-    )
+    trainer_config = finetune_trainer_config(config)
     with tempfile.TemporaryDirectory(prefix="talkinghead-finetune-") as run_dir:
         trainer = Trainer(
             method=METHOD,
@@ -110,7 +85,9 @@ def finetune_metaportrait_networks(
                 trained=phases.trained,
                 optimizers=phases.optimizers(trainer, config.lr, config.betas, config.warp_lr_ratio),
                 base_lr=config.lr, phases=phases.phases(),
-                batches=_subject_batches(subject, person, config, config.steps),
+                batches=subject_batch_stream(
+                    subject, person, batch_size=config.batch_size, seed=config.seed, total_steps=config.steps
+                ),
                 max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
             )
             start = time.perf_counter()

@@ -12,11 +12,12 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from talkinghead.config.training import StageSchedule
+from talkinghead.config.training import StageSchedule, TrainerConfig
 from talkinghead.data.episodes import EpisodeDataset
 from talkinghead.data.holdout import holdout_batches
 from talkinghead.training.distributed import DistributedContext
@@ -207,4 +208,47 @@ def plan_stage(
         evaluate=evaluate,
         frozen_parameters=dict(frozen_parameters or {}),
         images_per_step=stage.batch_size,
+    )
+
+
+def subject_batch_stream(
+    subject: Any, person: Mapping[str, torch.Tensor], *, batch_size: int, seed: int, total_steps: int
+) -> Callable[[int], Iterator[list[dict[str, torch.Tensor]]]]:
+    """Subject fine-tuning's batches: each step draws ``batch_size`` of the subject's frames, seeded by step.
+
+    Args:
+        subject: the prepared subject frames (``images``, ``landmarks``, ``len``).
+        person: the person state computed once before tuning, each tensor (1, ...); it is
+            repeated for every frame of a batch.
+        batch_size, seed, total_steps: as the fine-tuning config says.
+    """
+
+    def batch_for(step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([seed, step])
+        n = len(subject)
+        idx = torch.from_numpy(rng.choice(n, size=batch_size, replace=batch_size > n))
+        batch = {"target_image": subject.images[idx], "target_landmarks": subject.landmarks[idx]}
+        for name, value in person.items():
+            batch[name] = value.expand(len(idx), *value.shape[1:]).clone()
+        return batch
+
+    def stream(start_step: int) -> Iterator[list[dict[str, torch.Tensor]]]:
+        for step in range(start_step, total_steps):
+            yield [batch_for(step)]
+
+    return stream
+
+
+def finetune_trainer_config(config: Any) -> TrainerConfig:
+    """The trainer options of an in-memory fine-tuning run (no EMA, one final checkpoint, 20 log lines)."""
+    return TrainerConfig(
+        seed=config.seed,
+        device=config.device,
+        precision=config.precision,
+        ema_decay=0.0,
+        log_every=max(1, config.steps // 20),
+        image_every=config.steps,
+        checkpoint_every=config.steps * 10,
+        keep_checkpoints=1,
+        perceptual=config.perceptual,
     )
