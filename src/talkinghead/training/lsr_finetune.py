@@ -9,24 +9,20 @@ release; this module only tunes.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from talkinghead.config import to_dict
 from talkinghead.config.lsr import MODULE_NAMES, FinetuneConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.data.subject import SubjectFrames
 from talkinghead.losses.factory import build_perceptual_networks
 from talkinghead.models.lsr import METHOD, encode_latent
 from talkinghead.models.pretrained import PretrainedModel
-from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
 from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
-from talkinghead.training.stage_plumbing import finetune_trainer_config, subject_batch_stream
+from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
 
 
@@ -46,74 +42,57 @@ def finetune_lsr_networks(
             "use a training checkpoint or a full release, or set modules without discriminator and loss_weights.gan=0"
         )
     perceptual = build_perceptual_networks(needed_networks(config.loss_weights), config.perceptual, option="perceptual")
-    context = DistributedContext().init(config.device)
-    seed_everything(config.seed, 0)
-    trainer_config = finetune_trainer_config(config)
-    with tempfile.TemporaryDirectory(prefix="talkinghead-finetune-") as run_dir:
-        trainer = Trainer(
-            method=METHOD,
-            config={"method": METHOD, "model": to_dict(model), "finetune": to_dict(config)},
-            trainer_config=trainer_config,
-            run_dir=run_dir,
-            networks=pretrained.build(names),
-            ema_networks=[],
-            context=context,
+    with finetuning_trainer(pretrained, names, config, METHOD) as trainer:
+        if perceptual.message:
+            trainer.logger.info(perceptual.message)
+        device = trainer.device
+        images, landmarks = subject.images.to(device), subject.landmarks.to(device)
+        with torch.no_grad():  # the latents are computed once (§3.5)
+            z_layout = encode_latent(trainer.networks["layout_encoder"], images[None], landmarks[None]).cpu()
+            z_style = encode_latent(trainer.networks["style_encoder"], images[None], landmarks[None]).cpu()
+        objective = LSRObjective(config.loss_weights, perceptual).to(device)
+        tuned = [m for m in config.modules if m != "layout_encoder" and m != "style_encoder"]
+        full = FullObjectivePhases(objective, model, tuned, config.r1_gamma, config.r1_every)
+
+        @torch.no_grad()
+        def evaluate(nets) -> dict[str, float]:
+            batch = {
+                "target_image": images,
+                "target_landmarks": landmarks,
+                "z_layout": z_layout.to(device).expand(len(images), -1),
+                "z_style": z_style.to(device).expand(len(images), -1),
+            }
+            with trainer.autocast():
+                out = full.generate(nets, batch)[0].image
+            return {"l1": float(l1(out, images).mean()), "psnr": float(psnr(out, images).mean())}
+
+        for net in trainer.networks.values():
+            net.eval()
+        before = evaluate(trainer.networks)
+        plan = StagePlan(
+            name="finetune",
+            index=0,
+            total_steps=config.steps,
+            steps_per_epoch=config.steps,
+            trained=full.trained,
+            optimizers=full.optimizers(trainer, config.lr, config.betas),
+            base_lr=config.lr,
+            phases=full.phases(),
+            batches=subject_batch_stream(
+                subject, {"z_layout": z_layout, "z_style": z_style},
+                batch_size=config.batch_size, seed=config.seed, total_steps=config.steps,
+            ),
+            max_grad_norm=config.max_grad_norm,
+            frozen_parameters=FROZEN,
+            images_per_step=config.batch_size,
         )
-        try:
-            if perceptual.message:
-                trainer.logger.info(perceptual.message)
-            device = trainer.device
-            images, landmarks = subject.images.to(device), subject.landmarks.to(device)
-            with torch.no_grad():  # the latents are computed once (§3.5)
-                z_layout = encode_latent(trainer.networks["layout_encoder"], images[None], landmarks[None]).cpu()
-                z_style = encode_latent(trainer.networks["style_encoder"], images[None], landmarks[None]).cpu()
-            objective = LSRObjective(config.loss_weights, perceptual).to(device)
-            tuned = [m for m in config.modules if m != "layout_encoder" and m != "style_encoder"]
-            full = FullObjectivePhases(objective, model, tuned, config.r1_gamma, config.r1_every)
-
-            @torch.no_grad()
-            def evaluate(nets) -> dict[str, float]:
-                batch = {
-                    "target_image": images,
-                    "target_landmarks": landmarks,
-                    "z_layout": z_layout.to(device).expand(len(images), -1),
-                    "z_style": z_style.to(device).expand(len(images), -1),
-                }
-                with trainer.autocast():
-                    out = full.generate(nets, batch)[0].image
-                return {"l1": float(l1(out, images).mean()), "psnr": float(psnr(out, images).mean())}
-
-            for net in trainer.networks.values():
-                net.eval()
-            before = evaluate(trainer.networks)
-            plan = StagePlan(
-                name="finetune",
-                index=0,
-                total_steps=config.steps,
-                steps_per_epoch=config.steps,
-                trained=full.trained,
-                optimizers=full.optimizers(trainer, config.lr, config.betas),
-                base_lr=config.lr,
-                phases=full.phases(),
-                batches=subject_batch_stream(
-                    subject, {"z_layout": z_layout, "z_style": z_style},
-                    batch_size=config.batch_size, seed=config.seed, total_steps=config.steps,
-                ),
-                max_grad_norm=config.max_grad_norm,
-                frozen_parameters=FROZEN,
-                images_per_step=config.batch_size,
-            )
-            start = time.perf_counter()
-            trainer.run_stage(plan)
-            seconds_per_step = (time.perf_counter() - start) / config.steps
-            for net in trainer.networks.values():
-                net.eval()
-            after = evaluate(trainer.networks)
-            metrics = Path(run_dir) / "metrics.jsonl"
-            extra = {"finetune_metrics.jsonl": metrics.read_text()} if metrics.exists() else {}
-        finally:
-            trainer.close()
-            context.shutdown()
+        start = time.perf_counter()
+        trainer.run_stage(plan)
+        seconds_per_step = (time.perf_counter() - start) / config.steps
+        for net in trainer.networks.values():
+            net.eval()
+        after = evaluate(trainer.networks)
+        extra = finetune_log(trainer)
     networks = {name: trainer.networks[name] for name in names}
     state = {"z_layout": z_layout.reshape(-1), "z_style": z_style.reshape(-1)}
     return FinetunedNetworks(networks, state, seconds_per_step, before, after, extra)

@@ -11,24 +11,20 @@ paper compares it with.)
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from talkinghead.config import to_dict
 from talkinghead.config.metaportrait import MODULE_NAMES, MetaPortraitFinetuneConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.data.subject import SubjectFrames
 from talkinghead.models.metaportrait import METHOD, identity_code, select_source
 from talkinghead.models.pretrained import PretrainedModel
-from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
 from talkinghead.training.metaportrait_resources import build_resources
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
-from talkinghead.training.stage_plumbing import finetune_trainer_config, subject_batch_stream
+from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
 
 
@@ -45,64 +41,50 @@ def finetune_metaportrait_networks(
             "loss_weights.gan=0 loss_weights.feature_matching=0"
         )
     weights = config.loss_weights
-    context = DistributedContext().init(config.device)
-    seed_everything(config.seed, 0)
-    trainer_config = finetune_trainer_config(config)
-    with tempfile.TemporaryDirectory(prefix="talkinghead-finetune-") as run_dir:
-        trainer = Trainer(
-            method=METHOD,
-            config={"method": METHOD, "model": to_dict(model), "finetune": to_dict(config)},
-            trainer_config=trainer_config, run_dir=run_dir, networks=pretrained.build(names),
-            ema_networks=[], context=context,
+    with finetuning_trainer(pretrained, names, config, METHOD) as trainer:
+        device = trainer.device
+        shared = build_resources(config.perceptual, True, option="perceptual")
+        if shared.message:
+            trainer.logger.info(shared.message)
+        id_net = shared.id_network.to(device)
+        images, landmarks = subject.images.to(device), subject.landmarks.to(device)
+        with torch.no_grad():  # the person state is computed once, from all the subject's frames
+            source_image, source_landmarks = select_source(images[None], landmarks[None])
+            z_id = identity_code(id_net, model, images[None])
+        person = {"source_image": source_image.cpu(), "source_landmarks": source_landmarks.cpu(), "z_id": z_id.cpu()}
+        objective = MetaPortraitObjective(weights, model, shared.perceptual, id_net).to(device)
+        phases = MetaPortraitPhases(objective, model, config.modules, True, id_net)
+
+        @torch.no_grad()
+        def evaluate(nets) -> dict[str, float]:
+            batch = {"target_image": images, "target_landmarks": landmarks}
+            batch.update({k: v.to(device).expand(len(images), *v.shape[1:]) for k, v in person.items()})
+            with trainer.autocast():
+                out = phases.generate(nets, batch)[1]
+            return {"l1": float(l1(out, images).mean()), "psnr": float(psnr(out, images).mean())}
+
+        for net in trainer.networks.values():
+            net.eval()
+        before = evaluate(trainer.networks)
+        plan = StagePlan(
+            name="finetune", index=0, total_steps=config.steps, steps_per_epoch=config.steps,
+            trained=phases.trained,
+            optimizers=phases.optimizers(trainer, config.lr, config.betas, config.warp_lr_ratio),
+            base_lr=config.lr, phases=phases.phases(),
+            batches=subject_batch_stream(
+                subject, person, batch_size=config.batch_size, seed=config.seed, total_steps=config.steps
+            ),
+            max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
         )
-        try:
-            device = trainer.device
-            shared = build_resources(config.perceptual, True, option="perceptual")
-            if shared.message:
-                trainer.logger.info(shared.message)
-            id_net = shared.id_network.to(device)
-            images, landmarks = subject.images.to(device), subject.landmarks.to(device)
-            with torch.no_grad():  # the person state is computed once, from all the subject's frames
-                source_image, source_landmarks = select_source(images[None], landmarks[None])
-                z_id = identity_code(id_net, model, images[None])
-            person = {"source_image": source_image.cpu(), "source_landmarks": source_landmarks.cpu(), "z_id": z_id.cpu()}
-            objective = MetaPortraitObjective(weights, model, shared.perceptual, id_net).to(device)
-            phases = MetaPortraitPhases(objective, model, config.modules, True, id_net)
-
-            @torch.no_grad()
-            def evaluate(nets) -> dict[str, float]:
-                batch = {"target_image": images, "target_landmarks": landmarks}
-                batch.update({k: v.to(device).expand(len(images), *v.shape[1:]) for k, v in person.items()})
-                with trainer.autocast():
-                    out = phases.generate(nets, batch)[1]
-                return {"l1": float(l1(out, images).mean()), "psnr": float(psnr(out, images).mean())}
-
-            for net in trainer.networks.values():
-                net.eval()
-            before = evaluate(trainer.networks)
-            plan = StagePlan(
-                name="finetune", index=0, total_steps=config.steps, steps_per_epoch=config.steps,
-                trained=phases.trained,
-                optimizers=phases.optimizers(trainer, config.lr, config.betas, config.warp_lr_ratio),
-                base_lr=config.lr, phases=phases.phases(),
-                batches=subject_batch_stream(
-                    subject, person, batch_size=config.batch_size, seed=config.seed, total_steps=config.steps
-                ),
-                max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
-            )
-            start = time.perf_counter()
-            trainer.run_stage(plan)
-            seconds_per_step = (time.perf_counter() - start) / config.steps
-            for net in trainer.networks.values():
-                net.eval()
-            after = evaluate(trainer.networks)
-            with torch.no_grad():
-                features = trainer.networks["refinement_network"].encode_source(source_image).cpu()
-            metrics = Path(run_dir) / "metrics.jsonl"
-            extra = {"finetune_metrics.jsonl": metrics.read_text()} if metrics.exists() else {}
-        finally:
-            trainer.close()
-            context.shutdown()
+        start = time.perf_counter()
+        trainer.run_stage(plan)
+        seconds_per_step = (time.perf_counter() - start) / config.steps
+        for net in trainer.networks.values():
+            net.eval()
+        after = evaluate(trainer.networks)
+        with torch.no_grad():
+            features = trainer.networks["refinement_network"].encode_source(source_image).cpu()
+        extra = finetune_log(trainer)
     networks = {name: trainer.networks[name] for name in names}
     state = {
         "source_image": person["source_image"][0],

@@ -9,7 +9,9 @@ held-out measurement) the same way for every method.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -17,10 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from talkinghead.config.base import to_dict
 from talkinghead.config.training import StageSchedule, TrainerConfig
 from talkinghead.data.episodes import EpisodeDataset
 from talkinghead.data.holdout import holdout_batches
-from talkinghead.training.distributed import DistributedContext
+from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.recipe import TrainingSetupError
 from talkinghead.training.sampler import ResumableEpochSampler
 from talkinghead.training.trainer import Phase, StagePlan, Trainer
@@ -237,6 +240,41 @@ def subject_batch_stream(
             yield [batch_for(step)]
 
     return stream
+
+
+@contextmanager
+def finetuning_trainer(pretrained: Any, names: Sequence[str], config: Any, method: str) -> Iterator[Trainer]:
+    """A :class:`Trainer` for in-memory subject fine-tuning, in a temporary run folder removed afterwards.
+
+    Args:
+        pretrained: the trained model (its networks ``names`` are built with their weights).
+        names: the networks the fine-tuning run holds.
+        config: the method's fine-tuning config (seed, device, precision, steps, perceptual).
+        method: the method's registered name.
+    """
+    context = DistributedContext().init(config.device)
+    seed_everything(config.seed, 0)
+    with tempfile.TemporaryDirectory(prefix="talkinghead-finetune-") as run_dir:
+        trainer = Trainer(
+            method=method,
+            config={"method": method, "model": to_dict(pretrained.config), "finetune": to_dict(config)},
+            trainer_config=finetune_trainer_config(config),
+            run_dir=run_dir,
+            networks=pretrained.build(list(names)),
+            ema_networks=[],
+            context=context,
+        )
+        try:
+            yield trainer
+        finally:
+            trainer.close()
+            context.shutdown()
+
+
+def finetune_log(trainer: Trainer) -> dict[str, str]:
+    """The fine-tuning run's ``metrics.jsonl`` as a release extra file (empty when nothing was logged)."""
+    metrics = trainer.run_dir / "metrics.jsonl"
+    return {"finetune_metrics.jsonl": metrics.read_text()} if metrics.exists() else {}
 
 
 def finetune_trainer_config(config: Any) -> TrainerConfig:
