@@ -58,8 +58,8 @@ def test_residual_refinement_starts_as_the_warped_source():
     torch.manual_seed(0)
     model = MetaPortraitModel(tiny_config(refinement_network=RefinementNetworkConfig(8, 16, 2, 1, 8, residual=True)))
     source = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
-    state = {"source_image": source, "source_landmarks": torch.zeros(1, 3, SIZE, SIZE),
-             "source_features": model.refinement_network.encode_source(source), "z_id": torch.randn(1, 128)}
+    state = {"source_image": source[:, None], "source_landmarks": torch.zeros(1, 1, 3, SIZE, SIZE),  # one slot
+             "source_features": model.refinement_network.encode_source(source)[:, None], "z_id": torch.randn(1, 128)}
     with torch.no_grad():  # untrained: zero flow and a zero correction
         torch.testing.assert_close(model(torch.zeros(1, 3, SIZE, SIZE), state), source, rtol=0, atol=1e-6)
 

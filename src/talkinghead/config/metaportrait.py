@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
+from talkinghead.config.landmark_styles import LandmarkStyle, has_mesh_fields, style_channels
 from talkinghead.config.training import DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
@@ -126,9 +127,14 @@ class MetaPortraitModelConfig:
     Args:
         image_size: side of the square frames (official: 256, and 512 with the super-resolution
             stage this project does not implement).
-        landmark_channels: channels of one landmark image.
+        landmark_channels: channels of one landmark image (3 for drawings, 7 for ``dense_mesh``).
         landmark_style: rasteriser of the landmark images (``dense``: every mesh connection a
-            line in its own colour, §3.1; ``fsth`` works too).
+            line in its own colour, §3.1; ``fsth`` works too; ``dense_mesh``: the ``dense``
+            drawing plus the mesh's coordinate fields, from which the warp takes the
+            piecewise-affine landmark warp as a prior flow that F_w corrects; not in the paper).
+        source_slots: source frames a person state keeps; every driving frame is warped from
+            the one whose landmarks are nearest its own (K > slots: the slots are spread over
+            the K poses by farthest-point sampling from the medoid).
         id_dim: size of z_id (dlib's descriptor: 128).
         id_chip_points: dlib's five alignment points in a head crop, fractions of its side (the
             face chip z_id and L_id are computed from).
@@ -138,7 +144,8 @@ class MetaPortraitModelConfig:
 
     image_size: int = 256
     landmark_channels: int = 3
-    landmark_style: Literal["fsth", "dense"] = "dense"
+    landmark_style: LandmarkStyle = "dense"
+    source_slots: int = 4
     id_dim: int = ID_DIM
     id_chip_points: list[tuple[float, float]] = field(default_factory=lambda: [tuple(p) for p in ID_CHIP_POINTS])
     warp_scale: float = 1.0
@@ -148,11 +155,28 @@ class MetaPortraitModelConfig:
     discriminator: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
 
     @property
+    def mesh_prior(self) -> bool:
+        """Whether the warp starts from the landmark images' mesh correspondence."""
+        return has_mesh_fields(self.landmark_style)
+
+    @property
+    def warp_input_channels(self) -> int:
+        """Channels of x_in = I_s ++ L_s ++ L_d (++ the prior-warped source with the mesh prior)."""
+        return 3 + 2 * self.landmark_channels + (3 if self.mesh_prior else 0)
+
+    @property
     def warp_size(self) -> int:
         """Side of the x_in that E_w and F_w read."""
         return int(round(self.image_size * self.warp_scale))
 
     def __post_init__(self):
+        if self.landmark_channels != style_channels(self.landmark_style):
+            raise ValueError(
+                f"model.landmark_channels={self.landmark_channels} does not match model.landmark_style="
+                f"{self.landmark_style!r}, whose images have {style_channels(self.landmark_style)} channels"
+            )
+        if self.source_slots < 1:
+            raise ValueError(f"model.source_slots must be >= 1, got {self.source_slots}")
         if not 0.0 < self.warp_scale <= 1.0:
             raise ValueError(f"model.warp_scale must be in (0, 1], got {self.warp_scale}")
         if self.warp_size % (2**self.flow_network.num_down_blocks):

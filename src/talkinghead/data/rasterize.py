@@ -33,10 +33,12 @@ import cv2
 import numpy as np
 import torch
 
+from talkinghead.config.landmark_styles import LandmarkStyle
 from talkinghead.data.landmarks import ibug68
+from talkinghead.data.mesh_fields import mesh_fields
 from talkinghead.errors import MissingDependencyError
 
-RasterStyle = Literal["fsth", "dense"]
+RasterStyle = LandmarkStyle
 
 # Coordinates are passed to OpenCV as fixed-point integers with this many fractional
 # bits, so anti-aliased lines start and end at sub-pixel positions.
@@ -298,13 +300,30 @@ def rasterize_dense(points: np.ndarray, size: int, source_size: int | None = Non
     return image
 
 
+def rasterize_dense_mesh(points: np.ndarray, size: int, source_size: int | None = None) -> np.ndarray:
+    """The ``dense`` drawing of a 478-point mesh followed by its coordinate fields.
+
+    Args:
+        points: (478, 2|3) mediapipe points in ``source_size`` pixel coordinates.
+        size: side of the output square in pixels.
+        source_size: side of the image the points refer to; None when it is ``size``.
+
+    Returns:
+        (size, size, 7) float32 in [-1, 1]: the drawing (3), the forward field (2) and the
+        inverse field (2); see :mod:`talkinghead.config.landmark_styles`.
+    """
+    drawing = rasterize_dense(points, size, source_size).astype(np.float32) * np.float32(1.0 / 127.5) - 1.0
+    return np.concatenate([drawing, mesh_fields(points, size, source_size)], axis=2)
+
+
 @dataclass(frozen=True)
 class Rasterizer:
     """A named landmark rasteriser and the landmark array it draws.
 
     Args:
         name: registry name (the ``landmark_style`` option).
-        draw: ``draw(points, size, source_size) -> (size, size, 3) uint8``.
+        draw: ``draw(points, size, source_size) -> (size, size, 3) uint8`` for drawings, or
+            ``(size, size, C) float32`` in [-1, 1] for representations with fields.
         landmarks: which array of a clip's ``landmarks.npz`` it draws: ``ibug68`` or ``dense``.
     """
 
@@ -319,6 +338,7 @@ class Rasterizer:
 RASTERIZERS: dict[str, Rasterizer] = {
     "fsth": Rasterizer("fsth", rasterize_fsth, "ibug68"),
     "dense": Rasterizer("dense", rasterize_dense, "dense"),
+    "dense_mesh": Rasterizer("dense_mesh", rasterize_dense_mesh, "dense"),
 }
 
 
@@ -336,7 +356,8 @@ def rasterize_landmarks(
     style: RasterStyle = "fsth",
     source_size: int | None = None,
 ) -> np.ndarray:
-    """Draw landmarks as a (size, size, 3) uint8 RGB image in the named style.
+    """Draw landmarks as a (size, size, 3) uint8 RGB image in the named style (``dense_mesh``:
+    (size, size, 7) float32 in [-1, 1], the drawing and the mesh's coordinate fields).
 
     Args:
         points: (N, 2) or (N, 3) landmarks in ``source_size`` pixel coordinates
@@ -349,11 +370,17 @@ def rasterize_landmarks(
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(..., H, W, 3) uint8 RGB pictures (frames or landmark images) to (..., 3, H, W) float32 in [-1, 1]."""
-    if image.dtype != np.uint8 or image.ndim < 3 or image.shape[-1] != 3:
-        raise ValueError(f"expected (..., H, W, 3) uint8 images, got {image.dtype} of shape {image.shape}")
-    channels_first = np.ascontiguousarray(np.moveaxis(image, -1, -3))  # (..., 3, H, W)
-    return torch.from_numpy(channels_first).to(torch.float32).mul_(1.0 / 127.5).sub_(1.0)
+    """(..., H, W, C) pictures to (..., C, H, W) float32 in [-1, 1].
+
+    uint8 pictures (frames, landmark drawings) are scaled from 0..255; float32 arrays (landmark
+    representations with coordinate fields) are already in [-1, 1] and only move their channels.
+    """
+    if image.dtype not in (np.uint8, np.float32) or image.ndim < 3:
+        raise ValueError(f"expected (..., H, W, C) uint8 images or float32 arrays, got {image.dtype} of shape {image.shape}")
+    channels_first = torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, -3)))  # (..., C, H, W)
+    if image.dtype == np.float32:
+        return channels_first
+    return channels_first.to(torch.float32).mul_(1.0 / 127.5).sub_(1.0)
 
 
 def rasterize_landmarks_tensor(
@@ -362,5 +389,5 @@ def rasterize_landmarks_tensor(
     style: RasterStyle = "fsth",
     source_size: int | None = None,
 ) -> torch.Tensor:
-    """Like :func:`rasterize_landmarks`, as a (3, size, size) float32 tensor in [-1, 1]."""
+    """Like :func:`rasterize_landmarks`, as a (C, size, size) float32 tensor in [-1, 1]."""
     return image_to_tensor(rasterize_landmarks(points, size, style, source_size))

@@ -13,9 +13,18 @@ E_id is not one of the method's networks: it is dlib's face ResNet from the weig
 registry (``dlib-resnet``), loaded when a person is encoded, so z_id is part of the person
 state and the per-frame synthesis never runs it.
 
-One-shot with K > 1 source frames: the warp reads one source frame, the *medoid* of the K
-(the frame whose landmark image is nearest, in L1, to all the others: the most typical pose
-of the person), and z_id is the normalised mean of the K frames' identity descriptors.
+With the ``dense_mesh`` landmark style (not in the paper), the landmark images carry the
+face mesh's coordinate fields, and the warp starts from the correspondence they give (the
+classical piecewise-affine landmark warp): F_w reads the prior-warped source as well and
+predicts a correction to that flow. Its flow head starts at zero, so an untrained model
+warps exactly as the ``landmark-warp`` reference does. This is what makes the model
+trainable on a CPU budget: the paper's F_w must learn large head motions from drawings.
+
+K > 1 source frames: training warps the *medoid* of the K (the frame whose landmarks are
+nearest, in L1, to all the others: the most typical pose). A person state keeps up to
+``source_slots`` frames (spread over the K poses) and every driving frame is warped from the
+slot whose landmarks are nearest its own, as the reference methods choose their frame;
+z_id is the normalised mean of the K frames' identity descriptors.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkinghead.config.landmark_styles import DRAWING, FORWARD_FIELD, INVERSE_FIELD
 from talkinghead.config.metaportrait import GENERATOR_MODULES, MetaPortraitModelConfig
 from talkinghead.models.flow_network import FlowNetwork
 from talkinghead.models.inference_model import InferenceModel, StateTensor
@@ -34,7 +44,7 @@ from talkinghead.models.motion_encoder import MotionEncoder
 from talkinghead.models.patch_discriminator import MultiScalePatchDiscriminator
 from talkinghead.models.refinement_network import RefinementNetwork
 from talkinghead.models.registry import MethodSpec, register_method
-from talkinghead.models.warping import warp
+from talkinghead.models.warping import correspondence_flow, warp
 
 METHOD = "metaportrait"
 
@@ -44,7 +54,7 @@ class WarpOutput:
     """What the warping network produces for one batch.
 
     Attributes:
-        flow: (b, 2, s, s) displacement in normalised coordinates.
+        flow: (b, 2, s, s) displacement in normalised coordinates (prior + correction with the mesh prior).
         occlusion: (b, 1, s, s) in (0, 1).
         warped: (b, 3, s, s) I~_s, the source image warped by the flow.
     """
@@ -55,13 +65,22 @@ class WarpOutput:
 
 
 def predict_warp(motion_encoder: nn.Module, flow_network: nn.Module, source_image: torch.Tensor,
-                 source_landmarks: torch.Tensor, driving_landmarks: torch.Tensor, warp_size: int | None = None) -> WarpOutput:
+                 source_landmarks: torch.Tensor, driving_landmarks: torch.Tensor, warp_size: int | None = None,
+                 mesh_prior: bool = False) -> WarpOutput:
     """x_in -> z_w -> (w, O) -> I~_s for (b, 3, s, s) sources and (b, c, s, s) landmark images.
 
     With ``warp_size`` < s, E_w and F_w read x_in at that size and the flow and occlusion are
-    upsampled to s (the flow is in normalised units, so its values need no rescaling).
+    upsampled to s (the flow is in normalised units, so its values need no rescaling). With
+    ``mesh_prior`` (``dense_mesh`` landmark images), x_in also holds the source warped by
+    the mesh correspondence, and F_w's flow is added to that correspondence.
     """
-    x_in = torch.cat([source_image, source_landmarks.to(source_image.dtype), driving_landmarks.to(source_image.dtype)], 1)
+    dtype = source_image.dtype
+    parts = [source_image, source_landmarks.to(dtype), driving_landmarks.to(dtype)]
+    prior = None
+    if mesh_prior:
+        prior = correspondence_flow(source_landmarks[:, INVERSE_FIELD].to(dtype), driving_landmarks[:, FORWARD_FIELD].to(dtype))
+        parts.append(warp(source_image, prior))
+    x_in = torch.cat(parts, 1)
     size = source_image.shape[-1]
     if warp_size is not None and warp_size != size:
         # antialias: thin landmark lines must not vanish between samples
@@ -71,6 +90,8 @@ def predict_warp(motion_encoder: nn.Module, flow_network: nn.Module, source_imag
     if flow.shape[-1] != size:
         flow = F.interpolate(flow, size=(size, size), mode="bilinear", align_corners=False)
         occlusion = F.interpolate(occlusion, size=(size, size), mode="bilinear", align_corners=False)
+    if prior is not None:
+        flow = flow + prior
     return WarpOutput(flow=flow, occlusion=occlusion, warped=warp(source_image, flow))
 
 
@@ -123,11 +144,65 @@ def identity_code(id_network: nn.Module, config: MetaPortraitModelConfig, images
     return F.normalize(descriptors.reshape(b, k, -1).mean(dim=1), dim=1)
 
 
+def pose_signature(landmarks: torch.Tensor) -> torch.Tensor:
+    """(..., n) what landmark images are compared by, for (..., c, s, s) images.
+
+    The inverse field of ``dense_mesh`` images (where every face point is: a landmark
+    distance), else the drawing averaged to 16 x 16 (thin lines must overlap to compare).
+    """
+    lead, (c, h, w) = landmarks.shape[:-3], landmarks.shape[-3:]
+    flat = landmarks.reshape(-1, c, h, w).float()
+    if c == INVERSE_FIELD.stop:
+        signature = flat[:, INVERSE_FIELD]
+    else:
+        signature = F.adaptive_avg_pool2d(flat[:, DRAWING], 16)
+    return signature.reshape(*lead, -1)
+
+
 def medoid_index(landmarks: torch.Tensor) -> torch.Tensor:
-    """(b,) index of the frame whose landmark image is nearest (summed L1) to the others, of (b, k, c, s, s)."""
-    flat = landmarks.flatten(2).float()  # (b, k, n)
+    """(b,) index of the frame whose landmarks are nearest (summed L1) to the others, of (b, k, c, s, s)."""
+    flat = pose_signature(landmarks)  # (b, k, n)
     distances = torch.cdist(flat, flat, p=1).sum(dim=2)  # (b, k)
     return distances.argmin(dim=1)
+
+
+def slot_indices(landmarks: torch.Tensor, slots: int) -> torch.Tensor:
+    """(b, slots) frames a person state keeps of (b, k, c, s, s) landmark images.
+
+    K <= slots: every frame, repeated cyclically to fill the slots. K > slots: the medoid,
+    then each time the frame farthest from those already kept (the poses spread out).
+    """
+    b, k = landmarks.shape[:2]
+    if k <= slots:
+        return (torch.arange(slots, device=landmarks.device) % k)[None].expand(b, -1)
+    flat = pose_signature(landmarks)
+    distances = torch.cdist(flat, flat, p=1)  # (b, k, k)
+    rows = torch.arange(b, device=landmarks.device)
+    chosen = [medoid_index(landmarks)]
+    nearest = distances[rows, chosen[0]]  # (b, k) distance to the nearest kept frame
+    for _ in range(slots - 1):
+        chosen.append(nearest.argmax(dim=1))
+        nearest = torch.minimum(nearest, distances[rows, chosen[-1]])
+    return torch.stack(chosen, dim=1)
+
+
+def nearest_slot(slot_landmarks: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """(b, slots) one-hot weights of the slot nearest (mean L1) each driving frame.
+
+    Args:
+        slot_landmarks: (b, slots, c, s, s) the person state's source landmark images.
+        landmarks: (b, c, s, s) the driving landmark images.
+    """
+    distances = (pose_signature(slot_landmarks) - pose_signature(landmarks)[:, None]).abs().mean(dim=2)  # (b, slots)
+    index = distances.argmin(dim=1, keepdim=True)
+    slots = torch.arange(slot_landmarks.shape[1], device=landmarks.device)
+    return (slots[None] == index).to(landmarks.dtype)  # one-hot by comparison: exports to ONNX
+
+
+def take_slot(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(b, ...) the slot of (b, slots, ...) values that the one-hot (b, slots) weights pick."""
+    shape = weights.shape + (1,) * (values.ndim - 2)
+    return (values * weights.reshape(shape).to(values.dtype)).sum(dim=1)
 
 
 def select_source(images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +218,7 @@ def select_source(images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.
 def build_networks(config: MetaPortraitModelConfig) -> dict[str, nn.Module]:
     """The four MetaPortrait networks, by their config/checkpoint names."""
     lc = config.landmark_channels
-    x_in = 3 + 2 * lc
+    x_in = config.warp_input_channels
     code = config.motion_encoder.code_dim
     return {
         "motion_encoder": MotionEncoder(config.motion_encoder, x_in),  # E_w
@@ -171,8 +246,8 @@ def source_feature_shape(config: MetaPortraitModelConfig) -> tuple[int, int, int
 class MetaPortraitModel(InferenceModel):
     """MetaPortrait's generator side for inference: encode a person once, then warp and refine frames.
 
-    Holds E_w, F_w and G_r. The person state is the (medoid) source frame, its landmark
-    image, its refinement-encoder features and z_id.
+    Holds E_w, F_w and G_r. The person state is ``source_slots`` source frames, their
+    landmark images and refinement-encoder features, and z_id.
 
     Args:
         config: the architecture.
@@ -191,11 +266,11 @@ class MetaPortraitModel(InferenceModel):
 
     @classmethod
     def state_spec(cls, config: MetaPortraitModelConfig) -> dict[str, StateTensor]:
-        s, lc = config.image_size, config.landmark_channels
+        s, lc, m = config.image_size, config.landmark_channels, config.source_slots
         return {
-            "source_image": StateTensor((3, s, s), "I_s: the source frame the flow warps (the medoid of K frames)"),
-            "source_landmarks": StateTensor((lc, s, s), "L_s: the source frame's dense landmark image"),
-            "source_features": StateTensor(source_feature_shape(config), "E_r(I_s): refinement-encoder features warped per frame"),
+            "source_image": StateTensor((m, 3, s, s), "I_s: source frames, one picked per driving frame by its landmarks"),
+            "source_landmarks": StateTensor((m, lc, s, s), "L_s: the source frames' landmark images"),
+            "source_features": StateTensor((m, *source_feature_shape(config)), "E_r(I_s): refinement-encoder features warped per frame"),
             "z_id": StateTensor((config.id_dim,), "z_id: dlib ResNet identity code of the source frames (unit length)"),
         }
 
@@ -206,21 +281,29 @@ class MetaPortraitModel(InferenceModel):
         Raises:
             MissingWeightsError: dlib's face ResNet (for z_id) is not installed.
         """
-        image, landmarks = select_source(source_images, source_landmarks)
-        device = image.device
-        z_id = identity_code(identity_network(device), self.config, source_images)
+        if source_images.ndim != 5 or source_landmarks.ndim != 5 or source_images.shape[:2] != source_landmarks.shape[:2]:
+            raise ValueError(f"expected (b, k, c, h, w) images and landmarks, got {tuple(source_images.shape)} and "
+                             f"{tuple(source_landmarks.shape)}")
+        b = source_images.shape[0]
+        index = slot_indices(source_landmarks, self.config.source_slots)  # (b, m)
+        rows = torch.arange(b, device=source_images.device)[:, None]
+        images, landmarks = source_images[rows, index], source_landmarks[rows, index]  # (b, m, ...)
+        features = self.refinement_network.encode_source(images.flatten(0, 1))
+        z_id = identity_code(identity_network(images.device), self.config, source_images)
         return {
-            "source_image": image,
+            "source_image": images,
             "source_landmarks": landmarks,
-            "source_features": self.refinement_network.encode_source(image),
-            "z_id": z_id.to(image.dtype),
+            "source_features": features.reshape(b, -1, *features.shape[1:]),
+            "z_id": z_id.to(images.dtype),
         }
 
     def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(b, 3, s, s) frames for driving landmark images (b, c, s, s) and a batched person state."""
-        warped = predict_warp(self.motion_encoder, self.flow_network, state["source_image"],
-                              state["source_landmarks"], landmarks, self.config.warp_size)
-        return refine(self.refinement_network, state["source_features"], warped, state["z_id"])
+        pick = nearest_slot(state["source_landmarks"], landmarks)  # (b, m)
+        warped = predict_warp(self.motion_encoder, self.flow_network, take_slot(state["source_image"], pick),
+                              take_slot(state["source_landmarks"], pick), landmarks, self.config.warp_size,
+                              self.config.mesh_prior)
+        return refine(self.refinement_network, take_slot(state["source_features"], pick), warped, state["z_id"])
 
 
 register_method(

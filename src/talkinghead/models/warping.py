@@ -40,3 +40,20 @@ def warp(source: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     flow = resize_flow(flow, (h, w)).to(source.dtype)
     grid = identity_grid(h, w, device=source.device, dtype=source.dtype) + flow.permute(0, 2, 3, 1)  # (b, h, w, 2)
     return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def correspondence_flow(source_inverse_field: torch.Tensor, driving_forward_field: torch.Tensor) -> torch.Tensor:
+    """Flow from the mesh's coordinate fields: where each driving pixel's face point lies in the source.
+
+    Args:
+        source_inverse_field: (b, 2, s, s) for each canonical pixel, its position in the source.
+        driving_forward_field: (b, 2, s, s) for each driving pixel, its canonical position.
+
+    Returns:
+        (b, 2, s, s) displacement in normalised units, for :func:`warp`: ``G_s(U_d(p)) - p``.
+    """
+    grid = driving_forward_field.permute(0, 2, 3, 1)  # (b, s, s, 2)
+    position = F.grid_sample(source_inverse_field, grid.to(source_inverse_field.dtype), mode="bilinear",
+                             padding_mode="border", align_corners=False)
+    h, w = position.shape[-2:]
+    return position - identity_grid(h, w, device=position.device, dtype=position.dtype).permute(0, 3, 1, 2)

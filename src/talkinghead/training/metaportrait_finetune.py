@@ -18,7 +18,7 @@ import torch
 from talkinghead.config.metaportrait import MODULE_NAMES, MetaPortraitFinetuneConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.data.subject import SubjectFrames
-from talkinghead.models.metaportrait import METHOD, identity_code, select_source
+from talkinghead.models.metaportrait import METHOD, identity_code, select_source, slot_indices
 from talkinghead.models.pretrained import PretrainedModel
 from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
@@ -82,14 +82,15 @@ def finetune_metaportrait_networks(
         for net in trainer.networks.values():
             net.eval()
         after = evaluate(trainer.networks)
-        with torch.no_grad():
-            features = trainer.networks["refinement_network"].encode_source(source_image).cpu()
+        with torch.no_grad():  # the person state keeps the subject's frames in slots, as encode does
+            slots = slot_indices(landmarks[None], model.source_slots)[0]
+            features = trainer.networks["refinement_network"].encode_source(images[slots]).cpu()
         extra = finetune_log(trainer)
     networks = {name: trainer.networks[name] for name in names}
     state = {
-        "source_image": person["source_image"][0],
-        "source_landmarks": person["source_landmarks"][0],
-        "source_features": features[0],
+        "source_image": images[slots].cpu(),
+        "source_landmarks": landmarks[slots].cpu(),
+        "source_features": features,
         "z_id": person["z_id"][0],
     }
     return FinetunedNetworks(networks, state, seconds_per_step, before, after, extra)

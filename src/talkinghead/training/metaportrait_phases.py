@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from talkinghead.config.landmark_styles import DRAWING
 from talkinghead.config.metaportrait import GENERATOR_MODULES, WARP_MODULES, MetaPortraitModelConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.models.metaportrait import WarpOutput, identity_code, predict_warp, refine, select_source
@@ -61,7 +62,7 @@ class MetaPortraitPhases:
         """(warp, I~_y or None, z_id or None) for the batch's driving landmark images."""
         image, landmarks, z_id = self.sources(batch)
         warped = predict_warp(nets["motion_encoder"], nets["flow_network"], image, landmarks, batch["target_landmarks"],
-                              self.model.warp_size)
+                              self.model.warp_size, self.model.mesh_prior)
         output = None
         if self.with_refinement:
             output = refine(nets["refinement_network"], None, warped, z_id.to(image.dtype), source_image=image)
@@ -111,7 +112,7 @@ class MetaPortraitPhases:
         """Rows of the sample grid: source, driving landmarks, warped source, output, driving frame."""
         image, _, _ = self.sources(batch)
         warped, output, _ = self.generate(nets, batch)
-        rows = [image, batch["target_landmarks"], warped.warped]
+        rows = [image, batch["target_landmarks"][:, DRAWING], warped.warped]
         if output is not None:
             rows.append(output)
         return rows + [batch["target_image"]]

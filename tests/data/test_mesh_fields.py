@@ -1,0 +1,65 @@
+"""The face mesh's coordinate fields (``dense_mesh`` landmark style) on real frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from talkinghead.data.mesh_fields import mesh_fields, triangulation
+from talkinghead.data.rasterize import get_rasterizer, image_to_tensor, rasterize_dense
+from talkinghead.models.warping import correspondence_flow
+
+SIZE = 64
+
+
+def real_points(dataset) -> np.ndarray:
+    """(478, 3) mediapipe points of a real prepared frame, in its 64 px crop."""
+    path = sorted(dataset.glob("clips/**/landmarks.npz"))[0]
+    with np.load(path) as data:
+        return data["dense"][0].astype(np.float64)
+
+
+def flow_px(source_points: np.ndarray, driving_points: np.ndarray) -> torch.Tensor:
+    """(2, s, s) correspondence flow in pixels from two frames' fields."""
+    source = image_to_tensor(mesh_fields(source_points, SIZE))[None]
+    driving = image_to_tensor(mesh_fields(driving_points, SIZE))[None]
+    return correspondence_flow(source[:, 2:4], driving[:, 0:2])[0] * SIZE / 2
+
+
+def test_a_frame_corresponds_to_itself(prepared_dataset):
+    points = real_points(prepared_dataset)
+    flow = flow_px(points, points)
+    assert flow.abs().mean() < 0.05  # folds of a turned head may differ by a pixel, the rest is exact
+    assert np.median(flow.abs().numpy()) < 1e-3
+
+
+def test_moving_the_face_moves_the_correspondence_and_holds_the_background(prepared_dataset):
+    points = real_points(prepared_dataset)
+    moved = points.copy()
+    moved[:, :2] += (3.0, -2.0)  # the driving face is 3 px right and 2 px up of the source's
+    flow = flow_px(points, moved)
+    left, top = np.round(moved[[33, 263], :2].min(axis=0)).astype(int)  # between the eyes and the mouth
+    right, bottom = np.round(moved[[263, 13], :2].max(axis=0)).astype(int)
+    face = flow[:, top:bottom, left:right].flatten(1)
+    torch.testing.assert_close(face.median(dim=1).values, torch.tensor([-3.0, 2.0]), atol=0.02, rtol=0)
+    assert flow[:, :2, :2].abs().max() < 0.05 and flow[:, -2:, -2:].abs().max() < 0.05  # image corners stay
+
+
+def test_the_inverse_field_puts_canonical_points_where_the_frame_has_them(prepared_dataset):
+    points = real_points(prepared_dataset)
+    inverse = image_to_tensor(mesh_fields(points, 256, source_size=SIZE))[2:4]  # fine grid: little interpolation
+    canonical = triangulation().canonical[:478]
+    for k in (1, 33, 263, 13, 152):  # nose tip, eye corners, upper lip, chin
+        column, row = np.clip(np.round(canonical[k] * 256 - 0.5).astype(int), 0, 255)
+        found = (inverse[:, row, column].numpy() + 1) / 2 * SIZE
+        assert np.abs(found - points[k, :2]).max() < 0.6, k
+
+
+def test_dense_mesh_images_are_the_drawing_then_the_fields(prepared_dataset):
+    points = real_points(prepared_dataset)
+    image = get_rasterizer("dense_mesh")(points, SIZE)
+    assert image.shape == (SIZE, SIZE, 7) and image.dtype == np.float32
+    assert image.min() >= -1 and image.max() <= 1
+    tensor = image_to_tensor(image)
+    torch.testing.assert_close(tensor[:3], image_to_tensor(rasterize_dense(points, SIZE)))
+    torch.testing.assert_close(tensor[3:], image_to_tensor(mesh_fields(points, SIZE)))
