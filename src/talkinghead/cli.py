@@ -458,7 +458,7 @@ def add_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="animate a bundled portrait with a bundled driving video (offline, no arguments needed)",
-        description="Run the bundled small LSR model (models/demo) on a bundled portrait and driving video and "
+        description="Run the bundled MetaPortrait model (models/demo) on a bundled portrait and driving video and "
         "write result.mp4, side_by_side.mp4 and strip.png to OUTPUT (default demo_out). The demo replaces its own "
         "output files on every run.",
     )

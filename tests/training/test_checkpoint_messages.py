@@ -13,7 +13,7 @@ from talkinghead.cli import main
 from talkinghead.weights.checkpoint import CheckpointManager
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "models" / "demo"
+DEMO = REPO / "models" / "lsr_demo"
 
 
 def corrupt_run(folder: Path) -> Path:

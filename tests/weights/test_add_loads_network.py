@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_wrong_network_is_refused_and_nothing_installed(tmp_path, capsys):
     wrong = tmp_path / "79999_iter.pth"
-    torch.save(load_file(str(REPO / "models" / "demo" / "layout_encoder.safetensors")), wrong)
+    torch.save(load_file(str(REPO / "models" / "lsr_demo" / "layout_encoder.safetensors")), wrong)
     assert main(["weights", "add", "face_parsing", str(wrong)]) == 2
     err = capsys.readouterr().err
     assert str(wrong) in err and "missing key" in err and "nothing was installed" in err

@@ -1,6 +1,7 @@
 """``talkinghead demo``: animate a bundled portrait with a bundled driving video, offline.
 
-Uses the small LSR model shipped in ``models/demo`` (see its MODEL_CARD.md) and writes
+Uses the MetaPortrait model shipped in ``models/demo`` (see its MODEL_CARD.md; the earlier
+LSR toy is ``models/lsr_demo``) and writes
 ``demo_out/result.mp4`` (the animated face), ``demo_out/side_by_side.mp4`` (source |
 driving | result) and ``demo_out/strip.png`` (a few frames: driving above, result below).
 The demo's own output files are replaced on every run (a marker file in the folder records
@@ -42,9 +43,9 @@ DEMO_SOURCE = REPO / "examples" / "portraits" / "sadtalker_happy.png"
 DEMO_DRIVING = REPO / "examples" / "videos" / "liveportrait_d18.mp4"
 VIEW_SIZE = 256
 DEMO_OUTPUT = "demo_out"
-# Fine-tuning on the portrait first: the bundled toy model has seen 12 people only, and 100
-# steps (about a minute on 2 CPU cores) turn a generic face into the portrait's.
-DEMO_FINETUNE_STEPS = 100
+# The bundled MetaPortrait model is one-shot: it warps the portrait's own pixels, so it needs
+# no fine-tuning on it (the LSR toy in models/lsr_demo wants --finetune-steps 100).
+DEMO_FINETUNE_STEPS = 0
 STRIP_FRAMES = 6
 DEMO_FILES = ("result.mp4", "side_by_side.mp4", "strip.png")
 
