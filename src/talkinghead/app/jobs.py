@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from talkinghead.app.live import LiveSession
 from talkinghead.data.video import open_frame_source
 from talkinghead.errors import TalkingHeadError
 from talkinghead.inference.animate_job import AnimateJob, AnimateSummary, OutputSpec, run_animate
 from talkinghead.inference.options import AnimateOptions
+from talkinghead.inference.pipeline import AnimationPipeline
 from talkinghead.utils.bundled import bundled_examples, bundled_model
 
 log = logging.getLogger(__name__)
@@ -150,21 +152,40 @@ class AppJobRunner:
         Raises:
             AppInputError: something missing or too large (the message says what to do).
         """
-        if request.sources:
-            sources = [self._checked_file(p, "source photo") for p in request.sources]
-        elif request.bundled_source in self.portraits:
-            sources = [self.portraits[request.bundled_source]]
-        else:
-            raise AppInputError("no source photo: upload one or more photos of a person, or pick a bundled portrait")
+        sources = self._sources(request)
         if request.driving:
             driving = self._checked_file(request.driving, "driving video")
         elif request.bundled_driving in self.driving_videos:
             driving = self.driving_videos[request.bundled_driving]
         else:
             raise AppInputError("no driving video: upload or record one, or pick a bundled driving video")
+        return sources, driving, self._model(request)
+
+    def _sources(self, request: AppRequest) -> list[Path]:
+        if request.sources:
+            return [self._checked_file(p, "source photo") for p in request.sources]
+        if request.bundled_source in self.portraits:
+            return [self.portraits[request.bundled_source]]
+        raise AppInputError("no source photo: upload one or more photos of a person, or pick a bundled portrait")
+
+    def _model(self, request: AppRequest) -> Path:
         if request.model not in self.models:
             raise AppInputError(f"unknown model {request.model!r}; choose one of: {', '.join(self.models)}")
-        return sources, driving, self.models[request.model]
+        return self.models[request.model]
+
+    def live_session(self, request: AppRequest) -> tuple[LiveSession | None, str]:
+        """A :class:`LiveSession` for the request's photos and model, and a line for the page.
+
+        Never raises for bad input: a session of None comes with the message.
+        """
+        uploads = [Path(p) for p in request.sources]
+        try:
+            sources, model = self._sources(request), self._model(request)
+            pipeline = AnimationPipeline.from_pretrained(model, device=self.device)
+            session = LiveSession(pipeline, list(sources), size=int(request.output_size), motion=request.motion)
+        except TalkingHeadError as err:
+            return None, f"Could not start live mode: {_without_folders(str(err), uploads)}"
+        return session, f"Live mode ready for {', '.join(p.name for p in sources)}: start the webcam."
 
     # ------------------------------------------------------------------ running
 

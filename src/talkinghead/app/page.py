@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from talkinghead.app.jobs import AppJobRunner, AppRequest
+from talkinghead.app.live_page import add_live_section
 from talkinghead.inference.options import MOTION_MODES
 
 TITLE = "talkinghead"
@@ -101,6 +102,8 @@ def build_page(runner: AppJobRunner, *, delete_cache: tuple[int, int] | None = (
             [sources, bundled_source, driving, bundled_driving, model, motion, smooth, paste_back, finetune_steps,
              output_size, max_frames],
             [status, result, side_by_side, downloads],
-            concurrency_limit=1,  # one device: jobs wait in the queue
+            concurrency_limit=1, concurrency_id="device",  # one device: jobs and live frames take turns
         )
+        add_live_section(runner, sources=sources, bundled_source=bundled_source, model=model, motion=motion,
+                         output_size=output_size, no_example=NO_EXAMPLE)
     return page
