@@ -91,24 +91,30 @@ def app_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_page(app_server):
-    """A Chromium page that may only talk to the app server; ``external`` lists what it tried elsewhere."""
+def playwright(app_server):
+    """One Playwright driver for the module (a second sync driver cannot start beside it)."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser_page(playwright, app_server):
+    """A Chromium page that may only talk to the app server; ``external`` lists what it tried elsewhere."""
     external: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
+    browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
 
-        def only_local(route):
-            if route.request.url.startswith(app_server["url"]) or route.request.url.startswith(("data:", "blob:")):
-                route.continue_()
-            else:
-                external.append(route.request.url)
-                route.abort()
+    def only_local(route):
+        if route.request.url.startswith(app_server["url"]) or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
 
-        page.route("**/*", only_local)
-        yield page, external
-        context.close()
-        browser.close()
+    page.route("**/*", only_local)
+    yield page, external
+    context.close()
+    browser.close()

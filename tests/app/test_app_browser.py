@@ -8,7 +8,10 @@ from the page and decoded; the page may not reach anything but the local server.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import browser_skip_reason
+from conftest import CHROMIUM_ARGS, browser_skip_reason, chromium_path
 
 REPO = Path(__file__).resolve().parents[2]
 PORTRAIT = REPO / "examples" / "portraits" / "sadtalker_happy.png"
@@ -104,3 +107,45 @@ def test_photo_without_a_face_gets_a_message(browser_page, app_server, tmp_path)
     assert status.startswith("Animated 4 frames"), status
     assert app_server["process"].poll() is None
     assert external == [], f"the page tried to reach the internet: {external}"
+
+
+@pytest.fixture
+def fake_camera(real_data, tmp_path) -> Path:
+    """Four seconds of a real shared clip as a Y4M file, Chromium's fake webcam input."""
+    import imageio_ffmpeg
+
+    clip = tmp_path / "camera.y4m"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i",
+                    str(real_data / "liveportrait_d19.mp4"), "-t", "4", "-vf", "scale=320:320", "-pix_fmt", "yuv420p",
+                    str(clip)], check=True)
+    return clip
+
+
+def test_live_webcam_frames_come_back_animated(playwright, app_server, fake_camera, tmp_path):
+    camera_args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                   f"--use-file-for-fake-video-capture={fake_camera}"]
+    browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + camera_args,
+                                         headless=True)
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(app_server["url"])
+        page.locator("#live-start").click()
+        page.wait_for_function("() => /ready|Could not/.test(document.querySelector('#live-status')?.innerText || '')",
+                               timeout=120_000)
+        assert "Live mode ready for sadtalker_happy.png" in page.locator("#live-status").inner_text()
+        page.locator("#live-webcam [title='grant webcam access'] button").click()
+        page.locator("#live-webcam button[aria-label='capture photo']").click()  # starts the stream
+        sources, start = set(), time.monotonic()
+        while time.monotonic() - start < 60 and len(sources) < 6:
+            image = page.locator("#live-output img")
+            if image.count():
+                sources.add(image.first.get_attribute("src"))
+            time.sleep(0.2)
+        status = page.locator("#live-status").inner_text()
+        _keep_screenshot(page, tmp_path, "app_live.png")
+    finally:
+        browser.close()
+    assert len(sources) >= 6, f"only {len(sources)} animated frames came back; status: {status}"
+    frames = int(re.search(r"(\d+) frames animated", status).group(1))
+    assert frames >= 6, status
