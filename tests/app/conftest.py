@@ -55,17 +55,19 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
-    """``python -m talkinghead app`` on a free port; yields its URL, stops it afterwards."""
+    """``talkinghead app`` on a free port, its outside connections recorded; yields its URL, stops it afterwards."""
     reason = browser_skip_reason()
     if reason:
         pytest.skip(reason)
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("app") / "server.log"
+    folder = tmp_path_factory.mktemp("app")
+    log_path, connections = folder / "server.log", folder / "connections.txt"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     env.setdefault("OMP_NUM_THREADS", "1")
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "talkinghead", "app", "--port", str(port), "--device", "cpu", "--max-upload-mb", "5"],
+            [sys.executable, str(Path(__file__).with_name("serve_recording_connections.py")), str(connections),
+             "app", "--port", str(port), "--device", "cpu", "--max-upload-mb", "5"],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     url = f"http://127.0.0.1:{port}/"
@@ -81,7 +83,7 @@ def app_server(tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"the app server did not answer within {SERVER_START_SECONDS} s:\n{log_path.read_text()}")
                 time.sleep(0.5)
-        yield {"url": url, "log": log_path, "process": server}
+        yield {"url": url, "log": log_path, "process": server, "connections": connections}
     finally:
         server.terminate()
         try:

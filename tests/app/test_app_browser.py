@@ -149,3 +149,10 @@ def test_live_webcam_frames_come_back_animated(playwright, app_server, fake_came
     assert len(sources) >= 6, f"only {len(sources)} animated frames came back; status: {status}"
     frames = int(re.search(r"(\d+) frames animated", status).group(1))
     assert frames >= 6, status
+
+
+def test_the_server_asked_nothing_of_the_network(app_server):
+    """Runs last in this module: the page was served and jobs ran (analytics, version check, Hub lookups off)."""
+    record = app_server["connections"]
+    attempts = record.read_text() if record.exists() else ""
+    assert attempts == "", f"the app server tried to reach:\n{attempts}"
