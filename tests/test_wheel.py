@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import av
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # What `pip wheel .` reads from the source tree (copied, so the build writes nothing into the checkout).
@@ -35,6 +36,7 @@ def _frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+@pytest.mark.slow  # 35 s on an idle 2-core CPU, 84 s on a busy one: run with `make test-all`
 def test_wheel_runs_the_demo_from_another_folder(tmp_path):
     source = tmp_path / "source"
     for item in BUILD_INPUTS:
