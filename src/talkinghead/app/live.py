@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.errors import InvalidInputError
 from talkinghead.inference.driving import DrivingError
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
@@ -68,6 +69,12 @@ class LiveSession:
 
     def __init__(self, pipeline: AnimationPipeline, sources: list[str | Path], *, size: int = 256,
                  motion: str = "relative"):
+        if pipeline.model.temporal_radius > 0:
+            # Such a model holds each frame back for its neighbours; one frame in cannot give one frame out.
+            raise InvalidInputError(
+                f"{pipeline.name}: this model smooths over {2 * pipeline.model.temporal_radius + 1} frames and cannot "
+                "animate a live stream frame by frame; use it on a recorded driving video"
+            )
         self.pipeline = pipeline
         self.pipeline.set_source(sources)
         self.size = size
