@@ -19,9 +19,10 @@ $(CORE_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e .
 	touch $@
 
-# The dlib68 backend uses the prebuilt dlib-bin wheel (no compile).
+# The dlib68 backend uses the prebuilt dlib-bin wheel (no compile); the app extra lets the
+# browser tests run (they also need a system Chromium, see .ci/run, and skip without one).
 $(TEST_STAMP): $(CORE_STAMP)
-	$(BIN)/python -m pip install -e ".[dev,dlib]"
+	$(BIN)/python -m pip install -e ".[dev,dlib,app]"
 	touch $@
 
 setup: $(TEST_STAMP)

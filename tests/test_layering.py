@@ -1,7 +1,7 @@
 """The package's imports run one way, and no two files import each other.
 
 Layers, low to high: utils / config / errors -> layers -> weights -> models -> data,
-losses -> training -> inference -> evaluation -> cli. A module may import its own layer
+losses -> training -> inference -> evaluation -> app -> cli. A module may import its own layer
 or lower ones; anything needed lower down moves lower down.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "talkinghead"
 RANK = {
     "utils": 0, "config": 0, "errors": 0, "layers": 1, "weights": 2, "models": 3, "data": 4, "losses": 4,
-    "training": 5, "inference": 6, "evaluation": 7, "cli": 9, "__main__": 10,
+    "training": 5, "inference": 6, "evaluation": 7, "app": 8, "cli": 9, "__main__": 10,
 }
 
 

@@ -472,6 +472,38 @@ def add_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+# ----------------------------------------------------------------------------- app
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from talkinghead.app.server import serve
+
+    serve(host=args.host, port=args.port, checkpoints=args.checkpoint, device=args.device,
+          max_upload_mb=args.max_upload_mb)
+    return 0
+
+
+def add_app(sub) -> None:
+    from talkinghead.app.jobs import DEFAULT_MAX_UPLOAD_MB
+    from talkinghead.app.server import DEFAULT_HOST, DEFAULT_PORT
+
+    p = sub.add_parser(
+        "app",
+        help="a web page on this machine for animating photos (needs talkinghead[app])",
+        description="Serve a Gradio page: source photo(s) and a driving video (uploads or the bundled examples), "
+        "model, motion, smoothing, paste-back and fine-tuning; one job at a time, offline. Uploads and results "
+        "live in a temporary folder removed when the server stops (Ctrl-C).",
+    )
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--checkpoint", type=Path, action="append", default=[],
+                   help="another model to offer besides the bundled one (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help=f"largest upload accepted, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
+    p.set_defaults(func=cmd_app)
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
@@ -666,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_finetune(sub)
     add_animate(sub)
     add_demo(sub)
+    add_app(sub)
     add_evaluate(sub)
     add_export(sub)
     add_weights(sub)

@@ -28,6 +28,7 @@ from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame
 from talkinghead.inference.views import resize_to_height
 from talkinghead.utils.atomic import atomic_path
+from talkinghead.utils.bundled import bundled_path
 from talkinghead.errors import InputNotFoundError
 from talkinghead.utils.output_guard import (
     check_output_location,
@@ -37,10 +38,10 @@ from talkinghead.utils.output_guard import (
     update_marker,
 )
 
-REPO = Path(__file__).resolve().parents[3]
-DEMO_MODEL = REPO / "models" / "demo"
-DEMO_SOURCE = REPO / "examples" / "portraits" / "sadtalker_happy.png"
-DEMO_DRIVING = REPO / "examples" / "videos" / "liveportrait_d18.mp4"
+# From the source checkout or, in an installed wheel, from the package's bundled copies.
+DEMO_MODEL = bundled_path("models/demo")
+DEMO_SOURCE = bundled_path("examples/portraits/sadtalker_happy.png")
+DEMO_DRIVING = bundled_path("examples/videos/liveportrait_d18.mp4")
 VIEW_SIZE = 256
 DEMO_OUTPUT = "demo_out"
 # The bundled MetaPortrait model is one-shot: it warps the portrait's own pixels, so it needs
@@ -70,8 +71,8 @@ class DemoResult:
 def _bundled(path: Path, what: str, option: str) -> Path:
     if not path.exists():
         raise InputNotFoundError(
-            f"{path}: the bundled {what} is missing; it ships with the source checkout of talkinghead "
-            f"(git clone), or pass your own with {option}"
+            f"{path}: the bundled {what} is missing; it ships with talkinghead (the source checkout and "
+            f"the wheel); reinstall it, or pass your own with {option}"
         )
     return path
 
