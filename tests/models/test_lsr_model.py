@@ -88,8 +88,8 @@ def test_weights_load_from_a_release_and_from_a_checkpoint(tmp_path):
 def test_loading_refuses_other_methods_and_mismatched_weights(tmp_path):
     config = tiny_model_config()
     networks = build_networks(config)
-    other = save_release(tmp_path / "fsth", {"method": "fsth", "model": to_dict(config)}, networks)
-    with pytest.raises(UnknownMethodError, match="method 'fsth', which this version"):
+    other = save_release(tmp_path / "x2face", {"method": "x2face", "model": to_dict(config)}, networks)
+    with pytest.raises(UnknownMethodError, match="method 'x2face', which this version"):
         load_pretrained(other)
     with pytest.raises(PretrainedError, match="holds a 'lsr' model, a 'fsth' model is needed"):
         load_pretrained(save_release(tmp_path / "lsr", {"method": "lsr", "model": to_dict(config)}, networks),

@@ -20,6 +20,15 @@ from talkinghead.config.training import ADAM_BETAS, DataConfig, LossWeightsBase,
 MODULE_NAMES = ("layout_encoder", "style_encoder", "layout_generator", "image_generator", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:4]
 StageName = Literal["layout_pretrain", "full"]
+# LSR Table 2's ablation variants (§4.4): what synthesises the image.
+Synthesis = Literal["layout", "landmarks", "oracle", "adain_unet"]
+# The generator-side networks each variant runs (the others are built but stay untrained).
+SYNTHESIS_NETWORKS = {
+    "layout": GENERATOR_MODULES,
+    "landmarks": ("style_encoder", "image_generator"),
+    "oracle": ("style_encoder", "image_generator"),
+    "adain_unet": ("layout_encoder", "layout_generator"),
+}
 
 
 @dataclass
@@ -112,12 +121,19 @@ class LSRModelConfig:
         landmark_channels: channels of the rasterised landmark image (3 for RGB drawings).
         latent_dim: size of z^l and z^s (authors: 512).
         landmark_style: rasteriser of the landmark image (``fsth`` or ``dense``).
+        synthesis: what renders the image, for LSR Table 2's ablations (§4.4): ``layout``
+            (LSR: G_s from G_l's layout and the landmarks), ``landmarks`` (+SPADE: G_s from the
+            landmark image only), ``oracle`` (upper bound: G_s from the target's ground-truth
+            segmentation and the landmarks; it cannot animate, as no oracle exists at
+            inference) or ``adain_unet`` (baseline: G_l's AdaIN U-Net translating the landmarks
+            to the image through its RGB head, FSTH-style).
     """
 
     image_size: int = 224
     landmark_channels: int = 3
     latent_dim: int = 512
     landmark_style: Literal["fsth", "dense"] = "fsth"
+    synthesis: Synthesis = "layout"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     layout_generator: LayoutGeneratorConfig = field(default_factory=LayoutGeneratorConfig)
     image_generator: ImageGeneratorConfig = field(default_factory=ImageGeneratorConfig)

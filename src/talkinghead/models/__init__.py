@@ -5,6 +5,7 @@ Importing this package registers every built-in method (see :mod:`talkinghead.mo
 
 from talkinghead.models import lsr  # noqa: F401  (registers the 'lsr' method)
 from talkinghead.models import metaportrait  # noqa: F401  (registers the 'metaportrait' method)
+from talkinghead.models import fsth  # noqa: F401  (registers the 'fsth' method)
 from talkinghead.models.discriminator import StyleGAN2Discriminator
 from talkinghead.models.encoder import LatentEncoder
 from talkinghead.models.image_generator import SPADEImageGenerator

@@ -49,6 +49,7 @@ class SPADEImageGenerator(nn.Module):
             )
         self.config = config
         self.image_size = image_size
+        self.cond_channels = cond_channels
         self.start_size = start_size
         top = config.max_channels
         spade = {"cond_channels": cond_channels, "hidden_channels": config.spade_hidden_channels}

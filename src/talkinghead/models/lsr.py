@@ -20,15 +20,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.config.lsr import GENERATOR_MODULES, MODULE_NAMES, LSRModelConfig
+from talkinghead.config.lsr import GENERATOR_MODULES, MODULE_NAMES, SYNTHESIS_NETWORKS, LSRModelConfig
+from talkinghead.errors import TalkingHeadError
 from talkinghead.models.discriminator import StyleGAN2Discriminator
 from talkinghead.models.encoder import LatentEncoder
 from talkinghead.models.image_generator import SPADEImageGenerator
 from talkinghead.models.inference_model import InferenceModel, StateTensor
 from talkinghead.models.layout_generator import LayoutGenerator
 from talkinghead.models.registry import MethodSpec, register_method
+from talkinghead.utils.modules import unwrap
 
 METHOD = "lsr"
+
+
+class OracleSynthesisError(TalkingHeadError, ValueError):
+    """The oracle-segmentation ablation was asked to render without a ground-truth segmentation."""
 
 
 @dataclass
@@ -37,14 +43,16 @@ class LSROutput:
 
     Attributes:
         image: (b, 3, h, w) I_hat in [-1, 1], or None when only the layout was asked for.
-        layout_logits: (b, C, h, w) G_l's raw output y^l (segmentation logits in pre-training).
-        layout: (b, C, h, w) what G_s receives (``layout_activation`` applied).
+        layout_logits: (b, C, h, w) G_l's raw output y^l (segmentation logits in pre-training),
+            or None when G_l does not run (the ``landmarks`` and ``oracle`` ablations).
+        layout: (b, C, h, w) what G_s receives (``layout_activation`` applied; the one-hot
+            oracle segmentation in the ``oracle`` ablation), or None.
         rgb: (b, 3, h, w) G_l's extra reconstruction R_t, or None.
     """
 
     image: torch.Tensor | None
-    layout_logits: torch.Tensor
-    layout: torch.Tensor
+    layout_logits: torch.Tensor | None
+    layout: torch.Tensor | None
     rgb: torch.Tensor | None
 
 
@@ -86,11 +94,32 @@ def synthesize(
     *,
     layout_activation: str,
     with_rgb: bool = False,
+    synthesis: str = "layout",
+    segmentation: torch.Tensor | None = None,
 ) -> LSROutput:
     """Eq. 1-3 for target landmark images ``landmarks`` (b, c, h, w).
 
-    With ``image_generator`` None (layout pre-training) only G_l runs.
+    With ``image_generator`` None (layout pre-training) only G_l runs. ``synthesis`` picks an
+    ablation of LSR Table 2 (see :class:`LSRModelConfig`); ``oracle`` needs the target's
+    (b, h, w) class ``segmentation``.
     """
+    if synthesis == "adain_unet":  # baseline: G_l's AdaIN U-Net renders the image through its RGB head
+        logits, rgb = layout_generator(landmarks, z_layout, with_rgb=True)
+        return LSROutput(image=rgb, layout_logits=logits, layout=None, rgb=rgb)
+    if synthesis in ("landmarks", "oracle"):
+        if z_style is None or image_generator is None:
+            raise ValueError(f"the {synthesis!r} ablation needs the image generator and a style latent")
+        layout = None
+        condition = landmarks
+        if synthesis == "oracle":
+            if segmentation is None:
+                raise ValueError("the 'oracle' ablation needs the target's segmentation map (a dataset with maps)")
+            channels = unwrap(image_generator).cond_channels - landmarks.shape[1]  # the classes
+            layout = F.one_hot(segmentation.long(), channels).permute(0, 3, 1, 2).to(landmarks.dtype)
+            condition = torch.cat([layout, landmarks], dim=1)
+        return LSROutput(image=image_generator(condition, z_style), layout_logits=None, layout=layout, rgb=None)
+    if synthesis != "layout":
+        raise ValueError(f"unknown synthesis {synthesis!r}; use 'layout', 'landmarks', 'oracle' or 'adain_unet'")
     logits, rgb = layout_generator(landmarks, z_layout, with_rgb=with_rgb)
     layout = activate_layout(logits, layout_activation)
     image = None
@@ -105,13 +134,12 @@ def build_networks(config: LSRModelConfig) -> dict[str, nn.Module]:
     """The five LSR networks, by their config/checkpoint names."""
     size, lc, dim = config.image_size, config.landmark_channels, config.latent_dim
     d_in = 3 + (lc if config.discriminator.use_landmarks else 0)
+    layout_in = 0 if config.synthesis == "landmarks" else config.layout_generator.layout_channels
     return {
         "layout_encoder": LatentEncoder(config.encoder, size, 3 + lc, dim),  # E_l
         "style_encoder": LatentEncoder(config.encoder, size, 3 + lc, dim),  # E_s
         "layout_generator": LayoutGenerator(config.layout_generator, size, lc, dim),  # G_l
-        "image_generator": SPADEImageGenerator(
-            config.image_generator, size, config.layout_generator.layout_channels + lc, dim
-        ),  # G_s
+        "image_generator": SPADEImageGenerator(config.image_generator, size, layout_in + lc, dim),  # G_s
         "discriminator": StyleGAN2Discriminator(config.discriminator, size, d_in),  # D
     }
 
@@ -142,7 +170,8 @@ class LSRModel(InferenceModel):
             self.add_module(name, networks[name])
 
     def synthesis_networks(self) -> list[str]:
-        return ["layout_generator", "image_generator"]
+        runs = SYNTHESIS_NETWORKS[self.config.synthesis]
+        return [name for name in ("layout_generator", "image_generator") if name in runs]
 
     @classmethod
     def state_spec(cls, config: LSRModelConfig) -> dict[str, StateTensor]:
@@ -162,6 +191,12 @@ class LSRModel(InferenceModel):
 
     def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(b, 3, h, w) frames for target landmark images ``landmarks`` (b, c, h, w), Eq. 1-3."""
+        if self.config.synthesis == "oracle":
+            raise OracleSynthesisError(
+                "this LSR model is the 'oracle' ablation (model.synthesis: oracle), which renders from the target's "
+                "ground-truth segmentation and so cannot animate; compare it by its held-out training numbers, or use "
+                "a model of another synthesis"
+            )
         return synthesize(
             self.layout_generator,
             self.image_generator,
@@ -169,6 +204,7 @@ class LSRModel(InferenceModel):
             state["z_layout"],
             state["z_style"],
             layout_activation=self.config.layout_generator.layout_activation,
+            synthesis=self.config.synthesis,
         ).image
 
 

@@ -20,7 +20,7 @@ from talkinghead.losses.factory import build_perceptual_networks
 from talkinghead.models.lsr import METHOD, encode_latent
 from talkinghead.models.pretrained import PretrainedModel
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
-from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
+from talkinghead.training.lsr_phases import FullObjectivePhases, frozen_parameters
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
 from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
@@ -83,7 +83,7 @@ def finetune_lsr_networks(
                 batch_size=config.batch_size, seed=config.seed, total_steps=config.steps,
             ),
             max_grad_norm=config.max_grad_norm,
-            frozen_parameters=FROZEN,
+            frozen_parameters=frozen_parameters(model.synthesis),
             images_per_step=config.batch_size,
         )
         start = time.perf_counter()

@@ -83,8 +83,8 @@ class LSRObjective:
         self,
         output: torch.Tensor,
         target: torch.Tensor,
-        z_layout: torch.Tensor,
-        z_style: torch.Tensor,
+        z_layout: torch.Tensor | None,
+        z_style: torch.Tensor | None,
         fake_logits: torch.Tensor | None,
         layout_logits: torch.Tensor | None = None,
         segmentation: torch.Tensor | None = None,
@@ -120,8 +120,9 @@ class LSRObjective:
             add("identity", w.identity, self.identity(output, target))
         if w.gan > 0 and fake_logits is not None:
             add("gan", w.gan, g_nonsaturating_loss(fake_logits.float()))
-        if w.latent_l2 > 0:
-            add("latent_l2", w.latent_l2, latent_l2(z_layout) + latent_l2(z_style))
+        latents = [z for z in (z_layout, z_style) if z is not None]  # an ablation may run one encoder
+        if w.latent_l2 > 0 and latents:
+            add("latent_l2", w.latent_l2, sum(latent_l2(z) for z in latents))
         if w.segmentation > 0 and layout_logits is not None and segmentation is not None:
             add("segmentation", w.segmentation, segmentation_loss(layout_logits.float(), segmentation))
         if not weighted:

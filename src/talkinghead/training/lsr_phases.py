@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from talkinghead.config.lsr import GENERATOR_MODULES
+from talkinghead.config.lsr import GENERATOR_MODULES, SYNTHESIS_NETWORKS
 from talkinghead.models.lsr import encode_latent, synthesize
 from talkinghead.training.image_grid import colorize_layout
 from talkinghead.training.lsr_objective import LSRObjective
@@ -19,16 +19,29 @@ def _rgb_head(pname: str) -> bool:
     return pname.startswith("rgb_head")
 
 
+def _layout_head(pname: str) -> bool:
+    return pname.startswith("layout_head")
+
+
 FROZEN = {"layout_generator": _rgb_head}  # R_t is a pre-training output only
 
 
-def lsr_latents(nets: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor]):
-    """(z^l, z^s) of a batch: precomputed ones (subject fine-tuning) or the K-shot encodings."""
+def frozen_parameters(synthesis: str) -> dict:
+    """Parameters that stay fixed in the full stage: R_t's head, or (AdaIN baseline) the unused layout head."""
+    return {"layout_generator": _layout_head} if synthesis == "adain_unet" else FROZEN
+
+
+def lsr_latents(nets: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor], synthesis: str = "layout"):
+    """(z^l, z^s) of a batch: precomputed ones (subject fine-tuning) or the K-shot encodings.
+
+    An ablation that does not run an encoder (``SYNTHESIS_NETWORKS``) gets None for its latent.
+    """
     if "z_layout" in batch:
         return batch["z_layout"], batch["z_style"]
-    return (
-        encode_latent(nets["layout_encoder"], batch["source_images"], batch["source_landmarks"]),
-        encode_latent(nets["style_encoder"], batch["source_images"], batch["source_landmarks"]),
+    runs = SYNTHESIS_NETWORKS[synthesis]
+    return tuple(
+        encode_latent(nets[name], batch["source_images"], batch["source_landmarks"]) if name in runs else None
+        for name in ("layout_encoder", "style_encoder")
     )
 
 
@@ -45,11 +58,12 @@ class FullObjectivePhases:
     def __init__(self, objective: LSRObjective, model, modules, r1_gamma: float, r1_every: int):
         self.objective = objective
         self.activation = model.layout_generator.layout_activation
+        self.synthesis = model.synthesis
         self.use_landmarks_in_d = model.discriminator.use_landmarks
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
         weights = objective.weights
         self.adversarial = weights.gan > 0 and "discriminator" in modules
-        self.generators = [m for m in modules if m in GENERATOR_MODULES]
+        self.generators = [m for m in modules if m in GENERATOR_MODULES and m in SYNTHESIS_NETWORKS[self.synthesis]]
         self.trained = self.generators + (["discriminator"] if self.adversarial else [])
         self._fakes: dict[int, torch.Tensor] = {}  # G phase output, reused by the same step's D phase
 
@@ -60,10 +74,10 @@ class FullObjectivePhases:
 
     def generate(self, nets, batch):
         """Eq. 1-3 for the batch's targets: (LSROutput, z^l, z^s)."""
-        z_layout, z_style = lsr_latents(nets, batch)
+        z_layout, z_style = lsr_latents(nets, batch, self.synthesis)
         out = synthesize(
             nets["layout_generator"], nets["image_generator"], batch["target_landmarks"], z_layout, z_style,
-            layout_activation=self.activation,
+            layout_activation=self.activation, synthesis=self.synthesis, segmentation=batch.get("target_segmentation"),
         )
         return out, z_layout, z_style
 
@@ -104,7 +118,8 @@ class FullObjectivePhases:
 
     def optimizers(self, trainer: Trainer, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         """Adam for the generators and (lazy-R1-adjusted) for D."""
-        out = {"generator": adam(trainable_parameters(trainer, self.generators, FROZEN), lr, betas)}
+        frozen = frozen_parameters(self.synthesis)
+        out = {"generator": adam(trainable_parameters(trainer, self.generators, frozen), lr, betas)}
         if self.adversarial:
             ratio = self.r1_every / (self.r1_every + 1)
             out["discriminator"] = adam(trainable_parameters(trainer, ["discriminator"]), lr, betas, lr_ratio=ratio)
@@ -112,5 +127,6 @@ class FullObjectivePhases:
 
     def sample(self, nets, batch):
         out, _, _ = self.generate(nets, batch)
+        layout = colorize_layout(out.layout) if out.layout is not None else batch["target_landmarks"]
         first_source = batch["source_images"][:, 0] if "source_images" in batch else batch["target_image"]
-        return [first_source, batch["target_landmarks"], colorize_layout(out.layout), out.image, batch["target_image"]]
+        return [first_source, batch["target_landmarks"], layout, out.image, batch["target_image"]]

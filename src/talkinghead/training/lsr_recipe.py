@@ -20,14 +20,17 @@ from talkinghead.models.lsr import METHOD, encode_latent, synthesize
 from talkinghead.training.image_grid import colorize_layout
 from talkinghead.training.lsr_finetune import finetune_lsr_networks
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
-from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
+from talkinghead.training.lsr_phases import FullObjectivePhases, frozen_parameters
 from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, register_recipe
 from talkinghead.training.stage_plumbing import adam, eval_dataset, plan_stage, stage_dataset, trainable_parameters
 from talkinghead.training.trainer import Phase, StagePlan, Trainer
 
 
 def requires_segmentation(stage: StageConfig) -> bool:
-    """Layout pre-training (and any stage with the cross-entropy on) reads the oracle segmentation."""
+    """Layout pre-training (and any stage with the cross-entropy on) reads the oracle segmentation.
+
+    (The ``oracle`` ablation's full stage reads it too; :func:`full_stage` checks that one.)
+    """
     return stage.name == "layout_pretrain" or stage.loss_weights.segmentation > 0
 
 
@@ -42,6 +45,11 @@ def layout_pretrain_stage(
     trainer: Trainer, config: LSRTrainConfig, stage: StageConfig, index: int, perceptual: PerceptualNetworks
 ) -> StagePlan:
     """LSR §3.2: E_l and G_l learn to predict the oracle segmentation of a new view (Eq. 1-2)."""
+    if config.model.synthesis not in ("layout", "adain_unet"):
+        raise TrainingSetupError(
+            f"model.synthesis={config.model.synthesis!r} has no layout generator to pre-train; "
+            "list only the full stage (see configs/lsr/ablations/)"
+        )
     segmentation = requires_segmentation(stage)
     dataset = stage_dataset(config, stage, require_segmentation=segmentation)
     objective = LSRObjective(stage.loss_weights, perceptual).to(trainer.device)
@@ -94,7 +102,7 @@ def full_stage(
     trainer: Trainer, config: LSRTrainConfig, stage: StageConfig, index: int, perceptual: PerceptualNetworks
 ) -> StagePlan:
     """LSR §3.3-3.4: every network with Eq. 4; the layout is free to become a latent representation."""
-    segmentation = requires_segmentation(stage)
+    segmentation = requires_segmentation(stage) or config.model.synthesis == "oracle"
     objective = LSRObjective(stage.loss_weights, perceptual).to(trainer.device)
     full = FullObjectivePhases(objective, config.model, stage.modules, stage.r1_gamma, stage.r1_every)
 
@@ -108,7 +116,7 @@ def full_stage(
         trained=full.trained, optimizers=full.optimizers(trainer, stage.lr, stage.betas),
         phases=full.phases(), sample=full.sample, measure=measure,
         eval_data=eval_dataset(config, stage, require_segmentation=segmentation),
-        frozen_parameters=FROZEN,
+        frozen_parameters=frozen_parameters(config.model.synthesis),
     )
 
 
