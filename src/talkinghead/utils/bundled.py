@@ -19,7 +19,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 WHEEL_ROOT = PACKAGE_DIR / "bundled"
 CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
 # Model names that load without a path (``from_pretrained("demo")``, ``--checkpoint demo``).
-BUNDLED_MODELS = ("demo",)
+BUNDLED_MODELS = ("demo", "lsr_demo")
 
 
 def bundled_path(relative: str | Path) -> Path:
