@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 
-from talkinghead.config import dump_yaml, to_dict
+from talkinghead.config import dump_yaml, from_dict, to_dict
 from talkinghead.config.prepare import preparation_settings
 from talkinghead.data.dataset_format import PreparedDataset
+from talkinghead.errors import TalkingHeadError
 from talkinghead.models.registry import get_method
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_recipe
@@ -37,12 +38,24 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _saved_model_config(saved: Mapping[str, Any], current: Any) -> dict[str, Any]:
+    """The checkpoint's model config, flattened, with options it predates at their defaults.
+
+    A checkpoint written before an option existed has no value for it; it was trained as the
+    option's default behaves, so it still matches a config that keeps the default.
+    """
+    try:
+        return _flatten(to_dict(from_dict(type(current), saved, "checkpoint model")))
+    except (TalkingHeadError, TypeError, ValueError):  # not parseable by today's schema: compare it as written
+        return _flatten(saved)
+
+
 def check_checkpoint_matches(state: Mapping[str, Any], config: Any, path: str) -> None:
     """Refuse a checkpoint of another method or architecture, naming what differs."""
     method = state.get("method")
     if method != config.method:
         raise TrainingSetupError(f"{path}: is a checkpoint of method {method!r}, this run trains {config.method!r}")
-    saved = _flatten(state.get("config", {}).get("model", {}))
+    saved = _saved_model_config(state.get("config", {}).get("model", {}), config.model)
     current = _flatten(to_dict(config.model))
     diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if diff:
