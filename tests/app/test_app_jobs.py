@@ -32,8 +32,9 @@ def test_bundled_examples_and_model_are_offered(runner):
 
 def test_the_bundled_model_loads_by_name():
     pipeline = AnimationPipeline.from_pretrained("demo", device="cpu")
-    assert pipeline.size == 64
+    assert pipeline.model.method == "metaportrait" and pipeline.size == 128
     assert bundled_model("demo") == REPO / "models" / "demo"
+    assert AnimationPipeline.from_pretrained("lsr_demo", device="cpu").model.method == "lsr"
 
 
 def test_missing_inputs_are_named(runner):

@@ -31,7 +31,7 @@ def test_live_frames_match_a_video_run(real_data):
     with AnimationPipeline.from_pretrained("demo", device="cpu") as pipeline:
         pipeline.set_source([PORTRAIT])
         expected = [f.image for f in pipeline.animate(frames, AnimateOptions(batch_size=1))]
-    live = LiveSession(AnimationPipeline.from_pretrained("demo", device="cpu"), [PORTRAIT], size=64)
+    live = LiveSession(AnimationPipeline.from_pretrained("demo", device="cpu"), [PORTRAIT], size=pipeline.size)
     got = [live(frame) for frame in frames]
     live.close()
     assert len(got) == len(expected) == 5

@@ -154,8 +154,9 @@ def test_missing_landmarks_leave_out_their_segments(landmarks):
 
 def test_registry_and_errors(landmarks):
     ibug, dense = landmarks
-    assert set(RASTERIZERS) == {"fsth", "dense"}
+    assert set(RASTERIZERS) == {"fsth", "dense", "dense_mesh"}
     assert RASTERIZERS["fsth"].landmarks == "ibug68" and RASTERIZERS["dense"].landmarks == "dense"
+    assert RASTERIZERS["dense_mesh"].landmarks == "dense"
     np.testing.assert_array_equal(RASTERIZERS["fsth"](ibug, 64), rasterize_landmarks(ibug, 64, "fsth"))
     with pytest.raises(ValueError, match="unknown landmark style 'mesh'"):
         rasterize_landmarks(ibug, 64, "mesh")
