@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,14 @@ def test_finetune_personalises_the_model_on_real_photos(trained_run, tmp_path, c
     subject = load_file(out / "subject.safetensors")
     assert set(subject) == {"source_image", "source_landmarks", "source_features", "z_id"}
     assert torch.allclose(subject["z_id"].norm(dim=-1), torch.ones(1), atol=1e-4)
+
+
+def test_a_finished_stage_trains_longer_when_resumed_with_more_steps(trained_run, real_train_data, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert main(mp_args(real_train_data, "stages.1.steps=4", "--run-dir", str(run), "--resume")) == 0
+    state = CheckpointManager(run).load_latest()
+    assert state["stage"] == "full" and state["stage_complete"] and state["stage_step"] == 4
+    assert state["global_step"] == 6
+    assert main(mp_args(real_train_data, "stages.1.steps=4", "--run-dir", str(run), "--resume")) == 0
+    assert CheckpointManager(run).load_latest()["global_step"] == 6  # nothing left to do

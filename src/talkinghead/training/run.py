@@ -192,21 +192,33 @@ def train(
 def _run_stages(
     trainer: Trainer, recipe: TrainingRecipe, config: Any, resources: Any, state: Mapping | None, max_steps: int | None
 ) -> dict[str, dict[str, float]]:
-    """The config's stages in order, skipping those a resumed checkpoint finished."""
+    """The config's stages in order, skipping those a resumed checkpoint finished.
+
+    The checkpoint's own stage, finished, is continued when the config now gives it more
+    steps than it ran (``--resume stages.N.steps=...``: train longer without a new run).
+    """
     results: dict[str, dict[str, float]] = {}
     for index, stage in enumerate(config.stages):
         stage_resume = None
+        plan = None
         if state is not None:
-            if index < state["stage_index"] or (index == state["stage_index"] and state["stage_complete"]):
+            if index < state["stage_index"]:
                 continue
             if index == state["stage_index"]:
                 stage_resume = state
+                if state["stage_complete"]:
+                    plan = recipe.stages[stage.name](trainer, config, stage, index, resources)
+                    if plan.total_steps <= int(state["stage_step"]):
+                        continue
+                    trainer.logger.info(f"continuing the finished stage {stage.name} from step "
+                                        f"{state['stage_step']} to {plan.total_steps}")
         if trainer.out_of_steps():
             raise TrainingInterrupted(
                 f"stopped by --max-steps {max_steps} after stage {config.stages[index - 1].name}; "
                 "continue with --resume"
             )
-        plan = recipe.stages[stage.name](trainer, config, stage, index, resources)
+        if plan is None:
+            plan = recipe.stages[stage.name](trainer, config, stage, index, resources)
         results[stage.name] = trainer.run_stage(plan, stage_resume)
     return results
 
