@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_stage_names, DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("embedder", "generator", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:2]
@@ -221,11 +221,7 @@ class FSTHTrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
-        if not self.stages:
-            raise ValueError("stages: at least one stage is needed")
-        names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stages: each stage name may appear once, got {names}")
+        check_stage_names(self.stages)
 
 
 @register_config("fsth_finetune")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import ADAM_BETAS, DataConfig, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
+from talkinghead.config.training import ADAM_BETAS, check_stage_names, DataConfig, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
 
 # Modules of the LSR model, by the names used in configs and checkpoints.
 #   layout_encoder  E_l   style_encoder  E_s
@@ -252,11 +252,7 @@ class LSRTrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
-        if not self.stages:
-            raise ValueError("stages: at least one stage is needed")
-        names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stages: each stage name may appear once, got {names}")
+        check_stage_names(self.stages)
 
 
 @register_config("lsr_finetune")

@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
 from talkinghead.config.landmark_styles import LandmarkStyle, has_mesh_fields, style_channels
-from talkinghead.config.training import DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_stage_names, DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:3]
@@ -305,11 +305,7 @@ class MetaPortraitTrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
-        if not self.stages:
-            raise ValueError("stages: at least one stage is needed")
-        names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stages: each stage name may appear once, got {names}")
+        check_stage_names(self.stages)
 
 
 @register_config("metaportrait_finetune")

@@ -70,6 +70,19 @@ class StageSchedule:
             raise ValueError(f"stage {self.name}: epochs must be > 0, got {self.epochs}")
 
 
+def check_stage_names(stages: list[StageSchedule]) -> None:
+    """A run's stages: at least one, each name once (checkpoints and logs find a stage by name).
+
+    Raises:
+        ValueError: no stage, or a name that appears twice.
+    """
+    if not stages:
+        raise ValueError("stages: at least one stage is needed")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stages: each stage name may appear once, got {names}")
+
+
 @dataclass
 class DataConfig:
     """Which prepared dataset to train on (``talkinghead prepare`` output).

@@ -93,11 +93,14 @@ def _barycentric(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.stack([1.0 - u - v, u, v], axis=1)
 
 
+@functools.cache
 def _pixel_centres(size: int) -> np.ndarray:
-    """(size * size, 2) fractions of the pixel centres, row by row."""
+    """(size * size, 2) fractions of the pixel centres, row by row (read-only, made once per size)."""
     centres = (np.arange(size, dtype=np.float64) + 0.5) / size
     ys, xs = np.meshgrid(centres, centres, indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], 1)
+    grid = np.stack([xs.ravel(), ys.ravel()], 1)
+    grid.setflags(write=False)
+    return grid
 
 
 def _triangle_index_map(vertices: np.ndarray, triangles: np.ndarray, order: np.ndarray, size: int) -> np.ndarray:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.config.landmark_styles import DRAWING, FORWARD_FIELD, INVERSE_FIELD
+from talkinghead.config.landmark_styles import DRAWING, FORWARD_FIELD, INVERSE_FIELD, STYLE_CHANNELS
 from talkinghead.config.metaportrait import GENERATOR_MODULES, MetaPortraitModelConfig
 from talkinghead.models.flow_network import FlowNetwork
 from talkinghead.models.inference_model import InferenceModel, StateTensor
@@ -152,7 +152,7 @@ def pose_signature(landmarks: torch.Tensor) -> torch.Tensor:
     """
     lead, (c, h, w) = landmarks.shape[:-3], landmarks.shape[-3:]
     flat = landmarks.reshape(-1, c, h, w).float()
-    if c == INVERSE_FIELD.stop:
+    if c == STYLE_CHANNELS["dense_mesh"]:
         signature = flat[:, INVERSE_FIELD]
     else:
         signature = F.adaptive_avg_pool2d(flat[:, DRAWING], 16)

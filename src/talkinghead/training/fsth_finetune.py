@@ -11,7 +11,6 @@ meta-learning objective without L_MCH). E stays as it is. The person state of th
 
 from __future__ import annotations
 
-import time
 
 import torch
 
@@ -24,7 +23,7 @@ from talkinghead.models.pretrained import PretrainedModel
 from talkinghead.training.fsth_objective import FSTHObjective, content_networks, needed_networks
 from talkinghead.training.fsth_phases import FSTHPhases
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
-from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, subject_batch_stream
+from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, run_finetuning, subject_batch_stream
 from talkinghead.training.trainer import StagePlan
 
 
@@ -87,12 +86,7 @@ def finetune_fsth_networks(pretrained: PretrainedModel, subject: SubjectFrames,
                                          total_steps=config.steps),
             max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
         )
-        start = time.perf_counter()
-        trainer.run_stage(plan)
-        seconds_per_step = (time.perf_counter() - start) / config.steps
-        for net in trainer.networks.values():
-            net.eval()
-        after = evaluate(trainer.networks)
+        seconds_per_step, after = run_finetuning(trainer, plan, evaluate)
         adain = trainer.networks[SUBJECT_MODULES[0]].value.detach().cpu()
         extra = finetune_log(trainer)
     networks = {name: trainer.networks[name] for name in names}

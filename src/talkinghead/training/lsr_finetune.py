@@ -9,7 +9,6 @@ release; this module only tunes.
 
 from __future__ import annotations
 
-import time
 
 import torch
 
@@ -22,7 +21,7 @@ from talkinghead.models.pretrained import PretrainedModel
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
 from talkinghead.training.lsr_phases import FullObjectivePhases, frozen_parameters
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
-from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, subject_batch_stream
+from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, run_finetuning, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
 
 
@@ -86,12 +85,7 @@ def finetune_lsr_networks(
             frozen_parameters=frozen_parameters(model.synthesis),
             images_per_step=config.batch_size,
         )
-        start = time.perf_counter()
-        trainer.run_stage(plan)
-        seconds_per_step = (time.perf_counter() - start) / config.steps
-        for net in trainer.networks.values():
-            net.eval()
-        after = evaluate(trainer.networks)
+        seconds_per_step, after = run_finetuning(trainer, plan, evaluate)
         extra = finetune_log(trainer)
     networks = {name: trainer.networks[name] for name in names}
     state = {"z_layout": z_layout.reshape(-1), "z_style": z_style.reshape(-1)}

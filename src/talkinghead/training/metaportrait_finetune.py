@@ -11,7 +11,6 @@ paper compares it with.)
 
 from __future__ import annotations
 
-import time
 
 import torch
 
@@ -24,7 +23,7 @@ from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
 from talkinghead.training.metaportrait_resources import build_resources
 from talkinghead.training.recipe import FinetunedNetworks, TrainingSetupError
-from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, subject_batch_stream
+from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer, run_finetuning, subject_batch_stream
 from talkinghead.training.trainer import StagePlan, Trainer
 
 
@@ -76,12 +75,7 @@ def finetune_metaportrait_networks(
             ),
             max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
         )
-        start = time.perf_counter()
-        trainer.run_stage(plan)
-        seconds_per_step = (time.perf_counter() - start) / config.steps
-        for net in trainer.networks.values():
-            net.eval()
-        after = evaluate(trainer.networks)
+        seconds_per_step, after = run_finetuning(trainer, plan, evaluate)
         with torch.no_grad():  # the person state keeps the subject's frames in slots, as encode does
             slots = slot_indices(landmarks[None], model.source_slots)[0]
             features = trainer.networks["refinement_network"].encode_source(images[slots]).cpu()

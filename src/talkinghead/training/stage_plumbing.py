@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -269,6 +270,21 @@ def finetuning_trainer(pretrained: Any, names: Sequence[str], config: Any, metho
         finally:
             trainer.close()
             context.shutdown()
+
+
+def run_finetuning(trainer: Trainer, plan: StagePlan,
+                   evaluate: Callable[[dict], dict[str, float]]) -> tuple[float, dict[str, float]]:
+    """Train a fine-tuning ``plan``, then put the networks in eval mode and measure them again.
+
+    Returns:
+        (seconds per step, ``evaluate(trainer.networks)`` after training).
+    """
+    start = time.perf_counter()
+    trainer.run_stage(plan)
+    seconds_per_step = (time.perf_counter() - start) / plan.total_steps
+    for net in trainer.networks.values():
+        net.eval()
+    return seconds_per_step, evaluate(trainer.networks)
 
 
 def finetune_log(trainer: Trainer) -> dict[str, str]:
