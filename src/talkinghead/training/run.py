@@ -9,6 +9,7 @@ and exports the release weights at the end.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_
 from talkinghead.training.stage_plumbing import micro_batch_size, stage_dataset, stage_length
 from talkinghead.training.trainer import Trainer, TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
+from talkinghead.utils.run_lock import hold_run_dir
 from talkinghead.weights.checkpoint import CheckpointManager
 from talkinghead.weights.release import save_release
 
@@ -134,7 +136,10 @@ def train(
     if own_context:
         context.init(config.trainer.device)
     trainer = None
+    holding = ExitStack()
     try:
+        if context.is_main:  # one training process per run folder (ranks of one job share it)
+            holding.enter_context(hold_run_dir(run_dir))
         manager = CheckpointManager(run_dir, keep=config.trainer.keep_checkpoints)
         state = None
         if resume:
@@ -185,6 +190,7 @@ def train(
     finally:
         if trainer is not None:
             trainer.close()
+        holding.close()
         if own_context:
             context.shutdown()
 
