@@ -94,7 +94,7 @@ def main() -> None:
 
     per_clip = []
     for segment, lr, hr in zip(data.segments, data.lr, data.hr):
-        lr, hr = np.asarray(lr[: args.max_frames]), np.asarray(hr[: args.max_frames])
+        lr, hr = np.array(lr[: args.max_frames]), np.array(hr[: args.max_frames])  # read from the memory map
         row = {"clip": segment["clip_id"], "identity": segment["identity"], "frames": len(hr), "methods": {}}
         outputs = {name: make(lr) for name, make in methods.items()}
         for name, out in outputs.items():
