@@ -16,7 +16,21 @@ from talkinghead.inference.upscale import StreamingUpscaler
 from talkinghead.models.temporal_sr import TemporalSuperResolution
 from talkinghead.weights.release import save_release
 
-from conftest import cut_clip
+
+
+def cut_clip(src: Path, dst: Path, seconds: float, *filters: str) -> Path:
+    """The first ``seconds`` of a real clip, re-encoded (with its audio) through ffmpeg ``filters``.
+
+    Defined here rather than imported from the folder's conftest, whose module name clashes
+    with other folders' conftest files when several test folders run together.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), "-t", str(seconds),
+                    *filters, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)], check=True)
+    return dst
 
 
 def tiny_network(num_neighbors: int = 1, seed: int = 0) -> TemporalSuperResolution:
