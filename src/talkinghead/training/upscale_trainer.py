@@ -64,7 +64,7 @@ def _perceptual(config: UpscaleTrainConfig, device: torch.device, logger: Traini
         if nets.has("vgg19"):
             loss = PerceptualLoss(nets.vgg19)
             return (lambda out, tgt: loss(out * 2 - 1, tgt * 2 - 1)), "vgg19"
-        logger.info(nets.message + " Using the offline image-pyramid L1 as the perceptual term.")
+        logger.info(nets.message.rstrip(". ") + ". Using the offline image-pyramid L1 as the perceptual term.")
     return pyramid_l1, "pyramid"
 
 
