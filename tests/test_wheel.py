@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # What `pip wheel .` reads from the source tree (copied, so the build writes nothing into the checkout).
-BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "src", "models/demo", "examples")
+BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "src", "models/demo", "models/upscale", "examples")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -53,6 +53,7 @@ def test_wheel_runs_the_demo_from_another_folder(tmp_path):
     wheel = next((tmp_path / "dist").glob("talkinghead-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "talkinghead/bundled/models/demo/config.json" in names
+    assert "talkinghead/bundled/models/upscale/upscaler.safetensors" in names
     assert "talkinghead/bundled/examples/videos/liveportrait_d18.mp4" in names
 
     venv = tmp_path / "venv"

@@ -256,7 +256,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from talkinghead.training.run import train, validate
     from talkinghead.training.trainer import TrainingInterrupted
 
+    from talkinghead.training.standalone import release_dir, standalone_trainer
+
     config = load_config(args.config, args.overrides)
+    program = standalone_trainer(config)  # a config kind trained outside the method recipes (kind: upscale)
+    if program is not None:
+        if args.dry_run:
+            sys.stdout.write(dump_yaml(config))
+            print("# dry run: " + program.validate(config))
+            return 0
+        try:
+            program.train(config, args.run_dir, resume=args.resume, max_steps=args.max_steps)
+        except TrainingInterrupted as stop:
+            print(str(stop), file=sys.stderr)
+            return 128 + stop.by_signal if stop.by_signal is not None else 0
+        print(f"run folder: {args.run_dir} (release weights in {release_dir(args.run_dir)})")
+        return 0
     get_recipe(getattr(config, "method", None), where=str(args.config))  # a training config of a known method
     if args.dry_run:
         sys.stdout.write(dump_yaml(config))
@@ -392,6 +407,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         device=args.device,
         progress=not args.no_progress,
+        upscale=args.upscale or args.upscale_model is not None,
+        upscale_model=args.upscale_model,
     )
     summary = run_animate(job, _animate_options(args))
     print(summary.format())
@@ -433,8 +450,44 @@ def add_animate(sub) -> None:
     fps = default_of(AnimateJob, "fps")
     p.add_argument("--fps", type=float, default=fps, help=f"frame rate for a folder of driving images (default {fps:g})")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument("--upscale", action="store_true",
+                   help="double the result's resolution with the temporal super-resolution model (streaming)")
+    p.add_argument("--upscale-model", type=Path, metavar="PATH",
+                   help="super-resolution release folder for --upscale (default: the bundled models/upscale)")
     _add_motion_arguments(p)
     p.set_defaults(func=cmd_animate)
+
+
+# ----------------------------------------------------------------------------- upscale
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from talkinghead.inference.upscale import upscale_video
+
+    summary = upscale_video(args.input, args.output, model=args.model, device=args.device,
+                            batch_size=args.batch_size, fps=args.fps, overwrite=args.overwrite,
+                            progress=not args.no_progress)
+    print(summary.format())
+    return 0
+
+
+def add_upscale(sub) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="double a video's resolution with the temporal super-resolution model (e.g. 256 -> 512 px)",
+        description="Upscale every frame of INPUT to twice its width and height with a super-resolution network "
+        "over a window of adjacent frames (MetaPortrait §3.3), keeping every frame, the frame rate and the audio. "
+        "Writes an H.264 mp4 (or PNG frames for a path without suffix) under a temporary name, renamed when complete.",
+    )
+    p.add_argument("input", type=Path, help="video, folder of frames, or image to upscale")
+    p.add_argument("output", type=Path, help="output .mp4/.mov/.mkv, or a folder for PNG frames")
+    p.add_argument("--model", type=Path, help="super-resolution release folder (default: the bundled models/upscale)")
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate for a folder of frames (default 25)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_upscale)
 
 
 # ----------------------------------------------------------------------------- demo
@@ -697,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     add_finetune(sub)
     add_animate(sub)
+    add_upscale(sub)
     add_demo(sub)
     add_app(sub)
     add_evaluate(sub)

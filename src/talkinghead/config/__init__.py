@@ -15,6 +15,7 @@ from talkinghead.config.base import (
 from talkinghead.config.lsr import FinetuneConfig, LSRModelConfig, LSRTrainConfig
 from talkinghead.config import metaportrait as _metaportrait  # noqa: F401  (registers its config kinds)
 from talkinghead.config import fsth as _fsth  # noqa: F401  (registers its config kinds)
+from talkinghead.config import upscale as _upscale  # noqa: F401  (registers kind: upscale)
 from talkinghead.config.training import DataConfig, StageSchedule, TrainerConfig
 from talkinghead.config.prepare import PrepareConfig
 

@@ -67,6 +67,9 @@ class AnimateJob:
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a progress bar.
         command: the CLI command running the job (recorded in a PNG folder's marker file).
+        upscale: double the result crop's resolution with the temporal super-resolution
+            model, streaming (:mod:`talkinghead.inference.upscale`).
+        upscale_model: its release folder (None: the bundled ``models/upscale``).
     """
 
     checkpoint: Path
@@ -85,6 +88,8 @@ class AnimateJob:
     device: str = "auto"
     progress: bool = True
     command: str = "animate"
+    upscale: bool = False
+    upscale_model: Path | None = None
 
 
 @dataclass
@@ -198,6 +203,13 @@ def run_animate(
     """Run one animation job; see :class:`AnimateJob`. ``on_frame`` sees every frame."""
     options = options or AnimateOptions()
     check_job(job)
+    upscaler = None
+    if job.upscale:  # loaded before any compute: a missing model fails at once
+        from talkinghead.inference.upscale import StreamingUpscaler, upscale_animated
+
+        if options.paste_back:
+            raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
+        upscaler = StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
     start = time.perf_counter()
     info, total, frames, neutral = _driving_frames(job)
     fps = info.fps if is_video_file(job.driving) else job.fps
@@ -210,7 +222,7 @@ def run_animate(
             pipeline.set_source(job.sources, face_index=job.source_face_index)
         if job.save_source is not None:
             pipeline.save_source(job.save_source)
-        size = job.output_size or pipeline.size
+        size = job.output_size or pipeline.size * (2 if upscaler else 1)
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
         for spec in job.outputs:
@@ -228,7 +240,10 @@ def run_animate(
         count = 0
         frame: AnimatedFrame
         try:
-            for frame in pipeline.animate(frames, options, neutral=neutral):
+            animated = pipeline.animate(frames, options, neutral=neutral)
+            if upscaler is not None:
+                animated = upscale_animated(animated, upscaler)
+            for frame in animated:
                 for view, writer in zip(views, writers):
                     writer.write(view(frame))
                 if on_frame is not None:

@@ -8,6 +8,7 @@ Importing this package registers every built-in method's training recipe
 from talkinghead.training import lsr_recipe  # noqa: F401  (registers LSR's recipe)
 from talkinghead.training import metaportrait_recipe  # noqa: F401  (registers MetaPortrait's recipe)
 from talkinghead.training import fsth_recipe  # noqa: F401  (registers FSTH's recipe)
+from talkinghead.training import upscale_trainer  # noqa: F401  (registers the kind: upscale trainer)
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.ema import ExponentialMovingAverage
 from talkinghead.training.image_grid import colorize_layout, make_grid
