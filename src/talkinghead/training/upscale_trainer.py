@@ -38,6 +38,7 @@ from talkinghead.training.schedule import lr_factor, set_lr
 from talkinghead.training.standalone import StandaloneTrainer, register_standalone_trainer, release_dir
 from talkinghead.training.trainer import TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
+from talkinghead.utils.run_lock import hold_run_dir
 from talkinghead.weights.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
 from talkinghead.weights.release import save_release
 
@@ -96,6 +97,11 @@ def train_upscale(
             :class:`TrainingInterrupted` raised; continue with ``resume``).
     """
     run_dir = Path(run_dir)
+    with hold_run_dir(run_dir):  # one training process per run folder
+        return _train(config, run_dir, resume, max_steps)
+
+
+def _train(config: UpscaleTrainConfig, run_dir: Path, resume: bool, max_steps: int | None) -> dict[str, float]:
     options = config.train
     manager = CheckpointManager(run_dir, keep=options.keep_checkpoints)
     state = None
