@@ -346,6 +346,7 @@ def _animate_options(args: argparse.Namespace):
     return AnimateOptions(
         motion=args.motion, smooth=args.smooth, batch_size=args.batch_size,
         paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
+        overlap=not args.no_overlap,
     )
 
 
@@ -371,6 +372,12 @@ def _add_motion_arguments(p) -> None:
                    help="synthesis precision; bf16/fp16 need a GPU")
     p.add_argument("--max-frames", type=int, help="animate only the first N driving frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--runtime", choices=("eager", "compile", "onnx", "auto"), default=default_of(AnimateJob, "runtime"),
+                   help="how synthesis runs: eager PyTorch, torch.compile, onnxruntime, or auto (the fastest, measured "
+                   "once); builds are cached in $TALKINGHEAD_HOME/runtime and checked against eager (max |diff| <= 1e-3)")
+    p.add_argument("--threads", type=int, help="CPU threads of this process (torch and onnxruntime; default: all cores)")
+    p.add_argument("--no-overlap", action="store_true",
+                   help="run decoding, landmarks, synthesis and encoding one after another (default: in parallel threads)")
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
@@ -392,6 +399,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         device=args.device,
         progress=not args.no_progress,
+        runtime=args.runtime,
+        threads=args.threads,
     )
     summary = run_animate(job, _animate_options(args))
     print(summary.format())
@@ -446,7 +455,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(
         args.output, checkpoint=args.checkpoint, sources=args.source, driving=args.driving,
         options=_animate_options(args), device=args.device, max_frames=args.max_frames,
-        finetune_steps=args.finetune_steps, progress=not args.no_progress,
+        finetune_steps=args.finetune_steps, progress=not args.no_progress, runtime=args.runtime, threads=args.threads,
     )
     print(result.format())
     return 0
