@@ -402,6 +402,11 @@ def cmd_animate(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         threads=args.threads,
     )
+    if args.live:
+        from talkinghead.inference.live_job import run_live
+
+        print(run_live(job, _animate_options(args)).format())
+        return 0
     summary = run_animate(job, _animate_options(args))
     print(summary.format())
     if summary.source_file:
@@ -442,6 +447,9 @@ def add_animate(sub) -> None:
     fps = default_of(AnimateJob, "fps")
     p.add_argument("--fps", type=float, default=fps, help=f"frame rate for a folder of driving images (default {fps:g})")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument("--live", action="store_true",
+                   help="play --driving in real time as a live stream: animate the newest frame, drop late ones "
+                   "(bounded queue), write the newest result at every input tick; reports latency and frames/s")
     _add_motion_arguments(p)
     p.set_defaults(func=cmd_animate)
 

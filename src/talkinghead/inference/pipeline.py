@@ -120,6 +120,7 @@ class AnimationPipeline:
         self.stats = AnimationStats()
         self._landmarker = None
         self.runtime = None  # a SynthesisRuntime (set_runtime); None: eager
+        self._rewritten = False  # fuse_for_inference applied (set_runtime)
 
     @classmethod
     def from_weights(cls, pretrained: PretrainedModel, *, device: str | torch.device = "auto") -> "AnimationPipeline":
@@ -151,17 +152,26 @@ class AnimationPipeline:
         return self
 
     def set_runtime(self, kind: str = "eager", *, batch_size: int = 8, cache_dir: str | Path | None = None,
-                    compile_mode: str | None = None):
+                    compile_mode: str | None = None, rewrite: bool = True):
         """Run the per-frame synthesis in ``eager``, ``compile``, ``onnx`` or ``auto`` (see :mod:`.runtime`).
 
-        The runtime is checked against eager PyTorch when built (its ``max_abs_diff``) and
-        cached on disk by weights fingerprint and batch size. Returns the
-        :class:`~talkinghead.inference.runtime.SynthesisRuntime`.
+        With ``rewrite``, the exact rewrites of :mod:`.rewrites` are applied to the model
+        first (once). The runtime is checked against the original eager model when built
+        (its ``max_abs_diff``) and cached on disk by weights fingerprint and batch size.
+        Returns the :class:`~talkinghead.inference.runtime.SynthesisRuntime`.
         """
+        import copy
+
+        from talkinghead.inference.rewrites import fuse_for_inference
         from talkinghead.inference.runtime import build_runtime
 
+        reference = None
+        if rewrite and not self._rewritten:
+            reference = copy.deepcopy(self.model)  # the original, to check the rewritten runtime against
+            fuse_for_inference(self.model)
+            self._rewritten = True
         self.runtime = build_runtime(self.model, kind, batch_size=batch_size, fingerprint=self.fingerprint,
-                                     cache_dir=cache_dir, compile_mode=compile_mode)
+                                     cache_dir=cache_dir, compile_mode=compile_mode, reference=reference)
         return self.runtime
 
     # ------------------------------------------------------------------ landmarks
