@@ -73,8 +73,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        import onnx
+
         export_onnx(model, Path(tmp) / "fp32")
-        quantize_dynamic(str(Path(tmp) / "fp32" / ONNX_FILE), str(Path(tmp) / "int8.onnx"), weight_type=QuantType.QInt8)
+        graph = onnx.load(str(Path(tmp) / "fp32" / ONNX_FILE))
+        # the exporter's intermediate shape annotations trip the quantiser's shape inference; it infers its own
+        del graph.graph.value_info[:]
+        onnx.save(graph, str(Path(tmp) / "plain.onnx"))
+        quantize_dynamic(str(Path(tmp) / "plain.onnx"), str(Path(tmp) / "int8.onnx"), weight_type=QuantType.QInt8)
         names = ["landmarks", *model.person_state_spec()]
         for label, path in (("fp32 onnxruntime", Path(tmp) / "fp32" / ONNX_FILE), ("int8 onnxruntime (dynamic)",
                                                                                   Path(tmp) / "int8.onnx")):
