@@ -361,6 +361,7 @@ def _animate_options(args: argparse.Namespace):
     return AnimateOptions(
         motion=args.motion, smooth=args.smooth, batch_size=args.batch_size,
         paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
+        overlap=not args.no_overlap,
     )
 
 
@@ -386,6 +387,12 @@ def _add_motion_arguments(p) -> None:
                    help="synthesis precision; bf16/fp16 need a GPU")
     p.add_argument("--max-frames", type=int, help="animate only the first N driving frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--runtime", choices=("eager", "compile", "onnx", "auto"), default=default_of(AnimateJob, "runtime"),
+                   help="how synthesis runs: eager PyTorch, torch.compile, onnxruntime, or auto (the fastest, measured "
+                   "once); builds are cached in $TALKINGHEAD_HOME/runtime and checked against eager (max |diff| <= 1e-3)")
+    p.add_argument("--threads", type=int, help="CPU threads of this process (torch and onnxruntime; default: all cores)")
+    p.add_argument("--no-overlap", action="store_true",
+                   help="run decoding, landmarks, synthesis and encoding one after another (default: in parallel threads)")
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
@@ -409,7 +416,14 @@ def cmd_animate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         upscale=args.upscale or args.upscale_model is not None,
         upscale_model=args.upscale_model,
+        runtime=args.runtime,
+        threads=args.threads,
     )
+    if args.live:
+        from talkinghead.inference.live_job import run_live
+
+        print(run_live(job, _animate_options(args)).format())
+        return 0
     summary = run_animate(job, _animate_options(args))
     print(summary.format())
     if summary.source_file:
@@ -454,6 +468,9 @@ def add_animate(sub) -> None:
                    help="double the result's resolution with the temporal super-resolution model (streaming)")
     p.add_argument("--upscale-model", type=Path, metavar="PATH",
                    help="super-resolution release folder for --upscale (default: the bundled models/upscale)")
+    p.add_argument("--live", action="store_true",
+                   help="play --driving in real time as a live stream: animate the newest frame, drop late ones "
+                   "(bounded queue), write the newest result at every input tick; reports latency and frames/s")
     _add_motion_arguments(p)
     p.set_defaults(func=cmd_animate)
 
@@ -499,7 +516,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(
         args.output, checkpoint=args.checkpoint, sources=args.source, driving=args.driving,
         options=_animate_options(args), device=args.device, max_frames=args.max_frames,
-        finetune_steps=args.finetune_steps, progress=not args.no_progress,
+        finetune_steps=args.finetune_steps, progress=not args.no_progress, runtime=args.runtime, threads=args.threads,
     )
     print(result.format())
     return 0

@@ -63,3 +63,26 @@ def test_dense_mesh_images_are_the_drawing_then_the_fields(prepared_dataset):
     tensor = image_to_tensor(image)
     torch.testing.assert_close(tensor[:3], image_to_tensor(rasterize_dense(points, SIZE)))
     torch.testing.assert_close(tensor[3:], image_to_tensor(mesh_fields(points, SIZE)))
+
+
+def test_fast_fields_equal_the_per_pixel_barycentric_fields():
+    """The per-triangle coefficients and the sparse inverse give the per-pixel formulas' fields, bit for bit."""
+    from talkinghead.data import mesh_fields as fields
+
+    mesh = fields.triangulation()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        scale = rng.uniform(0.7, 1.2)
+        points = np.concatenate([mesh.canonical[: mesh.num_points] * 96 * scale + rng.normal(0, 2, (mesh.num_points, 2)),
+                                 rng.normal(0, 1, (mesh.num_points, 1))], axis=1)
+        vertices = fields.frame_vertices(points, 96)
+        index = fields._triangle_index_map(vertices, mesh.triangles, fields.draw_order(points), 96).ravel()
+        centres = fields._pixel_centres(96)
+        forward, covered = centres.copy(), index >= 0
+        corners = mesh.triangles[index[covered]]
+        weights = fields._barycentric(centres[covered], vertices[corners])
+        forward[covered] = (weights[:, :, None] * mesh.canonical[corners]).sum(axis=1)
+        canonical_corners, canonical_weights = fields._canonical_weights(96)
+        inverse = (canonical_weights[:, :, None] * vertices[canonical_corners]).sum(axis=1)
+        expected = (np.concatenate([forward, inverse], axis=1).reshape(96, 96, 4) * 2.0 - 1.0).astype(np.float32)
+        np.testing.assert_array_equal(fields.mesh_fields(points, 96), expected)

@@ -1,12 +1,13 @@
 """Live mode: animate a webcam stream frame by frame with a person encoded once.
 
-:meth:`AnimationPipeline.animate` is a generator that pulls driving frames lazily; with a
-batch of one and no smoothing it yields each frame's result before it asks for the next
-frame. :class:`LiveSession` keeps one such generator running and hands it the newest webcam
-frame on every call, so the tracker, the neutral frame of relative motion and the encoded
-source persist across the stream. The first frame with a face is the neutral frame. Until a
-face is seen the session answers None and starts over with the next frame (frames are not
-held back, unlike a video, where they wait for the first detection).
+:class:`LiveSession` keeps one :class:`~talkinghead.inference.live.StreamSession` running
+and hands it the newest webcam frame on every call, so the tracker, the neutral frame of
+relative motion and the encoded source persist across the stream. The page streams through
+:meth:`LiveSession.stream`, a :class:`~talkinghead.inference.live.LiveAnimator` with a bounded
+queue that drops late frames rather than drifting behind the webcam. The first frame with a
+face is the neutral frame. Until a face is seen the session answers None and starts over
+with the next frame (frames are not held back, unlike a video, where they wait for the
+first detection).
 """
 
 from __future__ import annotations
@@ -18,26 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.errors import InvalidInputError
-from talkinghead.inference.driving import DrivingError
-from talkinghead.inference.options import AnimateOptions
+from talkinghead.inference.live import LiveAnimator, StreamSession
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.views import resize_to_height
-
-
-class _LatestFrame:
-    """An iterator that gives each frame once; a second ask before a new frame ends the stream."""
-
-    def __init__(self):
-        self.frame: np.ndarray | None = None
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> np.ndarray:
-        if self.frame is None:
-            raise StopIteration
-        frame, self.frame = self.frame, None
-        return frame
 
 
 @dataclass
@@ -78,26 +62,15 @@ class LiveSession:
         self.pipeline = pipeline
         self.pipeline.set_source(sources)
         self.size = size
-        self.options = AnimateOptions(motion=motion, batch_size=1, smooth=0.0)
+        self.stream_session = StreamSession(pipeline, motion)
         self.stats = LiveStats()
-        self._feed = _LatestFrame()
-        self._frames = None
-
-    def _restart(self) -> None:
-        self._feed = _LatestFrame()
-        self._frames = self.pipeline.animate(self._feed, self.options)
+        self.animator: LiveAnimator | None = None
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         """(H, W, 3) uint8 RGB webcam frame -> (size, size, 3) uint8 animated frame, or None (no face yet)."""
         start = time.perf_counter()
-        if self._frames is None:
-            self._restart()
-        self._feed.frame = np.ascontiguousarray(frame[..., :3])
-        try:
-            animated: AnimatedFrame = next(self._frames)
-        except (StopIteration, DrivingError):
-            # No face at the start of the stream: nothing to show; the next frame starts over.
-            self._frames = None
+        animated: AnimatedFrame | None = self.stream_session(frame)
+        if animated is None:
             self.stats.frames_without_face += 1
             return None
         self.stats.frames += 1
@@ -107,9 +80,26 @@ class LiveSession:
         self.stats.seconds.append(time.perf_counter() - start)
         return image
 
+    def stream(self, frame: np.ndarray, wait: float = 0.05) -> np.ndarray | None:
+        """Hand in a webcam frame without waiting for it; the newest animated frame, or None.
+
+        Frames go through a :class:`~talkinghead.inference.live.LiveAnimator` (one worker,
+        a queue of one, frames older than half a second dropped), so a slow model shows the
+        newest face instead of falling behind the webcam. Waits up to ``wait`` s for a result.
+        """
+        if self.animator is None:
+            self.animator = LiveAnimator(self, max_queue=1, max_latency=0.5)
+        self.animator.submit(frame)
+        return self.animator.latest(timeout=wait)
+
+    def summary(self) -> str:
+        """The line the page shows: frames/s, latency and drops with :meth:`stream`, else server time."""
+        return self.animator.stats.summary() if self.animator is not None else self.stats.summary()
+
     def close(self) -> None:
-        """Stop the stream's generator and release the landmark detector."""
-        if self._frames is not None:
-            self._frames.close()
-            self._frames = None
+        """Stop the worker and the stream's generator, and release the landmark detector."""
+        if self.animator is not None:
+            self.animator.close()
+            self.animator = None
+        self.stream_session.close()
         self.pipeline.close()

@@ -44,8 +44,8 @@ def add_live_section(runner: AppJobRunner, *, sources, bundled_source, model, mo
                 return None, "Start live mode first (it encodes the photo)."
             if frame is None:
                 return gr.skip(), gr.skip()
-            image = live(frame)
-            line = live.stats.summary() if image is not None else "No face in the webcam yet."
+            image = live.stream(frame)
+            line = live.summary() if live.animator.stats.animated else "No face in the webcam yet."
             return (image if image is not None else gr.skip()), line
 
         start.click(start_live, [sources, bundled_source, model, motion, output_size], [session, status],

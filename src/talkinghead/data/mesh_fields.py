@@ -135,6 +135,41 @@ def _canonical_weights(size: int) -> tuple[np.ndarray, np.ndarray]:
     return vertices, weights
 
 
+@functools.cache
+def _inverse_operator(size: int):
+    """The inverse field as one fixed sparse (size * size, M) matrix: three barycentric weights a row.
+
+    ``operator @ vertices`` places the canonical square's triangles on a frame's (M, 2)
+    points: the same products and sums as weighting the corners pixel by pixel, in one call.
+    """
+    from scipy.sparse import csr_matrix
+
+    corners, weights = _canonical_weights(size)
+    rows = np.repeat(np.arange(len(corners)), 3)
+    return csr_matrix((weights.ravel(), (rows, corners.ravel())), shape=(len(corners), len(triangulation().canonical)))
+
+
+def _barycentric_coefficients(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T, 2, 3) per triangle: ``u`` and ``v`` of :func:`_barycentric` as affine functions ``c . (x, y, 1)``.
+
+    Solved once per triangle instead of once per pixel; degenerate triangles get zeros
+    (all weight on their first corner, as in :func:`_barycentric`).
+    """
+    a, b, c = (vertices[triangles[:, i]] for i in range(3))
+    e1, e2 = b - a, c - a
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    safe = np.abs(det) > 1e-12
+    inv = np.where(safe, 1.0 / np.where(safe, det, 1.0), 0.0)
+    # u = (d_x e2_y - d_y e2_x) / det and v = (e1_x d_y - e1_y d_x) / det with d = p - a
+    u = np.stack([e2[:, 1] * inv, -e2[:, 0] * inv], axis=1)  # (T, 2)
+    v = np.stack([-e1[:, 1] * inv, e1[:, 0] * inv], axis=1)
+    coefficients = np.empty((len(triangles), 2, 3))
+    for row, linear in enumerate((u, v)):
+        coefficients[:, row, :2] = linear
+        coefficients[:, row, 2] = -(linear * a).sum(axis=1)
+    return coefficients
+
+
 def frame_vertices(points: np.ndarray, source_size: int) -> np.ndarray:
     """(M, 2) fractions: the frame's 478 points (missing ones at their canonical place), then the anchors."""
     mesh = triangulation()
@@ -183,11 +218,14 @@ def mesh_fields(points: np.ndarray, size: int, source_size: int | None = None) -
     centres = _pixel_centres(size)
     forward = centres.copy()  # uncovered pixels (outside every triangle) map to themselves
     covered = index >= 0
-    corners = mesh.triangles[index[covered]]  # (n, 3)
-    weights = _barycentric(centres[covered], vertices[corners])
-    forward[covered] = (weights[:, :, None] * mesh.canonical[corners]).sum(axis=1)
+    triangle = index[covered]  # (n,)
+    # barycentric (u, v) of each covered pixel from its triangle's affine coefficients
+    coefficients = _barycentric_coefficients(vertices, mesh.triangles)[triangle]  # (n, 2, 3)
+    xy = centres[covered]
+    uv = coefficients[:, :, 0] * xy[:, :1] + coefficients[:, :, 1] * xy[:, 1:] + coefficients[:, :, 2]  # (n, 2)
+    a, b, c = (mesh.canonical[mesh.triangles[:, i]][triangle] for i in range(3))
+    forward[covered] = a + uv[:, :1] * (b - a) + uv[:, 1:] * (c - a)
     # inverse: the canonical square's fixed triangles and weights, placed on this frame's points
-    canonical_corners, canonical_weights = _canonical_weights(size)
-    inverse = (canonical_weights[:, :, None] * vertices[canonical_corners]).sum(axis=1)
+    inverse = _inverse_operator(size) @ vertices
     fields = np.concatenate([forward, inverse], axis=1).reshape(size, size, 4)
     return (fields * 2.0 - 1.0).astype(np.float32)

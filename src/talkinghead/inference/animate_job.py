@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding
+from talkinghead.inference.stages import BackgroundWriter
 from talkinghead.inference.views import FrameView
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.driving import DrivingError
@@ -66,6 +68,9 @@ class AnimateJob:
         overwrite: replace outputs that exist.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a progress bar.
+        runtime: how synthesis runs: ``eager``, ``compile``, ``onnx`` or ``auto`` (see
+            :mod:`talkinghead.inference.runtime`).
+        threads: CPU threads of this process (torch and onnxruntime); None keeps the default.
         command: the CLI command running the job (recorded in a PNG folder's marker file).
         upscale: double the result crop's resolution with the temporal super-resolution
             model, streaming (:mod:`talkinghead.inference.upscale`).
@@ -87,6 +92,8 @@ class AnimateJob:
     overwrite: bool = False
     device: str = "auto"
     progress: bool = True
+    runtime: str = "eager"
+    threads: int | None = None
     command: str = "animate"
     upscale: bool = False
     upscale_model: Path | None = None
@@ -104,6 +111,7 @@ class AnimateSummary:
     stage_seconds: dict[str, float]
     source: SourceEncoding
     source_file: Path | None = None
+    runtime: str = "eager"
 
     @property
     def frames_per_second(self) -> float:
@@ -114,7 +122,8 @@ class AnimateSummary:
         setup = self.seconds - self.animation_seconds
         line = (
             f"animated {self.frames} frames in {self.animation_seconds:.1f} s ({self.frames_per_second:.1f} frames/s; "
-            f"{self.seconds:.1f} s in all with {setup:.1f} s of loading and source preparation) -> "
+            f"{self.seconds:.1f} s in all with {setup:.1f} s of loading and source preparation; "
+            f"runtime {self.runtime}) -> "
             + ", ".join(str(p) for p in self.outputs)
         )
         if self.frames_without_face:
@@ -137,6 +146,8 @@ def check_job(job: AnimateJob) -> None:
         raise InvalidInputError("--finetune-steps needs the source photos (--source); it cannot start from --load-source")
     if job.finetune_steps < 0:
         raise InvalidInputError(f"--finetune-steps must be >= 0, got {job.finetune_steps}")
+    if job.threads is not None and job.threads < 1:
+        raise InvalidInputError(f"--threads must be >= 1, got {job.threads}")
     if job.max_frames is not None and job.max_frames < 1:
         raise InvalidInputError(f"--max-frames must be >= 1, got {job.max_frames}")
     for path in [*job.sources, job.driving, job.checkpoint] + ([job.load_source] if job.load_source else []):
@@ -210,6 +221,8 @@ def run_animate(
         if options.paste_back:
             raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
         upscaler = StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
     start = time.perf_counter()
     info, total, frames, neutral = _driving_frames(job)
     fps = info.fps if is_video_file(job.driving) else job.fps
@@ -222,6 +235,7 @@ def run_animate(
             pipeline.set_source(job.sources, face_index=job.source_face_index)
         if job.save_source is not None:
             pipeline.save_source(job.save_source)
+        runtime = pipeline.set_runtime(job.runtime, batch_size=options.batch_size).describe()
         size = job.output_size or pipeline.size * (2 if upscaler else 1)
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
@@ -234,6 +248,8 @@ def run_animate(
                                             max_duration=total / fps, command=job.command))
             for o in job.outputs
         ]
+        if options.overlap:  # H.264 encoding in its own thread, beside synthesis
+            writers = [stack.enter_context(BackgroundWriter(w)) for w in writers]
         bar = tqdm(total=total, unit="frame", desc="animate", disable=not job.progress, dynamic_ncols=True)
         stack.callback(bar.close)
         loop_start = time.perf_counter()
@@ -265,4 +281,5 @@ def run_animate(
         stage_seconds=dict(stats.seconds),
         source=pipeline.source,
         source_file=job.save_source,
+        runtime=runtime,
     )

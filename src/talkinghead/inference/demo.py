@@ -113,8 +113,11 @@ def run_demo(
     max_frames: int | None = None,
     finetune_steps: int = DEMO_FINETUNE_STEPS,
     progress: bool = True,
+    runtime: str = "eager",
+    threads: int | None = None,
 ) -> DemoResult:
-    """Animate the bundled (or given) portrait with the bundled (or given) driving video."""
+    """Animate the bundled (or given) portrait with the bundled (or given) driving video (``runtime`` and
+    ``threads`` as in :class:`~talkinghead.inference.animate_job.AnimateJob`)."""
     output_dir = Path(output_dir)
     checkpoint = _bundled(Path(checkpoint) if checkpoint else DEMO_MODEL, "demo model", "--checkpoint")
     sources = [Path(s) for s in sources] if sources else [_bundled(DEMO_SOURCE, "portrait", "--source")]
@@ -137,6 +140,8 @@ def run_demo(
         overwrite=True,  # the demo's own files (checked above)
         device=device,
         progress=progress,
+        runtime=runtime,
+        threads=threads,
         command="demo",
     )
     total = open_frame_source(driving).info.num_frames

@@ -193,13 +193,14 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def load_synthesis_session(
-    path: str | Path, *, providers: Sequence[str] | None = None
+    path: str | Path, *, providers: Sequence[str] | None = None, threads: int | None = None
 ) -> Any:
     """An onnxruntime ``InferenceSession`` for an exported synthesis graph.
 
     Args:
         path: ``synthesis.onnx`` or the export folder holding it.
         providers: onnxruntime execution providers (default: the CPU provider).
+        threads: intra-op threads (default: onnxruntime's choice, one per core).
     """
     ort = _import_optional("onnxruntime")
     path = Path(path)
@@ -212,6 +213,10 @@ def load_synthesis_session(
     options = ort.SessionOptions()
     # Errors only: onnxruntime's notes about graph rewrites are not for users.
     options.log_severity_level = 3
+    if threads is not None:
+        # One process's thread budget (e.g. 1 beside other jobs), as torch.set_num_threads.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     # onnxruntime raises its own pybind11 types (InvalidProtobuf, Fail, ...), no common base.
     try:
         return ort.InferenceSession(

@@ -31,6 +31,7 @@ from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTra
 from talkinghead.inference.motion import MotionTransfer, TemporalSmoother
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.paste_back import PasteBack
+from talkinghead.inference.stages import prefetch
 from talkinghead.inference.temporal import TemporalWindow
 from talkinghead.inference.source import (
     SourceEncoding,
@@ -118,6 +119,8 @@ class AnimationPipeline:
         self.source: SourceEncoding | None = None
         self.stats = AnimationStats()
         self._landmarker = None
+        self.runtime = None  # a SynthesisRuntime (set_runtime); None: eager
+        self._rewritten = False  # fuse_for_inference applied (set_runtime)
 
     @classmethod
     def from_weights(cls, pretrained: PretrainedModel, *, device: str | torch.device = "auto") -> "AnimationPipeline":
@@ -147,6 +150,29 @@ class AnimationPipeline:
             for name in self.model.synthesis_networks():
                 setattr(self.model, name, torch.compile(getattr(self.model, name)))
         return self
+
+    def set_runtime(self, kind: str = "eager", *, batch_size: int = 8, cache_dir: str | Path | None = None,
+                    compile_mode: str | None = None, rewrite: bool = True):
+        """Run the per-frame synthesis in ``eager``, ``compile``, ``onnx`` or ``auto`` (see :mod:`.runtime`).
+
+        With ``rewrite``, the exact rewrites of :mod:`.rewrites` are applied to the model
+        first (once). The runtime is checked against the original eager model when built
+        (its ``max_abs_diff``) and cached on disk by weights fingerprint and batch size.
+        Returns the :class:`~talkinghead.inference.runtime.SynthesisRuntime`.
+        """
+        import copy
+
+        from talkinghead.inference.rewrites import fuse_for_inference
+        from talkinghead.inference.runtime import build_runtime
+
+        reference = None
+        if rewrite and not self._rewritten:
+            reference = copy.deepcopy(self.model)  # the original, to check the rewritten runtime against
+            fuse_for_inference(self.model)
+            self._rewritten = True
+        self.runtime = build_runtime(self.model, kind, batch_size=batch_size, fingerprint=self.fingerprint,
+                                     cache_dir=cache_dir, compile_mode=compile_mode, reference=reference)
+        return self.runtime
 
     # ------------------------------------------------------------------ landmarks
 
@@ -260,6 +286,8 @@ class AnimationPipeline:
         if self.source is None:
             raise SourceError("no source person; call set_source (or load_source) before animating")
         state = self.model.expand_state(self.source.state, landmark_images.shape[0])
+        if self.runtime is not None and precision == "fp32":
+            return self.runtime(landmark_images.to(self.device), state).float()
         with self._autocast(precision):
             return self.model(landmark_images.to(self.device), state).float()
 
@@ -271,6 +299,40 @@ class AnimationPipeline:
             raise DrivingError("no face was found in the neutral driving frame; choose another --neutral-frame")
         tracker.track.last = None  # the neutral frame must not steer which face the stream follows
         return face
+
+    def _prepared(
+        self, driving_frames: Iterable[np.ndarray], options: AnimateOptions, tracker: DrivingTracker,
+        reference_face: np.ndarray | None,
+    ) -> Iterator[tuple[DrivingFrame, np.ndarray, np.ndarray, np.ndarray]]:
+        """Driving frames -> (frame, target points, landmark image, driving crop box), in order.
+
+        Everything per frame before synthesis: decoding (the iterable's own work), landmark
+        detection, smoothing, motion transfer onto the source and rasterising.
+        """
+        ref = self.source.reference
+        smoother = TemporalSmoother(options.smooth)
+        transfer: MotionTransfer | None = None
+        driving_box = None
+
+        def ready(items):
+            nonlocal transfer, driving_box
+            for points, frame in items:
+                if transfer is None:
+                    # The neutral frame, or the first frame as smoothed (so that, with smoothing,
+                    # the first output still reproduces the source's own landmarks).
+                    base_box = reference_face.box if reference_face is not None else frame.box
+                    base_points = reference_face.dense if reference_face is not None else points
+                    driving_box = crop_box_for(base_box, frame.image.shape, self.prepare)
+                    transfer = MotionTransfer(
+                        options.motion, size=self.size, source_points=ref.dense,
+                        reference_points=base_points, driver_box=driving_box,
+                    )
+                target = transfer(points)
+                yield frame, target, self.rasterizer(rasterizer_points(target, self.rasterizer), self.size), driving_box
+
+        for frame in tracker(driving_frames):
+            yield from ready(smoother.push(frame.dense, frame))
+        yield from ready(smoother.flush())
 
     def animate(
         self,
@@ -300,30 +362,14 @@ class AnimationPipeline:
         reference_face = self._reference(neutral, tracker)
         ref = self.source.reference
         paste = PasteBack(ref.photo, ref.box, self.size, ref.ibug68) if options.paste_back else None
-        smoother = TemporalSmoother(options.smooth)
         radius = self.model.temporal_radius
         window = TemporalWindow(radius) if radius > 0 else None
-        transfer: MotionTransfer | None = None
-        driving_box = None
         batch: list[tuple[DrivingFrame, np.ndarray, np.ndarray]] = []
-
-        def ready(items) -> Iterator[AnimatedFrame]:
-            nonlocal transfer, driving_box
-            for points, frame in items:
-                if transfer is None:
-                    # The neutral frame, or the first frame as smoothed (so that, with smoothing,
-                    # the first output still reproduces the source's own landmarks).
-                    base_box = reference_face.box if reference_face is not None else frame.box
-                    base_points = reference_face.dense if reference_face is not None else points
-                    driving_box = crop_box_for(base_box, frame.image.shape, self.prepare)
-                    transfer = MotionTransfer(
-                        options.motion, size=self.size, source_points=ref.dense,
-                        reference_points=base_points, driver_box=driving_box,
-                    )
-                target = transfer(points)
-                batch.append((frame, target, self.rasterizer(rasterizer_points(target, self.rasterizer), self.size)))
-                if len(batch) == options.batch_size:
-                    yield from flush()
+        driving_box = None
+        prepared = self._prepared(driving_frames, options, tracker, reference_face)
+        if options.overlap:
+            # decoding, landmarks and rasterising of the next frames run while this batch is synthesised
+            prepared = prefetch(prepared, depth=2 * options.batch_size)
 
         def flush() -> Iterator[AnimatedFrame]:
             if not batch:
@@ -360,10 +406,11 @@ class AnimationPipeline:
                     pasted=pasted,
                 )
 
-        for frame in tracker(driving_frames):
+        for frame, target, drawing, driving_box in prepared:
+            batch.append((frame, target, drawing))
             stats.seconds["landmarks"] = tracker.seconds_detecting
-            yield from ready(smoother.push(frame.dense, frame))
-        yield from ready(smoother.flush())
+            if len(batch) == options.batch_size:
+                yield from flush()
         yield from flush()
         if window is not None:
             yield from emit(window.flush())
