@@ -19,7 +19,7 @@ from talkinghead.config import load_config
 from talkinghead.data.subject import SubjectFrames
 from talkinghead.models.pretrained import load_pretrained
 from talkinghead.training.finetune import finetune_config, finetune_networks
-from talkinghead.training.metaportrait_finetune import is_meta_learned
+from talkinghead.training.metaportrait_finetune import finetune_metaportrait_networks, is_meta_learned
 from talkinghead.training.recipe import TrainingSetupError
 from talkinghead.training.reptile import adapt, mean_deltas, outer_step, parameter_deltas
 from talkinghead.training.run import train
@@ -208,3 +208,18 @@ def test_two_gloo_processes_average_their_tasks_like_one_process(base_run, meta_
     two = load_file(run / "release" / "refinement_network.safetensors")
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6)
+
+
+def test_finetuning_can_be_observed_after_every_step(meta_run):
+    subject = SubjectFrames(torch.zeros(2, 3, 64, 64), torch.zeros(2, 7, 64, 64), ["a", "b"])
+    config = finetune_config("metaportrait", values={"steps": 2, "batch_size": 1, "device": "cpu",
+                                                     "perceptual": "auto", "modules": ["refinement_network"]})
+    def flat(net):
+        return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    seen = []
+    tuned = finetune_metaportrait_networks(load_pretrained(meta_run), subject, config,
+                                           observe=lambda done, nets: seen.append((done, flat(nets["refinement_network"]))))
+    assert [done for done, _ in seen] == [1, 2]
+    assert not torch.equal(seen[0][1], seen[1][1])  # it sees the weights as they are after each step
+    assert torch.equal(seen[1][1], flat(tuned.networks["refinement_network"]))

@@ -13,8 +13,10 @@ fine-tuning such a release or checkpoint starts from it (and says so in its log)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 
 import torch
+from torch import nn
 
 from talkinghead.config.metaportrait import MODULE_NAMES, MetaPortraitFinetuneConfig
 from talkinghead.data.holdout import l1, psnr
@@ -40,9 +42,19 @@ def is_meta_learned(info: dict) -> bool:
 
 
 def finetune_metaportrait_networks(
-    pretrained: PretrainedModel, subject: SubjectFrames, config: MetaPortraitFinetuneConfig
+    pretrained: PretrainedModel, subject: SubjectFrames, config: MetaPortraitFinetuneConfig,
+    *, observe: Callable[[int, Mapping[str, nn.Module]], None] | None = None,
 ) -> FinetunedNetworks:
-    """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written."""
+    """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written.
+
+    Args:
+        pretrained: the model (a meta-learned one personalises from its meta-learned weights).
+        subject: the person's prepared frames.
+        config: the fine-tuning settings.
+        observe: called after every step with (steps done, the networks), e.g. to measure a
+            personalisation curve in one run (``benchmarks/personalization.py``); it must not
+            change the networks.
+    """
     model = pretrained.config
     names = [n for n in MODULE_NAMES if n in pretrained.state_dicts]
     if "discriminator" in config.modules and "discriminator" not in names:
@@ -89,6 +101,12 @@ def finetune_metaportrait_networks(
             ),
             max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
         )
+        if observe is not None:
+            def after_step(micro_batches, stage_step: int, lr: float) -> dict:
+                observe(stage_step + 1, trainer.networks)
+                return {}
+
+            plan.update = after_step
         seconds_per_step, after = run_finetuning(trainer, plan, evaluate)
         with torch.no_grad():  # the person state keeps the subject's frames in slots, as encode does
             slots = slot_indices(landmarks[None], model.source_slots)[0]
