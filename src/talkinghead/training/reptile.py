@@ -185,5 +185,5 @@ class ReptileUpdate:
         return {
             "loss/inner/first": torch.tensor(sum(first) / len(first)),
             "loss/inner/last": torch.tensor(sum(last) / len(last)),
-            "meta/delta_norm": norm.float().cpu(),
+            "reptile/delta_norm": norm.float().cpu(),
         }
