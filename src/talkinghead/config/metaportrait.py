@@ -28,7 +28,7 @@ from talkinghead.config.training import check_stage_names, DataConfig, LossWeigh
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:3]
 WARP_MODULES = ("motion_encoder", "flow_network")
-StageName = Literal["warp_pretrain", "full"]
+StageName = Literal["warp_pretrain", "full", "meta"]
 ID_DIM = 128  # dlib's face descriptor
 # Where dlib's five alignment points (outer/inner eye corners, nose base; see
 # models/face_chip.py) sit in a prepared head crop, as fractions of the crop side: the mean
@@ -239,7 +239,18 @@ WARP_WEIGHTS = dict(warp_perceptual=10.0)
 FULL_WEIGHTS = dict(
     warp_perceptual=10.0, perceptual=10.0, identity=20.0, eye=50.0, mouth=50.0, gan=1.0, feature_matching=10.0
 )
-STAGE_MODULES = {"warp_pretrain": list(WARP_MODULES), "full": list(MODULE_NAMES)}
+# Meta-learning (§3.2): the full objective with the adversarial terms off, as the authors train it.
+META_WEIGHTS = dict(FULL_WEIGHTS, gan=0.0, feature_matching=0.0)
+# The meta stage learns the initialisation of what subject fine-tuning tunes (its default
+# modules, less D: no adversarial term in the inner loop).
+STAGE_MODULES = {"warp_pretrain": list(WARP_MODULES), "full": list(MODULE_NAMES), "meta": ["refinement_network"]}
+STAGE_WEIGHTS = {"warp_pretrain": WARP_WEIGHTS, "full": FULL_WEIGHTS, "meta": META_WEIGHTS}
+# Reptile's outer step size. The authors give an outer learning rate of 2e-5 next to an inner
+# Adam lr of 2e-4 and 2 inner steps; read as a learning rate on Reptile's gradient
+# (theta - theta~) / (k * inner lr), that is epsilon = 2e-5 / (2 * 2e-4) = 0.05 of the way
+# to the adapted weights per outer step.
+META_EPSILON = 0.05
+META_INNER_STEPS = 2
 MP_BETAS = (0.5, 0.999)  # pix2pixHD / official code
 MP_MAX_GRAD_NORM = 0.3  # official gradient clipping
 
@@ -249,11 +260,18 @@ class MetaPortraitStageConfig(StageSchedule):
     """One named MetaPortrait training stage; it starts from the previous stage's weights.
 
     Args:
-        name: ``warp_pretrain`` (E_w + F_w with the warped-image perceptual loss) or ``full``
-            (refinement network and D join; every term of Eq. 4).
-        loss_weights: the terms of Eq. 4 (None = the stage's defaults).
+        name: ``warp_pretrain`` (E_w + F_w with the warped-image perceptual loss), ``full``
+            (refinement network and D join; every term of Eq. 4) or ``meta`` (Reptile, §3.2:
+            every episode of a step is one task, one identity's support sample; ``k`` inner
+            Adam steps at ``lr`` on a copy, then the initialisation moves ``epsilon`` of the
+            way to the adapted weights; ``batch_size`` tasks per outer step over all processes).
+        loss_weights: the terms of Eq. 4 (None = the stage's defaults; ``meta``: the full
+            stage's with the adversarial terms off, as the authors meta-train).
         warp_lr_ratio: learning rate of E_w and F_w relative to ``lr`` in the full stage
-            (official: 0.1).
+            (official: 0.1) and in the meta stage's inner loop when they are meta-trained.
+        inner_steps: ``meta`` only: Adam steps per task (authors: 2).
+        epsilon: ``meta`` only: Reptile's outer step, theta <- theta + epsilon (theta~ - theta),
+            in (0, 1] (see ``META_EPSILON`` for how it follows from the authors' settings).
     """
 
     name: StageName = "full"
@@ -264,6 +282,8 @@ class MetaPortraitStageConfig(StageSchedule):
     decay_factor: float = 1.0
     loss_weights: Optional[MetaPortraitLossWeights] = None
     warp_lr_ratio: float = 0.1
+    inner_steps: int = META_INNER_STEPS
+    epsilon: float = META_EPSILON
 
     def __post_init__(self):
         super().__post_init__()
@@ -274,10 +294,16 @@ class MetaPortraitStageConfig(StageSchedule):
             raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
         if self.name == "warp_pretrain" and set(self.modules) - set(WARP_MODULES):
             raise ValueError(f"stage warp_pretrain trains only {list(WARP_MODULES)}, got {self.modules}")
-        defaults = WARP_WEIGHTS if self.name == "warp_pretrain" else FULL_WEIGHTS
-        self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(defaults)
+        self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(STAGE_WEIGHTS[self.name])
         if self.warp_lr_ratio < 0:
             raise ValueError(f"stage {self.name}: warp_lr_ratio must be >= 0")
+        if self.name == "meta":
+            if "discriminator" in self.modules:
+                raise ValueError("stage meta: the inner loop has no adversarial term; drop discriminator from modules")
+            if self.inner_steps < 1:
+                raise ValueError(f"stage meta: inner_steps must be >= 1, got {self.inner_steps}")
+            if not 0.0 < self.epsilon <= 1.0:
+                raise ValueError(f"stage meta: epsilon must be in (0, 1], got {self.epsilon}")
 
 
 @register_config("metaportrait")

@@ -138,6 +138,10 @@ class TrainerConfig:
         perceptual: what to do when VGG19 / VGGFace weights are missing: ``required``
             refuses to start, ``auto`` uses the networks that are installed and drops the
             others' terms (the R_t term falls back to L1), ``none`` uses no perceptual network.
+        init_from: a release folder, checkpoint file or run folder whose weights every network
+            of the run starts from instead of its random initialisation (e.g. a meta-learning
+            stage that starts from a shipped model); read with safetensors / ``weights_only``,
+            the architecture must match. Used when a run starts, not on ``--resume``.
     """
 
     seed: int = 0
@@ -154,6 +158,7 @@ class TrainerConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     perceptual: Literal["required", "auto", "none"] = "required"
+    init_from: Optional[str] = None
 
     def __post_init__(self):
         if self.grad_accumulation < 1:

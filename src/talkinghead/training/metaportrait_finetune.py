@@ -4,15 +4,19 @@ The person state (source frame, its landmark image, z_id) is computed once with 
 trained model; then the networks in ``config.modules`` (default: the refinement network
 and D) are tuned by reconstructing the subject's frames from that source with the full
 stage's objective, in the common trainer. The eye and mouth terms need landmark points,
-which subject frames do not carry, so they are off here. (MetaPortrait §3.2's
-meta-learned fast personalisation is not implemented; this is the plain fine-tuning the
-paper compares it with.)
+which subject frames do not carry, so they are off here.
+
+Fast personalisation (§3.2) needs nothing extra here: a run that ends with the ``meta``
+stage (Reptile) exports the meta-learned initialisation as the model's weights, so
+fine-tuning such a release or checkpoint starts from it (and says so in its log).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 
 import torch
+from torch import nn
 
 from talkinghead.config.metaportrait import MODULE_NAMES, MetaPortraitFinetuneConfig
 from talkinghead.data.holdout import l1, psnr
@@ -27,10 +31,30 @@ from talkinghead.training.stage_plumbing import finetune_log, finetuning_trainer
 from talkinghead.training.trainer import StagePlan, Trainer
 
 
+def is_meta_learned(info: dict) -> bool:
+    """Whether weights with this release/checkpoint ``info`` are a meta-learned initialisation.
+
+    A release records the stages of its run (the last one made the weights); a checkpoint
+    records the stage it was written in.
+    """
+    stages = info.get("stages") or []
+    return info.get("stage") == "meta" or (bool(stages) and stages[-1] == "meta")
+
+
 def finetune_metaportrait_networks(
-    pretrained: PretrainedModel, subject: SubjectFrames, config: MetaPortraitFinetuneConfig
+    pretrained: PretrainedModel, subject: SubjectFrames, config: MetaPortraitFinetuneConfig,
+    *, observe: Callable[[int, Mapping[str, nn.Module]], None] | None = None,
 ) -> FinetunedNetworks:
-    """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written."""
+    """Fine-tune ``pretrained`` on prepared subject frames (in memory); nothing is written.
+
+    Args:
+        pretrained: the model (a meta-learned one personalises from its meta-learned weights).
+        subject: the person's prepared frames.
+        config: the fine-tuning settings.
+        observe: called after every step with (steps done, the networks), e.g. to measure a
+            personalisation curve in one run (``benchmarks/personalization.py``); it must not
+            change the networks.
+    """
     model = pretrained.config
     names = [n for n in MODULE_NAMES if n in pretrained.state_dicts]
     if "discriminator" in config.modules and "discriminator" not in names:
@@ -45,6 +69,8 @@ def finetune_metaportrait_networks(
         shared = build_resources(config.perceptual, True, option="perceptual")
         if shared.message:
             trainer.logger.info(shared.message)
+        if is_meta_learned(pretrained.info):
+            trainer.logger.info(f"{pretrained.source}: personalising from its meta-learned initialisation (Reptile)")
         id_net = shared.id_network.to(device)
         images, landmarks = subject.images.to(device), subject.landmarks.to(device)
         with torch.no_grad():  # the person state is computed once, from all the subject's frames
@@ -75,6 +101,12 @@ def finetune_metaportrait_networks(
             ),
             max_grad_norm=config.max_grad_norm, images_per_step=config.batch_size,
         )
+        if observe is not None:
+            def after_step(micro_batches, stage_step: int, lr: float) -> dict:
+                observe(stage_step + 1, trainer.networks)
+                return {}
+
+            plan.update = after_step
         seconds_per_step, after = run_finetuning(trainer, plan, evaluate)
         with torch.no_grad():  # the person state keeps the subject's frames in slots, as encode does
             slots = slot_indices(landmarks[None], model.source_slots)[0]

@@ -27,8 +27,8 @@ class MetaPortraitResources:
 
 
 def needs_identity(stage: MetaPortraitStageConfig) -> bool:
-    """The full stage refines with z_id (and L_id), so it needs dlib's face ResNet."""
-    return stage.name == "full"
+    """The full and meta stages refine with z_id (and L_id), so they need dlib's face ResNet."""
+    return stage.name in ("full", "meta")
 
 
 def build_resources(perceptual_mode: str, with_identity: bool, *, option: str = "trainer.perceptual") -> MetaPortraitResources:

@@ -21,6 +21,7 @@ from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.errors import TalkingHeadError
 from talkinghead.models.registry import get_method
 from talkinghead.training.distributed import DistributedContext, seed_everything
+from talkinghead.training.init_from import initialise_from
 from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_recipe
 from talkinghead.training.stage_plumbing import micro_batch_size, stage_dataset, stage_length
 from talkinghead.training.trainer import Trainer, TrainingInterrupted
@@ -177,6 +178,8 @@ def train(
         if context.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "config.yaml", dump_yaml(config))
+        if state is None and config.trainer.init_from:
+            trainer.logger.info(initialise_from(trainer, config, config.trainer.init_from))
         if state is not None:
             trainer.load_networks(state)
             trainer.logger.info(
@@ -234,7 +237,11 @@ def export_release(trainer: Trainer, config: Any, directory: Path) -> Path:
     nets = trainer.ema_networks()
     modules = {name: nets[name] for name in nets}
     info = {"method": config.method, "model": to_dict(config.model), "global_step": trainer.global_step,
-            "weights": "exponential moving average of the generators; discriminator as trained"}
+            "weights": "exponential moving average of the generators; discriminator as trained",
+            # which stages made these weights (a run ending with a meta-learning stage: its init)
+            "stages": [stage.name for stage in config.stages]}
+    if config.trainer.init_from:
+        info["init_from"] = str(config.trainer.init_from)
     prepare = preparation_settings(config.data.root)
     if prepare is not None:
         info["prepare"] = prepare  # the detector and crop inference must use

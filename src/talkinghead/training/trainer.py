@@ -111,6 +111,10 @@ class StagePlan:
         frozen_parameters: ``network -> parameter-name predicate`` of parameters that stay
             frozen although their network trains (e.g. a head the stage does not use).
         images_per_step: images a step processes over all ranks (for images/s).
+        update: ``(micro-batches, stage step, scheduled lr) -> logs``: a step that is not
+            gradient descent through ``phases`` (Reptile's outer update, which adapts copies
+            of the networks and moves the weights itself); it runs after the phases, and
+            EMA copies of the networks it changes are its own business.
     """
 
     name: str
@@ -131,6 +135,7 @@ class StagePlan:
     evaluate: Callable[[Mapping[str, nn.Module]], dict[str, float]] | None = None
     frozen_parameters: dict[str, Callable[[str], bool]] = field(default_factory=dict)
     images_per_step: int = 1
+    update: Callable[[list[Batch], int, float], dict[str, torch.Tensor]] | None = None
 
 
 def _to_device(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
@@ -425,6 +430,8 @@ class Trainer:
             if stage_step % phase.every:
                 continue
             logs.update(self._run_phase(plan, phase, micro_batches, stage_step))
+        if plan.update is not None:
+            logs.update(plan.update(micro_batches, stage_step, lr))
         for name, ema in self.ema.items():
             if name in plan.trained:
                 ema.update(self.networks[name], step=stage_step)
