@@ -361,7 +361,7 @@ def _animate_options(args: argparse.Namespace):
     return AnimateOptions(
         motion=args.motion, smooth=args.smooth, batch_size=args.batch_size,
         paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
-        overlap=not args.no_overlap,
+        overlap=args.overlap,
     )
 
 
@@ -391,7 +391,7 @@ def _add_motion_arguments(p) -> None:
                    help="how synthesis runs: eager PyTorch, torch.compile, onnxruntime, or auto (the fastest, measured "
                    "once); builds are cached in $TALKINGHEAD_HOME/runtime and checked against eager (max |diff| <= 1e-3)")
     p.add_argument("--threads", type=int, help="CPU threads of this process (torch and onnxruntime; default: all cores)")
-    p.add_argument("--no-overlap", action="store_true",
+    p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="run decoding, landmarks, synthesis and encoding one after another (default: in parallel threads)")
 
 

@@ -107,7 +107,8 @@ def test_several_source_photos_are_averaged(pipeline, real_data):
     assert np.array_equal(one.reference.crop, two.reference.crop)
 
 
-def test_frames_stream_lazily(pipeline, portrait, driving_frames):
+@pytest.mark.parametrize("overlap", [False, True])
+def test_frames_stream_lazily(pipeline, portrait, driving_frames, overlap):
     pipeline.set_source([portrait])
     pulled = []
 
@@ -116,10 +117,11 @@ def test_frames_stream_lazily(pipeline, portrait, driving_frames):
             pulled.append(i)
             yield driving_frames[i % len(driving_frames)]
 
-    stream = pipeline.animate(frames(), AnimateOptions(batch_size=4, smooth=1.0))
+    stream = pipeline.animate(frames(), AnimateOptions(batch_size=4, smooth=1.0, overlap=overlap))
     next(stream)
-    # one batch plus the smoother's look-ahead (3 frames), never the whole input
-    assert len(pulled) <= 4 + 3 + 1
+    # one batch plus the smoother's look-ahead (3 frames), never the whole input; with overlap
+    # the worker thread reads at most its queue's depth (8) and the frame it holds further
+    assert len(pulled) <= 4 + 3 + 1 + (8 + 1 if overlap else 0)
     assert sum(1 for _ in stream) == 39
 
 

@@ -88,10 +88,14 @@ def test_live_cli_writes_at_the_input_rate_and_reports(real_data, tmp_path, caps
     from talkinghead.cli import main
     from talkinghead.data.video import probe_video
 
+    import torch
+
     out = tmp_path / "live.mp4"
+    threads = torch.get_num_threads()
     assert main(["animate", "--checkpoint", str(REPO / "models" / "demo"), "--source", str(PORTRAIT),
                  "--driving", str(real_data / "liveportrait_d19.mp4"), "--output", str(out), "--max-frames", "12",
-                 "--live", "--no-progress", "--threads", "1"]) == 0
+                 "--live", "--no-progress", "--threads", str(threads + 1)]) == 0
+    assert torch.get_num_threads() == threads  # --threads applies to the job, not to the process after it
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("animated ") and "frames/s; live:" in line and "latency" in line
     assert "12 input frames" in line

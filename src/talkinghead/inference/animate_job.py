@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
@@ -30,6 +29,7 @@ from talkinghead.inference.views import FrameView
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.driving import DrivingError
 from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
+from talkinghead.utils.device import torch_threads
 from talkinghead.utils.output_guard import (
     check_output_location,
     check_replaceable_folder,
@@ -212,7 +212,13 @@ def run_animate(
     on_frame: Callable[[AnimatedFrame], None] | None = None,
 ) -> AnimateSummary:
     """Run one animation job; see :class:`AnimateJob`. ``on_frame`` sees every frame."""
-    options = options or AnimateOptions()
+    with torch_threads(job.threads):  # the process's thread count is restored afterwards
+        return _run_animate(job, options or AnimateOptions(), on_frame)
+
+
+def _run_animate(
+    job: AnimateJob, options: AnimateOptions, on_frame: Callable[[AnimatedFrame], None] | None
+) -> AnimateSummary:
     check_job(job)
     upscaler = None
     if job.upscale:  # loaded before any compute: a missing model fails at once
@@ -221,8 +227,6 @@ def run_animate(
         if options.paste_back:
             raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
         upscaler = StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
-    if job.threads is not None:
-        torch.set_num_threads(job.threads)
     start = time.perf_counter()
     info, total, frames, neutral = _driving_frames(job)
     fps = info.fps if is_video_file(job.driving) else job.fps

@@ -13,7 +13,6 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-import torch
 
 from talkinghead.errors import InvalidInputError
 from talkinghead.inference.animate_job import AnimateJob, _driving_frames, _pipeline, check_job
@@ -21,6 +20,7 @@ from talkinghead.inference.live import LiveAnimator, LiveAnimatorStats, StreamSe
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.views import FrameView
 from talkinghead.inference.writers import open_writer
+from talkinghead.utils.device import torch_threads
 from talkinghead.utils.output_guard import output_errors
 
 
@@ -49,15 +49,17 @@ def run_live(job: AnimateJob, options: AnimateOptions | None = None, *, max_late
         InvalidInputError: options a live stream cannot honour (paste-back, smoothing, a
             model that needs future frames, fine-tuning).
     """
-    options = options or AnimateOptions()
+    with torch_threads(job.threads):  # the process's thread count is restored afterwards
+        return _run_live(job, options or AnimateOptions(), max_latency)
+
+
+def _run_live(job: AnimateJob, options: AnimateOptions, max_latency: float) -> LiveSummary:
     check_job(job)
     if options.paste_back or options.smooth or job.finetune_steps or job.upscale:
         raise InvalidInputError(
             "--live animates frame by frame: drop --paste-back, --smooth, --finetune-steps and --upscale "
             "(the super-resolution window needs the next frame)"
         )
-    if job.threads is not None:
-        torch.set_num_threads(job.threads)
     info, total, frames, _ = _driving_frames(job)
     fps = info.fps or job.fps
     with contextlib.ExitStack() as stack:

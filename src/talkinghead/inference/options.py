@@ -31,8 +31,8 @@ class AnimateOptions:
         face_index: which face of the driving video to follow (0 = the main face).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast on a GPU.
         overlap: decode, detect and rasterise the next frames in a worker thread while a
-            batch is synthesised (same frames, same order). Off for streams that must not
-            be read ahead (a live feed hands over one frame at a time).
+            batch is synthesised (same frames, same order). Turn it off for streams that must
+            not be read ahead (a live feed hands over one frame at a time; the live path does).
     """
 
     motion: Literal["relative", "absolute"] = "relative"
@@ -41,7 +41,7 @@ class AnimateOptions:
     paste_back: bool = False
     face_index: int = 0
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    overlap: bool = False
+    overlap: bool = True
 
     def __post_init__(self):
         if self.motion not in MOTION_MODES:

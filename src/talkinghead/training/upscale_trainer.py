@@ -38,6 +38,7 @@ from talkinghead.training.schedule import lr_factor, set_lr
 from talkinghead.training.standalone import StandaloneTrainer, register_standalone_trainer, release_dir
 from talkinghead.training.trainer import TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
+from talkinghead.utils.device import torch_threads
 from talkinghead.utils.run_lock import hold_run_dir
 from talkinghead.weights.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
 from talkinghead.weights.release import save_release
@@ -97,7 +98,7 @@ def train_upscale(
             :class:`TrainingInterrupted` raised; continue with ``resume``).
     """
     run_dir = Path(run_dir)
-    with hold_run_dir(run_dir):  # one training process per run folder
+    with hold_run_dir(run_dir), torch_threads(config.train.threads or None):  # one trainer per folder
         return _train(config, run_dir, resume, max_steps)
 
 
@@ -116,8 +117,6 @@ def _train(config: UpscaleTrainConfig, run_dir: Path, resume: bool, max_steps: i
         raise UpscaleSetupError(f"{run_dir}: already holds checkpoints; pass --resume or choose a new folder")
     validate_upscale(config)
     data = SRWindowDataset(config.data_root, "train")
-    if options.threads:
-        torch.set_num_threads(options.threads)
     device = _device(options.device)
     torch.manual_seed(options.seed)
     network = TemporalSuperResolution(config.model).to(device)

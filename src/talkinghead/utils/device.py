@@ -1,6 +1,9 @@
-"""Choosing where networks run."""
+"""Choosing where networks run, and on how many CPU threads."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -21,3 +24,24 @@ def resolve_device(preference: str | torch.device) -> torch.device:
             f"device {str(preference)!r} was asked for, but PyTorch sees no CUDA GPU; use the CPU (device cpu or auto)"
         )
     return device
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op CPU threads, then restore the previous count.
+
+    A job (``--threads N``) must not leave the whole process on N threads afterwards: a later
+    job, or a test in the same process, would run differently (and, for training, give other
+    floating-point sums). ``None`` leaves the count alone.
+    """
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
