@@ -136,6 +136,17 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn ``{"a": {"b": 1}}`` into ``{"a.b": 1}`` (the inverse of :func:`nest`)."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def nest(flat: Mapping[str, Any], what: str = "override") -> dict[str, Any]:
     """Turn ``{"a.b": 1}`` into ``{"a": {"b": 1}}``."""
     nested: dict[str, Any] = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from talkinghead.config import to_dict
+from talkinghead.config import flatten, to_dict
 from talkinghead.errors import TalkingHeadError
 from talkinghead.models.pretrained import load_pretrained
 from talkinghead.training.distributed import unwrap
@@ -28,16 +28,6 @@ from talkinghead.training.recipe import TrainingSetupError
 from talkinghead.training.trainer import Trainer
 
 SHOWN = 5  # mismatching tensors listed per network
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def shape_problems(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> list[str]:
@@ -85,7 +75,7 @@ def initialise_from(trainer: Trainer, config: Any, path: str) -> str:
             if lines:
                 more = f"\n    ... and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
                 problems.append(f"  {name}:\n" + "\n".join(f"    {line}" for line in lines[:SHOWN]) + more)
-    saved, current = _flatten(to_dict(pretrained.config)), _flatten(to_dict(config.model))
+    saved, current = flatten(to_dict(pretrained.config)), flatten(to_dict(config.model))
     differing = [f"  model.{k}: {pretrained.source} {saved.get(k)!r}, this run {current.get(k)!r}"
                  for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
     if problems:

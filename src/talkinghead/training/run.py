@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from talkinghead.config import dump_yaml, from_dict, to_dict
+from talkinghead.config import dump_yaml, flatten, from_dict, to_dict
 from talkinghead.config.prepare import preparation_settings
 from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.errors import TalkingHeadError
@@ -31,16 +31,6 @@ from talkinghead.weights.checkpoint import CheckpointManager
 from talkinghead.weights.release import save_release
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _saved_model_config(saved: Mapping[str, Any], current: Any) -> dict[str, Any]:
     """The checkpoint's model config, flattened, with options it predates at their defaults.
 
@@ -48,9 +38,9 @@ def _saved_model_config(saved: Mapping[str, Any], current: Any) -> dict[str, Any
     option's default behaves, so it still matches a config that keeps the default.
     """
     try:
-        return _flatten(to_dict(from_dict(type(current), saved, "checkpoint model")))
+        return flatten(to_dict(from_dict(type(current), saved, "checkpoint model")))
     except (TalkingHeadError, TypeError, ValueError):  # not parseable by today's schema: compare it as written
-        return _flatten(saved)
+        return flatten(saved)
 
 
 def check_checkpoint_matches(state: Mapping[str, Any], config: Any, path: str) -> None:
@@ -59,7 +49,7 @@ def check_checkpoint_matches(state: Mapping[str, Any], config: Any, path: str) -
     if method != config.method:
         raise TrainingSetupError(f"{path}: is a checkpoint of method {method!r}, this run trains {config.method!r}")
     saved = _saved_model_config(state.get("config", {}).get("model", {}), config.model)
-    current = _flatten(to_dict(config.model))
+    current = flatten(to_dict(config.model))
     diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if diff:
         lines = [f"  model.{k}: checkpoint {saved.get(k)!r}, config {current.get(k)!r}" for k in diff]
