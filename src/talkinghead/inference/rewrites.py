@@ -59,7 +59,7 @@ class FusedSPADE(SPADE):
     def affine_params(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Condition (b, cond_channels, h, w) -> scale (b, C, h, w) = 1 + gamma and bias (b, C, h, w) = beta."""
         hidden = self.shared(cond)
-        both = F.conv2d(hidden, self.affine_weight, self.affine_bias, padding=self.gamma.padding)  # (b, 2C, h, w)
+        both = F.conv2d(hidden, self.paired_weight, self.paired_bias, padding=self.gamma.padding)  # (b, 2C, h, w)
         return both[:, : self.num_features], both[:, self.num_features:]
 
 
@@ -78,9 +78,16 @@ class FusedFusionBlock(FusionBlock):
         image = F.interpolate(warped_image, size=h_id.shape[-2:], mode="bilinear", align_corners=False,
                               antialias=False) if warped_image.shape[-2:] != h_id.shape[-2:] else warped_image
         hidden = self.film_shared(image.to(h_id.dtype))
-        both = F.conv2d(hidden, self.film_weight, self.film_bias, padding=self.film_scale.padding)  # (b, 2C, h, w)
+        both = F.conv2d(hidden, self.paired_weight, self.paired_bias, padding=self.film_scale.padding)  # (b, 2C, h, w)
         channels = h_id.shape[1]
         return torch.addcmul(both[:, channels:], both[:, :channels], h_id)
+
+
+# module type -> (its rewrite, the conv whose bias gets the "1 +", the other conv, count name)
+_PAIRED = {
+    SPADE: (FusedSPADE, "gamma", "beta", "spade"),
+    FusionBlock: (FusedFusionBlock, "film_scale", "film_shift", "fusion_block"),
+}
 
 
 @torch.no_grad()
@@ -93,18 +100,14 @@ def fuse_for_inference(model: nn.Module) -> dict[str, int]:
     """
     counts = {"spade": 0, "equal_conv": 0, "fusion_block": 0}
     for module in list(model.modules()):
-        if type(module) is SPADE:
-            weight, bias = _paired(module.gamma, module.beta, 1.0)
-            module.register_buffer("affine_weight", weight, persistent=False)
-            module.register_buffer("affine_bias", bias, persistent=False)
-            module.__class__ = FusedSPADE
-            counts["spade"] += 1
-        elif type(module) is FusionBlock:
-            weight, bias = _paired(module.film_scale, module.film_shift, 1.0)
-            module.register_buffer("film_weight", weight, persistent=False)
-            module.register_buffer("film_bias", bias, persistent=False)
-            module.__class__ = FusedFusionBlock
-            counts["fusion_block"] += 1
+        pairing = _PAIRED.get(type(module))
+        if pairing is not None:
+            fused, first, second, name = pairing
+            weight, bias = _paired(getattr(module, first), getattr(module, second), 1.0)
+            module.register_buffer("paired_weight", weight, persistent=False)
+            module.register_buffer("paired_bias", bias, persistent=False)
+            module.__class__ = fused
+            counts[name] += 1
     for module in list(model.modules()):
         if type(module) is EqualConv2d:
             weight, bias = _effective(module)

@@ -178,30 +178,31 @@ def _auto_candidates(device: torch.device) -> list[str]:
     return ["eager", "compile"] if device.type == "cuda" else ["eager", "onnx"]
 
 
-def _remembered(cache: Path, key: str, device: torch.device) -> str | None:
-    path = cache / AUTO_FILE
+def _auto_choices(path: Path) -> dict[str, str]:
+    """``auto.json``: remembered choice per :func:`_auto_key` (empty when missing or unreadable)."""
     if not path.is_file():
-        return None
+        return {}
     try:
-        choices = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         log.warning("%s: unreadable; auto measures the runtimes again", path)
-        return None
-    choice = choices.get(f"{key}-{device.type}-t{torch.get_num_threads()}")
+        return {}
+
+
+def _auto_key(key: str, device: torch.device) -> str:
+    return f"{key}-{device.type}-t{torch.get_num_threads()}"
+
+
+def _remembered(cache: Path, key: str, device: torch.device) -> str | None:
+    choice = _auto_choices(cache / AUTO_FILE).get(_auto_key(key, device))
     return choice if choice in RUNTIMES[:3] else None
 
 
 def _remember(cache: Path, key: str, device: torch.device, choice: str) -> None:
-    path = cache / AUTO_FILE
-    choices = {}
-    if path.is_file():
-        try:
-            choices = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            choices = {}
-    choices[f"{key}-{device.type}-t{torch.get_num_threads()}"] = choice
+    choices = _auto_choices(cache / AUTO_FILE)
+    choices[_auto_key(key, device)] = choice
     cache.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, choices)
+    atomic_write_json(cache / AUTO_FILE, choices)
 
 
 def build_runtime(
