@@ -489,6 +489,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def add_upscale(sub) -> None:
+    import inspect
+
+    from talkinghead.inference.upscale import upscale_video
+
+    defaults = {name: param.default for name, param in inspect.signature(upscale_video).parameters.items()}
     p = sub.add_parser(
         "upscale",
         help="double a video's resolution with the temporal super-resolution model (e.g. 256 -> 512 px)",
@@ -500,8 +505,10 @@ def add_upscale(sub) -> None:
     p.add_argument("output", type=Path, help="output .mp4/.mov/.mkv, or a folder for PNG frames")
     p.add_argument("--model", type=Path, help="super-resolution release folder (default: the bundled models/upscale)")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate for a folder of frames (default 25)")
+    p.add_argument("--batch-size", type=int, default=defaults["batch_size"],
+                   help=f"frames per network call (default {defaults['batch_size']})")
+    p.add_argument("--fps", type=float, default=defaults["fps"],
+                   help=f"frame rate for a folder of frames (default {defaults['fps']:g})")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_upscale)

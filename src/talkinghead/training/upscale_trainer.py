@@ -38,7 +38,7 @@ from talkinghead.training.schedule import lr_factor, set_lr
 from talkinghead.training.standalone import StandaloneTrainer, register_standalone_trainer, release_dir
 from talkinghead.training.trainer import TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
-from talkinghead.utils.device import torch_threads
+from talkinghead.utils.device import resolve_device, torch_threads
 from talkinghead.utils.run_lock import hold_run_dir
 from talkinghead.weights.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
 from talkinghead.weights.release import save_release
@@ -46,12 +46,6 @@ from talkinghead.weights.release import save_release
 
 class UpscaleSetupError(TalkingHeadError, ValueError):
     """A super-resolution run that cannot start (data, config or run folder)."""
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _perceptual(config: UpscaleTrainConfig, device: torch.device, logger: TrainingLogger):
@@ -117,7 +111,7 @@ def _train(config: UpscaleTrainConfig, run_dir: Path, resume: bool, max_steps: i
         raise UpscaleSetupError(f"{run_dir}: already holds checkpoints; pass --resume or choose a new folder")
     validate_upscale(config)
     data = SRWindowDataset(config.data_root, "train")
-    device = _device(options.device)
+    device = resolve_device(options.device)
     torch.manual_seed(options.seed)
     network = TemporalSuperResolution(config.model).to(device)
     ema = ExponentialMovingAverage(network, options.ema_decay)
