@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from talkinghead.config import PrepareConfig
 from talkinghead.data.prepare import RunOptions, prepare_dataset
@@ -56,3 +58,12 @@ def tiny_args(data: Path, *extra: str) -> list[str]:
         "trainer.eval_every=2",
         *extra,
     ]
+
+
+def assert_same_release(a: Path, b: Path, networks) -> None:
+    """Every tensor of every network in release folders ``a`` and ``b`` is bit-identical."""
+    for name in networks:
+        ta, tb = load_file(a / f"{name}.safetensors"), load_file(b / f"{name}.safetensors")
+        assert ta.keys() == tb.keys(), name
+        for key in ta:
+            assert torch.equal(ta[key], tb[key]), f"{name}.{key} differs"

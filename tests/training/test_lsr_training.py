@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import EXAMPLES, REPO, tiny_args
+from conftest import EXAMPLES, REPO, assert_same_release, tiny_args
 from safetensors.torch import load_file
 
 from talkinghead.cli import main
@@ -27,10 +27,7 @@ def _release_tensors(release: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def _assert_identical(a: Path, b: Path) -> None:
-    ta, tb = _release_tensors(a), _release_tensors(b)
-    for name in NETWORKS:
-        for key in ta[name]:
-            assert torch.equal(ta[name][key], tb[name][key]), f"{name}.{key} differs"
+    assert_same_release(a, b, NETWORKS)
 
 
 @pytest.fixture(scope="module")

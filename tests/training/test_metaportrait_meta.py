@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, assert_same_release
 from safetensors.torch import load_file
 from torch import nn
 
@@ -174,11 +174,7 @@ def test_an_interrupted_meta_stage_resumes_to_the_identical_result(base_run, met
     assert main(meta_args(config, real_train_data, run, "--max-steps", "2")) == 0
     assert CheckpointManager(run).load_latest()["stage_step"] == 2
     assert main(meta_args(config, real_train_data, run, "--resume")) == 0
-    for name in NETWORKS:
-        a = load_file(meta_run / "release" / f"{name}.safetensors")
-        b = load_file(run / "release" / f"{name}.safetensors")
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{name}.{key} differs"
+    assert_same_release(meta_run / "release", run / "release", NETWORKS)
 
 
 def test_init_from_refuses_weights_of_another_architecture(base_run, real_train_data, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, REPO, assert_same_release
 from safetensors.torch import load_file
 
 from talkinghead.cli import main
@@ -55,11 +55,7 @@ def test_an_interrupted_run_resumes_to_the_identical_result(trained_run, real_tr
     assert main(mp_args(real_train_data, "--run-dir", str(run), "--max-steps", "3")) == 0  # inside the full stage
     assert CheckpointManager(run).load_latest()["global_step"] == 3
     assert main(mp_args(real_train_data, "--run-dir", str(run), "--resume")) == 0
-    for name in NETWORKS:
-        a = load_file(trained_run / "release" / f"{name}.safetensors")
-        b = load_file(run / "release" / f"{name}.safetensors")
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{name}.{key} differs"
+    assert_same_release(trained_run / "release", run / "release", NETWORKS)
 
 
 def test_finetune_personalises_the_model_on_real_photos(trained_run, tmp_path, capsys):
