@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from talkinghead.inference.driving import DrivingError
+from talkinghead.inference.options import AnimateOptions
+
 
 @dataclass
 class LiveAnimatorStats:
@@ -238,8 +241,6 @@ class StreamSession:
     """
 
     def __init__(self, pipeline, motion: str = "relative"):
-        from talkinghead.inference.options import AnimateOptions
-
         self.pipeline = pipeline
         self.options = AnimateOptions(motion=motion, batch_size=1, smooth=0.0, overlap=False)
         self._feed = _LatestFrame()
@@ -247,8 +248,6 @@ class StreamSession:
 
     def __call__(self, frame: np.ndarray):
         """(H, W, 3) uint8 RGB frame -> its :class:`~talkinghead.inference.pipeline.AnimatedFrame`, or None (no face yet)."""
-        from talkinghead.inference.driving import DrivingError
-
         if self._frames is None:
             self._feed = _LatestFrame()
             self._frames = self.pipeline.animate(self._feed, self.options)

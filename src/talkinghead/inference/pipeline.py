@@ -142,15 +142,6 @@ class AnimationPipeline:
         """
         return cls.from_weights(load_pretrained(path, use_ema=use_ema), device=device)
 
-    def optimize(self, *, channels_last: bool = True, compile: bool = False) -> "AnimationPipeline":
-        """Faster synthesis on a GPU: channels-last memory layout and/or ``torch.compile`` of the per-frame networks."""
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        if compile:
-            for name in self.model.synthesis_networks():
-                setattr(self.model, name, torch.compile(getattr(self.model, name)))
-        return self
-
     def set_runtime(self, kind: str = "eager", *, batch_size: int = 8, cache_dir: str | Path | None = None,
                     compile_mode: str | None = None, rewrite: bool = True):
         """Run the per-frame synthesis in ``eager``, ``compile``, ``onnx`` or ``auto`` (see :mod:`.runtime`).

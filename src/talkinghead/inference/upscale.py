@@ -152,8 +152,7 @@ class StreamingUpscaler:
         # Edge replication at the end: the last frame stands for the r frames after it; only as
         # many centres as frames came in (a stream shorter than the window is handled too).
         while emitted < received:
-            last_item, last_frame = window[-1]
-            yield from push((None, last_frame))
+            yield from push((None, window[-1][1]))
         if pending:
             yield from flush()
         window.clear()
