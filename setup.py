@@ -15,7 +15,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 # What a wheel carries, relative to the repository root; the model card travels with the model.
-BUNDLED = ("models/demo", "models/lsr_demo", "models/upscale", "examples/portraits", "examples/videos")
+BUNDLED = ("models/demo", "models/lsr_demo", "models/upscale", "models/pretrained", "examples/portraits", "examples/videos")
 
 
 class BuildWithBundledData(build_py):

@@ -199,7 +199,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
             state = "present" if present else "missing"
             if present:
                 rec = weights.registry.recorded_checksum(name)
-                if weights.registry.installed_path(name) != weights.asset_path(name):
+                path = weights.registry.installed_path(name)
+                if path == weights.registry.bundled_copy(name):
+                    state += " (bundled with talkinghead)"
+                elif path != weights.asset_path(name):
                     state += f" (the copy in {asset.package_file[0]})"
                 else:
                     state += f" ({rec['status']})" if rec else " (not installed by `weights add`: unchecked)"

@@ -33,7 +33,7 @@ from torch import nn
 
 from talkinghead.models.frozen import FrozenModule
 from talkinghead.weights.dlib_dnn import DlibFormatError, DlibLayer, DlibNetwork, read_dlib_network
-from talkinghead.weights.registry import require
+from talkinghead.weights.registry import load_state_dict, load_strict, require
 
 DLIB_RESNET_SIZE = 150
 DLIB_RESNET_DIM = 128
@@ -248,7 +248,16 @@ class DlibResNet(FrozenModule):
 
     @classmethod
     def from_file(cls, path: str | Path) -> DlibResNet:
-        """Read dlib's ``.dat`` file (pure Python; no dlib needed)."""
+        """Read dlib's ``.dat`` file (pure Python; no dlib needed) or its safetensors conversion.
+
+        The conversion (``scripts/convert_dlib_resnet.py``, bundled with the package) holds this
+        module's state dict for dlib's default architecture.
+        """
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            model = cls()
+            load_strict(model, load_state_dict(path), path, "dlib_resnet")
+            return model
         return cls.from_dlib_network(read_dlib_network(path), str(path))
 
     @classmethod

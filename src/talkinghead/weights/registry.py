@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from talkinghead.utils.atomic import atomic_path, atomic_write_text
+from talkinghead.utils.bundled import bundled_path
 from talkinghead.errors import InputNotFoundError, OutputExistsError, TalkingHeadError, UnknownNameError
 
 
@@ -62,6 +63,10 @@ class WeightsAsset:
             file, read by :mod:`talkinghead.weights.dlib_dnn`).
         package_file: ``(python package, path inside it)`` of a pip package that ships the
             file; when the package is installed and the cache holds no copy, its file is used.
+        bundled_file: a conversion of the weights that talkinghead itself ships (a path below
+            the bundled data's root, see :mod:`talkinghead.utils.bundled`), read as a state dict
+            when neither the cache nor a package has the asset, so a base install needs nothing
+            else.
     """
 
     name: str
@@ -76,6 +81,7 @@ class WeightsAsset:
     license: str = "see the official source"
     file_format: str = "state_dict"
     package_file: tuple[str, str] | None = None
+    bundled_file: str | None = None
 
 
 ASSETS: dict[str, WeightsAsset] = {
@@ -167,6 +173,9 @@ ASSETS: dict[str, WeightsAsset] = {
             license="public domain (dlib model, Davis King) / CC0 (face_recognition_models)",
             file_format="dlib",
             package_file=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
+            # The same float32 numbers as safetensors (scripts/convert_dlib_resnet.py): MetaPortrait's
+            # z_id needs them, and `pip install talkinghead` alone must run the bundled model.
+            bundled_file="models/pretrained/dlib_resnet.safetensors",
         ),
     ]
 }
@@ -215,12 +224,21 @@ def package_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def bundled_copy(name: str) -> Path | None:
+    """The conversion of asset ``name`` that talkinghead ships, if it ships one and it is present."""
+    relative = get_asset(name).bundled_file
+    if relative is None:
+        return None
+    path = bundled_path(relative)
+    return path if path.is_file() else None
+
+
 def installed_path(name: str) -> Path | None:
-    """The file asset ``name`` is read from: the cache's copy, else a pip package's copy, else None."""
+    """The file asset ``name`` is read from: the cache's copy, a pip package's copy, the bundled one, or None."""
     cached = asset_path(name)
     if cached.is_file():
         return cached
-    return package_path(name)
+    return package_path(name) or bundled_copy(name)
 
 
 def is_available(name: str) -> bool:
