@@ -15,6 +15,10 @@ from pathlib import Path
 
 from talkinghead import __version__
 from talkinghead.config.base import default_of
+from talkinghead.utils.bundled import DEFAULT_MODEL, bundled_model_names, resolve_model
+
+# --checkpoint's help, shared by every command that reads a trained model.
+_MODEL_HELP = "release folder, checkpoint file or run folder, or a bundled model by name (" + ", ".join(bundled_model_names()) + ")"
 
 
 def _overrides_help() -> str:
@@ -340,7 +344,8 @@ def add_finetune(sub) -> None:
         "generator, image generator and discriminator are tuned), and write a release folder with the tuned "
         "weights and the person's state.",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
+    p.add_argument("--checkpoint", type=resolve_model, default=DEFAULT_MODEL,
+                   help=_MODEL_HELP + f" (default: the bundled {DEFAULT_MODEL})")
     p.add_argument("--images", required=True, nargs="+", help="images, videos or folders of the person")
     p.add_argument("--output", required=True, type=Path, help="release folder to write")
     p.add_argument("--config", type=Path, help="fine-tuning config YAML of the model's method "
@@ -445,7 +450,8 @@ def add_animate(sub) -> None:
         "without a suffix, a folder of PNG frames. Outputs are written under a temporary name and renamed "
         "only when complete.",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
+    p.add_argument("--checkpoint", type=resolve_model, default=DEFAULT_MODEL,
+                   help=_MODEL_HELP + f" (default: the bundled {DEFAULT_MODEL})")
     p.add_argument("--source", nargs="+", type=Path,
                    help="one or more photos of the person (latents are averaged; the first is the reference)")
     p.add_argument("--driving", required=True, type=Path, help="driving video, folder of frames, or one image")
@@ -543,7 +549,7 @@ def add_demo(sub) -> None:
         "output files on every run.",
     )
     p.add_argument("--output", type=Path, default=Path(DEMO_OUTPUT), help=f"output folder (default {DEMO_OUTPUT})")
-    p.add_argument("--checkpoint", type=Path, help="another model (default: the bundled models/demo)")
+    p.add_argument("--checkpoint", type=resolve_model, help=_MODEL_HELP + f" (default: the bundled {DEFAULT_MODEL})")
     p.add_argument("--source", nargs="+", type=Path, help="your own photo(s) of a person")
     p.add_argument("--driving", type=Path, help="your own driving video")
     p.add_argument("--finetune-steps", type=int, default=DEMO_FINETUNE_STEPS, metavar="N",
@@ -576,8 +582,8 @@ def add_app(sub) -> None:
     )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--checkpoint", type=Path, action="append", default=[],
-                   help="another model to offer besides the bundled one (repeatable)")
+    p.add_argument("--checkpoint", type=resolve_model, action="append", default=[],
+                   help="another model to offer besides the bundled one (repeatable): " + _MODEL_HELP)
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu or cuda")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help=f"largest upload accepted, in MB (default {DEFAULT_MAX_UPLOAD_MB})")
@@ -617,7 +623,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             landmark_backend=args.landmarks, seed=args.seed, device=args.device, batch_size=args.batch_size,
             workers=args.workers,
         )
-        results = evaluate(args.target[0], args.target[1], args.output, options, progress=not args.no_progress)
+        model = resolve_model(args.target[0])  # a bundled name (demo) or a path; reference methods pass through
+        results = evaluate(str(model) if model.exists() else args.target[0], args.target[1], args.output, options,
+                           progress=not args.no_progress)
     paths = write_reports(results, args.output)
     summary = Path(paths.get("summary", Path(args.output) / "summary.md"))
     print(summary.read_text() if summary.is_file() else "")
@@ -635,7 +643,7 @@ def add_evaluate(sub) -> None:
         help="measure a model (or a reference method) with the FSTH/LSR protocol",
         description="For every test video, encode K shots from its input frames and reproduce its hold-out frames "
         "(self-reenactment) or another identity's (--cross); report PSNR, SSIM, LPIPS, ID-SIM, NMKE, FID and E_warp "
-        "per frame, per video and as LSR-style tables and plots. CHECKPOINT may be copy-source or landmark-warp "
+        "per frame, per video and as LSR-style tables and plots. CHECKPOINT may be a bundled model by name (demo), copy-source or landmark-warp "
         "(reference methods needing no training). Per-video results are cached in OUTPUT/cache: run the same "
         "command again to resume.",
     )
@@ -733,7 +741,7 @@ def add_export(sub) -> None:
         help="config.json + one safetensors file per network",
         description="Write the weights of a training checkpoint (EMA generators by default) as a release folder.",
     )
-    r.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file or run folder")
+    r.add_argument("--checkpoint", required=True, type=resolve_model, help="checkpoint file or run folder")
     r.add_argument("--output", required=True, type=Path, help="release folder to write")
     r.add_argument("--raw", action="store_true", help="export the raw generator weights instead of the EMA")
     r.add_argument(
@@ -753,7 +761,7 @@ def add_export(sub) -> None:
         "(LSR: the source latents) as inputs, to OUTPUT/synthesis.onnx, run it in onnxruntime and report the "
         "largest difference from PyTorch.",
     )
-    o.add_argument("--checkpoint", required=True, type=Path, help="release folder, checkpoint file or run folder")
+    o.add_argument("--checkpoint", required=True, type=resolve_model, help=_MODEL_HELP)
     o.add_argument("--output", required=True, type=Path, help="folder to write")
     o.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     o.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted difference from PyTorch")

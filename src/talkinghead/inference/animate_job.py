@@ -29,6 +29,7 @@ from talkinghead.inference.views import FrameView
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.driving import DrivingError
 from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
+from talkinghead.utils.bundled import resolve_model
 from talkinghead.utils.device import torch_threads
 from talkinghead.utils.output_guard import (
     check_output_location,
@@ -112,6 +113,7 @@ class AnimateSummary:
     source: SourceEncoding
     source_file: Path | None = None
     runtime: str = "eager"
+    model: str = ""  # which model animated, e.g. "demo (MetaPortrait, 128 px)"
 
     @property
     def frames_per_second(self) -> float:
@@ -123,7 +125,7 @@ class AnimateSummary:
         line = (
             f"animated {self.frames} frames in {self.animation_seconds:.1f} s ({self.frames_per_second:.1f} frames/s; "
             f"{self.seconds:.1f} s in all with {setup:.1f} s of loading and source preparation; "
-            f"runtime {self.runtime}) -> "
+            f"runtime {self.runtime})" + (f" with {self.model}" if self.model else "") + " -> "
             + ", ".join(str(p) for p in self.outputs)
         )
         if self.frames_without_face:
@@ -150,7 +152,7 @@ def check_job(job: AnimateJob) -> None:
         raise InvalidInputError(f"--threads must be >= 1, got {job.threads}")
     if job.max_frames is not None and job.max_frames < 1:
         raise InvalidInputError(f"--max-frames must be >= 1, got {job.max_frames}")
-    for path in [*job.sources, job.driving, job.checkpoint] + ([job.load_source] if job.load_source else []):
+    for path in [*job.sources, job.driving, resolve_model(job.checkpoint)] + ([job.load_source] if job.load_source else []):
         if not Path(path).exists():
             raise InputNotFoundError(f"{path}: no such file or folder")
     targets = [(o.path, "--output") for o in job.outputs] + ([(job.save_source, "--save-source")] if job.save_source else [])
@@ -202,7 +204,9 @@ def _pipeline(job: AnimateJob, options: AnimateOptions, stack: contextlib.ExitSt
     )
     result = finetune(pretrained, list(job.sources), work / "finetuned", config)
     print(result.format().replace(str(work / "finetuned"), "a temporary folder (removed at the end)"))
-    return AnimationPipeline.from_pretrained(work / "finetuned", device=job.device)
+    pipeline = AnimationPipeline.from_pretrained(work / "finetuned", device=job.device)
+    pipeline.description = f"{pretrained.describe()} fine-tuned for {job.finetune_steps} steps"
+    return pipeline
 
 
 def run_animate(
@@ -286,4 +290,5 @@ def _run_animate(
         source=pipeline.source,
         source_file=job.save_source,
         runtime=runtime,
+        model=pipeline.description,
     )

@@ -28,7 +28,7 @@ from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame
 from talkinghead.inference.views import resize_to_height
 from talkinghead.utils.atomic import atomic_path
-from talkinghead.utils.bundled import bundled_path
+from talkinghead.utils.bundled import DEFAULT_MODEL, bundled_path, resolve_model
 from talkinghead.errors import InputNotFoundError
 from talkinghead.utils.output_guard import (
     check_output_location,
@@ -39,7 +39,7 @@ from talkinghead.utils.output_guard import (
 )
 
 # From the source checkout or, in an installed wheel, from the package's bundled copies.
-DEMO_MODEL = bundled_path("models/demo")
+DEMO_MODEL = bundled_path(f"models/{DEFAULT_MODEL}")
 DEMO_SOURCE = bundled_path("examples/portraits/sadtalker_happy.png")
 DEMO_DRIVING = bundled_path("examples/videos/liveportrait_d18.mp4")
 VIEW_SIZE = 256
@@ -119,7 +119,7 @@ def run_demo(
     """Animate the bundled (or given) portrait with the bundled (or given) driving video (``runtime`` and
     ``threads`` as in :class:`~talkinghead.inference.animate_job.AnimateJob`)."""
     output_dir = Path(output_dir)
-    checkpoint = _bundled(Path(checkpoint) if checkpoint else DEMO_MODEL, "demo model", "--checkpoint")
+    checkpoint = resolve_model(checkpoint) if checkpoint else _bundled(DEMO_MODEL, "demo model", "--checkpoint")
     sources = [Path(s) for s in sources] if sources else [_bundled(DEMO_SOURCE, "portrait", "--source")]
     driving = Path(driving) if driving else _bundled(DEMO_DRIVING, "driving video", "--driving")
     check_output_location(output_dir, {"checkpoint": checkpoint, "source photo": sources, "driving video": driving})

@@ -96,6 +96,8 @@ class AnimationPipeline:
         subject_state: the person state of a fine-tuned release, used instead of encoding
             the source photos (the networks were tuned with exactly this state).
         name: where the weights came from (for messages).
+        description: which model this is, for summary lines (``demo (MetaPortrait, 128 px)``);
+            ``name`` when not given.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class AnimationPipeline:
         device: str | torch.device = "cpu",
         subject_state: dict[str, torch.Tensor] | None = None,
         name: str = "model",
+        description: str | None = None,
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -115,6 +118,7 @@ class AnimationPipeline:
         self.rasterizer = get_rasterizer(model.landmark_style)
         self.subject_state = subject_state
         self.name = name
+        self.description = description or name
         self.fingerprint = model_fingerprint({n: getattr(model, n) for n in model.network_names})
         self.source: SourceEncoding | None = None
         self.stats = AnimationStats()
@@ -127,7 +131,7 @@ class AnimationPipeline:
         """A pipeline from weights already read by :func:`load_pretrained` (no second read)."""
         return cls(
             pretrained.inference_model(), prepare=pretrained.prepare_config(), device=device,
-            subject_state=pretrained.person_state(), name=str(pretrained.source),
+            subject_state=pretrained.person_state(), name=str(pretrained.source), description=pretrained.describe(),
         )
 
     @classmethod

@@ -20,9 +20,10 @@ from torch import nn
 from talkinghead.config import ConfigError, from_dict
 from talkinghead.config.prepare import PrepareConfig
 from talkinghead.models.inference_model import InferenceModel
-from talkinghead.models.registry import MethodSpec, get_method
+from talkinghead.models.registry import MethodSpec, get_method, registered_methods
 from talkinghead.weights.registry import describe_mismatch
 from talkinghead.weights.trained import PretrainedError, read_trained
+from talkinghead.utils.bundled import bundled_model_name
 
 SUBJECT = "subject"  # the person state a fine-tuned release stores beside its networks
 
@@ -51,6 +52,11 @@ class PretrainedModel:
     def method(self) -> str:
         """The registered method name."""
         return self.spec.name
+
+    def describe(self) -> str:
+        """Which model this is, for summary lines and menus: ``demo (MetaPortrait, 128 px)``."""
+        name = bundled_model_name(self.source) or str(self.source)
+        return f"{name} ({self.spec.label}, {self.config.image_size} px)"
 
     def prepare_config(self) -> PrepareConfig:
         """The detector and crop settings of the model's training data.
@@ -124,6 +130,11 @@ def load_pretrained(path: str | Path, *, use_ema: bool = True, method: str | Non
         CheckpointError: the message names the file and what to do.
     """
     files = read_trained(path, use_ema=use_ema)
+    if files.method is None and "kind" in files.info:  # e.g. the super-resolution release (kind: upscale)
+        raise PretrainedError(
+            f"{files.source}: holds a model of kind {files.info['kind']!r}, not a talking-head model; it is used by "
+            f"`talkinghead {files.info['kind']}`. Give a release of one of: {', '.join(registered_methods())}"
+        )
     spec = get_method(files.method, where=str(files.source))
     if method is not None and spec.name != method:
         raise PretrainedError(f"{files.source}: holds a {spec.name!r} model, a {method!r} model is needed here")

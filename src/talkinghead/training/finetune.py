@@ -38,6 +38,7 @@ class FinetuneResult:
         seconds_per_step: mean wall time of one step (all phases).
         before: reconstruction of the subject frames by the meta-trained model (l1, psnr).
         after: the same after fine-tuning.
+        model: which model was tuned (``demo (MetaPortrait, 128 px)``).
     """
 
     output: Path
@@ -46,10 +47,12 @@ class FinetuneResult:
     seconds_per_step: float
     before: dict[str, float]
     after: dict[str, float]
+    model: str = ""
 
     def format(self) -> str:
+        model = f", from {self.model}" if self.model else ""
         return (
-            f"fine-tuned on {self.num_images} image(s): {self.steps} steps, {self.seconds_per_step:.3f} s/step\n"
+            f"fine-tuned on {self.num_images} image(s): {self.steps} steps, {self.seconds_per_step:.3f} s/step{model}\n"
             f"  reconstruction of the subject images: L1 {self.before['l1']:.4f} -> {self.after['l1']:.4f}, "
             f"PSNR {self.before['psnr']:.2f} -> {self.after['psnr']:.2f} dB\n"
             f"  written to {self.output}"
@@ -136,4 +139,5 @@ def finetune(
     with output_errors(output):
         save_release(output, info, modules, tuned.extra_files or None, overwrite=overwrite, command="finetune")
     steps = int(getattr(config, "steps", 0))
-    return FinetuneResult(output, len(subject), steps, tuned.seconds_per_step, tuned.before, tuned.after)
+    return FinetuneResult(output, len(subject), steps, tuned.seconds_per_step, tuned.before, tuned.after,
+                          pretrained.describe())

@@ -18,10 +18,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # (src/talkinghead -> src -> repository).
 WHEEL_ROOT = PACKAGE_DIR / "bundled"
 CHECKOUT_ROOT = PACKAGE_DIR.parents[1]
-# Model names that load without a path (``from_pretrained("demo")``, ``--checkpoint demo``).
-BUNDLED_MODELS = ("demo", "lsr_demo")
-
-
+# The model `animate`, `finetune`, `demo` and the app use when none is named.
+DEFAULT_MODEL = "demo"
 def bundled_path(relative: str | Path) -> Path:
     """The bundled file or folder ``relative`` (e.g. ``models/demo``), from the wheel or the checkout.
 
@@ -35,24 +33,53 @@ def bundled_path(relative: str | Path) -> Path:
     return WHEEL_ROOT / relative
 
 
+def bundled_model_names() -> list[str]:
+    """Names of the bundled models (the folders of ``models/`` that hold a ``config.json``), sorted.
+
+    These load without a path: ``--checkpoint demo``, ``from_pretrained("demo")``.
+    """
+    names = set()
+    for root in (WHEEL_ROOT, CHECKOUT_ROOT):
+        folder = root / "models"
+        if folder.is_dir():
+            names.update(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+    return sorted(names)
+
+
 def bundled_model(name: str) -> Path:
-    """The folder of the bundled model ``name`` (one of :data:`BUNDLED_MODELS`).
+    """The folder of the bundled model ``name`` (one of :func:`bundled_model_names`).
 
     Raises:
         InputNotFoundError: an unknown name, or an installation without the model files.
     """
-    if name not in BUNDLED_MODELS:
+    names = bundled_model_names()
+    if name not in names:
         raise InputNotFoundError(
-            f"{name}: no bundled model of that name (bundled: {', '.join(BUNDLED_MODELS)}); "
+            f"{name}: no bundled model of that name (bundled: {', '.join(names) or 'none'}); "
             "give the path of a release folder, checkpoint file or run folder"
         )
-    path = bundled_path(Path("models") / name)
-    if not (path / "config.json").is_file():
-        raise InputNotFoundError(
-            f"{path}: the bundled model {name!r} is missing from this installation; reinstall talkinghead "
-            "(the wheel and the source checkout both carry it) or give the path of a model"
-        )
+    return bundled_path(Path("models") / name)
+
+
+def resolve_model(path: str | Path) -> Path:
+    """``path`` itself when it exists, else the bundled model of that name, else ``path`` unchanged.
+
+    A path that exists always wins over a bundled name, so a local folder called ``demo`` is read.
+    Callers report a path that does not exist.
+    """
+    path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and str(path) in bundled_model_names():
+        return bundled_model(str(path))
     return path
+
+
+def bundled_model_name(path: str | Path) -> str | None:
+    """The bundled name of the model folder ``path`` (``"demo"`` for ``models/demo``), or None."""
+    path = Path(path)
+    for name in bundled_model_names():
+        if path.resolve() == bundled_path(Path("models") / name).resolve():
+            return name
+    return None
 
 
 def bundled_examples(kind: str) -> list[Path]:

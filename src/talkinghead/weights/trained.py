@@ -19,7 +19,7 @@ from typing import Any
 
 from talkinghead.config.prepare import preparation_settings
 from talkinghead.errors import InputNotFoundError, TalkingHeadError
-from talkinghead.utils.bundled import BUNDLED_MODELS, bundled_model
+from talkinghead.utils.bundled import resolve_model
 from talkinghead.weights.checkpoint import CheckpointManager, load_checkpoint
 from talkinghead.weights.release import CONFIG_FILE, load_release
 
@@ -58,9 +58,7 @@ def read_trained(path: str | Path, *, use_ema: bool = True) -> TrainedFiles:
         PretrainedError: a folder that is neither a release nor a run folder with checkpoints.
         ReleaseError, CheckpointError: a damaged file (named).
     """
-    path = Path(path)
-    if not path.exists() and str(path) in BUNDLED_MODELS:
-        path = bundled_model(str(path))  # a bundled model by name ("demo"), from the checkout or the wheel
+    path = resolve_model(path)  # a bundled model by name ("demo"), from the checkout or the wheel
     if not path.exists():
         raise InputNotFoundError(
             f"{path}: no such checkpoint file or folder; give a release folder (config.json + .safetensors), "
