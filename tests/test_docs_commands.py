@@ -149,3 +149,20 @@ def test_readme_starts_with_the_two_commands():
     first_block = FENCE.search(text).group(2).splitlines()
     assert text.index("```") < 40, "the commands must be on the README's first screen"
     assert [line.split()[:2] for line in first_block[:2]] == [["make", "demo"], ["make", "test"]]
+
+
+def test_the_readme_python_snippet_animates_a_photo(monkeypatch):
+    """The README's Python block, run as written on a bundled photo and video (first 3 frames)."""
+    import itertools
+
+    import talkinghead.data.video as video
+
+    snippet = next(body for lang, body in FENCE.findall((REPO / "README.md").read_text()) if lang == "python")
+    original = video.read_video_frames
+    monkeypatch.setattr(video, "read_video_frames", lambda *a, **k: itertools.islice(original(*a, **k), 3))
+    snippet = snippet.replace("me.jpg", str(REPO / "examples/portraits/liveportrait_s12.jpg"))
+    snippet = snippet.replace("someone_talking.mp4", str(REPO / "examples/videos/liveportrait_d19.mp4"))
+    snippet += "\n        images.append(frame.image)\n"
+    namespace = {"images": []}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert len(namespace["images"]) == 3 and namespace["images"][0].shape == (128, 128, 3)
