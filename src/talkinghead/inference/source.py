@@ -29,6 +29,7 @@ from talkinghead.data.crop import (
     clip_crop_box,
     crop_image,
     points_to_crop,
+    shift_inside,
 )
 from talkinghead.data.landmarks.base import LandmarkDetector
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
@@ -182,9 +183,14 @@ def model_fingerprint(networks: dict[str, torch.nn.Module]) -> str:
 
 
 def crop_box_for(face_box: np.ndarray, photo_shape: tuple[int, ...], prepare: PrepareConfig) -> np.ndarray:
-    """The square crop of one face, with the crop scheme the training data used."""
+    """The square crop of one face, with the crop scheme the training data used.
+
+    A head box that reaches past the photo is shifted back inside it (a black band there
+    would be copied into every result frame), as :func:`talkinghead.data.prepare` does.
+    """
     if prepare.crop.mode == "head":
-        return clip_crop_box(np.asarray(face_box)[None], prepare.crop.scale, prepare.crop.vertical_offset)
+        box = clip_crop_box(np.asarray(face_box)[None], prepare.crop.scale, prepare.crop.vertical_offset)
+        return shift_inside(box, photo_shape[1], photo_shape[0])
     return center_square_box(photo_shape[1], photo_shape[0])
 
 
