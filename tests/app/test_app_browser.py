@@ -203,6 +203,26 @@ def test_two_people_get_a_warning_and_the_face_number_chooses(browser_page, app_
     assert external == [], f"the page tried to reach the internet: {external}"
 
 
+def test_a_small_and_a_sideways_photo_get_warnings_in_plain_words(browser_page, app_server, real_data, tmp_path):
+    page, external = browser_page
+    photo = Image.open(real_data / "sadtalker_happy.png").convert("RGB")
+    small, sideways = tmp_path / "small.png", tmp_path / "sideways.png"
+    photo.resize((80, 80)).save(small)
+    photo.rotate(90, expand=True).save(sideways)  # lying on its side, no EXIF orientation
+    page.goto(app_server["url"])
+    page.wait_for_selector("#animate")
+    page.locator("#source-files input[type=file]").set_input_files([str(small), str(sideways)])
+    page.wait_for_function("() => /side/.test(document.querySelector('#source-notes')?.innerText || '')",
+                           timeout=60_000)
+    notes = page.locator("#source-notes").inner_text()
+    assert "small.png: the face is small" in notes and "Upload a larger photo" in notes, notes
+    assert "sideways.png: the face lay on its side" in notes and "turned 90° clockwise" in notes, notes
+    _wait_for_preview(page, "sideways.png: what the model sees")
+    assert len(_preview_captions(page)) == 4  # each photo and its crop
+    _keep_screenshot(page, tmp_path, "app_small_sideways.png")
+    assert external == [], f"the page tried to reach the internet: {external}"
+
+
 def test_a_broken_video_gets_a_message_without_error_numbers(browser_page, app_server, tmp_path):
     page, external = browser_page
     broken = tmp_path / "broken.mp4"
