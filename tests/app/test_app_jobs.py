@@ -165,3 +165,21 @@ def test_old_job_folders_are_removed(runner):
 def test_unknown_checkpoint_is_refused_at_start(tmp_path):
     with pytest.raises(AppInputError, match="nowhere: no such checkpoint"):
         AppJobRunner(tmp_path, checkpoints=[tmp_path / "nowhere"])
+
+
+def test_live_mode_animates_the_chosen_face(runner, real_data, tmp_path):
+    canvas = np.full((256, 460, 3), 200, np.uint8)
+    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
+    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
+                                         .resize((180, 168)))
+    two = tmp_path / "two_people.png"
+    Image.fromarray(canvas).save(two)
+    session, line = runner.live_session(AppRequest(sources=[str(two)], face_index=1))
+    try:
+        assert session is not None, line
+        reference = session.pipeline.source.reference
+        assert reference.face_index == 1 and (reference.box[0] + reference.box[2]) / 2 > 256  # the right-hand face
+    finally:
+        session.close()
+    session, line = runner.live_session(AppRequest(sources=[str(two)], face_index=4))
+    assert session is None and "set **Face number** to 0 or 1" in line, line

@@ -339,7 +339,8 @@ class AppJobRunner:
         try:
             sources, model = self._sources(request), self._model(request)
             pipeline = AnimationPipeline.from_pretrained(model, device=self.device)
-            session = LiveSession(pipeline, list(sources), size=int(request.output_size), motion=request.motion)
+            session = LiveSession(pipeline, list(sources), size=int(request.output_size), motion=request.motion,
+                                  face_index=int(request.face_index))
         except TalkingHeadError as err:
             return None, f"Could not start live mode: {_page_message(err, uploads)}"
         return session, f"Live mode ready for {', '.join(p.name for p in sources)}: start the webcam."

@@ -56,7 +56,7 @@ def result_html(answer: AppResult) -> str:
 def notes_markdown(notes: list[str], error: str | None) -> str:
     """The warnings about the photos as the page shows them (empty when there are none)."""
     if error:
-        return f"**This photo cannot be animated:** {error}"
+        return f"⛔ {error}"
     return "\n".join(f"- ⚠️ {note}" for note in notes)
 
 
@@ -174,5 +174,5 @@ def build_page(runner: AppJobRunner, *, delete_cache: tuple[int, int] | None = (
             concurrency_limit=1, concurrency_id="device",  # one device: jobs and live frames take turns
         )
         add_live_section(runner, sources=sources, bundled_source=bundled_source, model=model, motion=motion,
-                         output_size=output_size, no_example=NO_EXAMPLE)
+                         output_size=output_size, face_index=face_index, no_example=NO_EXAMPLE)
     return page
