@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from talkinghead.app.jobs import BUNDLED_MODEL_LABEL, KEEP_JOBS, AppInputError, AppJobRunner, AppRequest
+from talkinghead.app.jobs import KEEP_JOBS, AppInputError, AppJobRunner, AppRequest
 from talkinghead.inference.pipeline import AnimationPipeline
 from talkinghead.utils.bundled import bundled_model
 
@@ -27,7 +27,61 @@ def runner(tmp_path) -> AppJobRunner:
 def test_bundled_examples_and_model_are_offered(runner):
     assert "sadtalker_happy.png" in runner.portraits
     assert "liveportrait_d18.mp4" in runner.driving_videos
-    assert runner.models[BUNDLED_MODEL_LABEL] == REPO / "models" / "demo"
+    # the label comes from the release: its method and image size
+    assert runner.default_model == "demo (MetaPortrait, 128 px)"
+    assert runner.models[runner.default_model] == REPO / "models" / "demo"
+
+
+def test_a_checkpoint_is_labelled_from_its_release(tmp_path):
+    runner = AppJobRunner(tmp_path, checkpoints=[REPO / "models" / "lsr_demo"])
+    assert list(runner.models)[1] == f"{REPO / 'models' / 'lsr_demo'} (LSR, 64 px)"
+
+
+def test_driving_videos_get_thumbnails_of_their_first_frame(runner):
+    thumbnails = runner.video_thumbnails()
+    assert [name for _, name in thumbnails] == list(runner.driving_videos)
+    for image, _ in thumbnails:
+        picture = np.asarray(Image.open(image))
+        assert max(picture.shape[:2]) <= 320 and picture.std() > 10  # a real frame, not a blank
+
+
+def test_source_check_shows_the_face_and_says_when_there_are_several(runner, real_data, tmp_path):
+    check = runner.check_sources(AppRequest(bundled_source="sadtalker_happy.png"))
+    assert check.error is None and check.notes == []
+    (photo, photo_caption), (crop, crop_caption) = check.previews
+    assert photo.shape == (256, 256, 3) and crop.shape == (128, 128, 3)
+    assert "face 0 of 1" in photo_caption and "128 px" in crop_caption
+
+    # two real faces side by side (facerec_obama1.jpg's second "face" is a false detection lying on its side)
+    canvas = np.full((256, 460, 3), 200, np.uint8)
+    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
+    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
+                                         .resize((180, 168)))
+    two = str(tmp_path / "two_people.png")
+    Image.fromarray(canvas).save(two)
+    check = runner.check_sources(AppRequest(sources=[two]))
+    assert len(check.notes) == 1 and "2 faces found" in check.notes[0] and "Face number" in check.notes[0]
+    assert "--source-face-index" not in check.notes[0]
+    other = runner.check_sources(AppRequest(sources=[two], face_index=1))
+    assert other.error is None and "face 1 of 2" in other.previews[0][1]
+    assert not np.array_equal(other.previews[1][0], check.previews[1][0])  # another face
+    wrong = runner.check_sources(AppRequest(sources=[two], face_index=4))
+    assert wrong.error == ("two_people.png: there is no face 4 in this photo, only 2 face(s) were found; "
+                           "set **Face number** to 0 or 1")
+
+
+def test_source_check_warns_of_a_small_or_turned_face(runner, real_data, tmp_path):
+    photo = Image.open(real_data / "sadtalker_happy.png").convert("RGB")
+    small = tmp_path / "small.png"
+    photo.resize((80, 80)).save(small)
+    check = runner.check_sources(AppRequest(sources=[str(small)]))
+    assert check.error is None, check.error
+    assert len(check.notes) == 1 and check.notes[0].startswith("small.png: the face is small")
+    sideways = tmp_path / "sideways.png"
+    photo.rotate(90, expand=True).save(sideways)
+    check = runner.check_sources(AppRequest(sources=[str(sideways)]))
+    assert len(check.notes) == 1 and "lay on its side" in check.notes[0], check.notes
+    assert check.previews[1][0].shape == (128, 128, 3)
 
 
 def test_the_bundled_model_loads_by_name():
@@ -63,6 +117,7 @@ def test_unreadable_video_gets_a_message(runner, tmp_path):
     answer = runner.run(AppRequest(bundled_source="sadtalker_happy.png", driving=str(broken)))
     assert not answer.ok
     assert "broken.mp4" in answer.error and str(broken.parent) not in answer.error
+    assert "Errno" not in answer.error and "Invalid data found" in answer.error, answer.error
     assert answer.status().startswith("Could not animate: ")
 
 
@@ -110,3 +165,21 @@ def test_old_job_folders_are_removed(runner):
 def test_unknown_checkpoint_is_refused_at_start(tmp_path):
     with pytest.raises(AppInputError, match="nowhere: no such checkpoint"):
         AppJobRunner(tmp_path, checkpoints=[tmp_path / "nowhere"])
+
+
+def test_live_mode_animates_the_chosen_face(runner, real_data, tmp_path):
+    canvas = np.full((256, 460, 3), 200, np.uint8)
+    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
+    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
+                                         .resize((180, 168)))
+    two = tmp_path / "two_people.png"
+    Image.fromarray(canvas).save(two)
+    session, line = runner.live_session(AppRequest(sources=[str(two)], face_index=1))
+    try:
+        assert session is not None, line
+        reference = session.pipeline.source.reference
+        assert reference.face_index == 1 and (reference.box[0] + reference.box[2]) / 2 > 256  # the right-hand face
+    finally:
+        session.close()
+    session, line = runner.live_session(AppRequest(sources=[str(two)], face_index=4))
+    assert session is None and "set **Face number** to 0 or 1" in line, line

@@ -49,10 +49,11 @@ class LiveSession:
         sources: the person's photos.
         size: height in pixels of the returned frames.
         motion: ``relative`` (default) or ``absolute``.
+        face_index: which face of the photos to animate (0 = the largest).
     """
 
     def __init__(self, pipeline: AnimationPipeline, sources: list[str | Path], *, size: int = 256,
-                 motion: str = "relative"):
+                 motion: str = "relative", face_index: int = 0):
         if pipeline.model.temporal_radius > 0:
             # Such a model holds each frame back for its neighbours; one frame in cannot give one frame out.
             raise InvalidInputError(
@@ -60,7 +61,7 @@ class LiveSession:
                 "animate a live stream frame by frame; use it on a recorded driving video"
             )
         self.pipeline = pipeline
-        self.pipeline.set_source(sources)
+        self.pipeline.set_source(sources, face_index=face_index)
         self.size = size
         self.stream_session = StreamSession(pipeline, motion)
         self.stats = LiveStats()

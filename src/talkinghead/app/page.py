@@ -1,15 +1,22 @@
 """The Gradio page of ``talkinghead app``: inputs, settings, *Animate*, results.
 
 Only layout and wiring live here; every decision about the inputs is
-:class:`talkinghead.app.jobs.AppJobRunner`'s. The page asks nothing of the internet: the
-theme uses the browser's own fonts (Gradio's default theme loads Google Fonts).
+:class:`talkinghead.app.jobs.AppJobRunner`'s. The bundled portraits and driving videos are
+thumbnails to click; the chosen photos are shown with the face the model will use and any
+warning about them, next to the control that changes it (*Face number*). The result plays
+at its native size, with a link to the side-by-side video. The page asks nothing of the
+internet: the theme uses the browser's own fonts (Gradio's default theme loads Google Fonts).
 """
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
+from urllib.parse import quote
+
 import gradio as gr
 
-from talkinghead.app.jobs import AppJobRunner, AppRequest
+from talkinghead.app.jobs import AppJobRunner, AppRequest, AppResult
 from talkinghead.app.live_page import add_live_section
 from talkinghead.inference.options import MOTION_MODES
 
@@ -29,6 +36,39 @@ def _default(choices: list[str], preferred: str) -> str:
     return preferred if preferred in choices else (choices[0] if choices else NO_EXAMPLE)
 
 
+def file_url(path: Path) -> str:
+    """The page-relative URL at which Gradio serves a file of the app's folder (``allowed_paths``)."""
+    return "gradio_api/file=" + quote(str(path))
+
+
+def result_html(answer: AppResult) -> str:
+    """The result video at its native size (never stretched), with links to it and the side-by-side."""
+    width, height = answer.result_size()
+    result, side = file_url(answer.result), file_url(answer.side_by_side)
+    return (
+        f'<div class="th-result"><video src="{html.escape(result)}" width="{width}" height="{height}" '
+        f'style="width:{width}px;height:auto;max-width:100%" controls autoplay loop muted playsinline></video>'
+        f'<p>Result, {width} x {height} px. <a id="side-by-side-link" href="{html.escape(side)}" target="_blank">'
+        'Open the side-by-side video (source | driving | result)</a>.</p></div>'
+    )
+
+
+def notes_markdown(notes: list[str], error: str | None) -> str:
+    """The warnings about the photos as the page shows them (empty when there are none)."""
+    if error:
+        return f"⛔ {error}"
+    return "\n".join(f"- ⚠️ {note}" for note in notes)
+
+
+def _choose(names: list[str]):
+    """A gallery's select handler: the name of the clicked thumbnail."""
+
+    def choose(event: gr.SelectData) -> str:
+        return names[event.index]
+
+    return choose
+
+
 def build_page(runner: AppJobRunner, *, delete_cache: tuple[int, int] | None = (3600, 3600)) -> gr.Blocks:
     """The page; events run ``runner`` one job at a time (the queue is set up by the caller).
 
@@ -42,23 +82,39 @@ def build_page(runner: AppJobRunner, *, delete_cache: tuple[int, int] | None = (
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=delete_cache) as page:
         gr.Markdown(
             "# talkinghead\nGive one or more photos of a person and a driving video of anyone: the person is "
-            "rendered with the driver's head motion and expressions. Uploads take precedence over the bundled "
-            "examples."
+            "rendered with the driver's head motion and expressions. Upload your own, or click a bundled "
+            "example; uploads take precedence over the bundled examples."
         )
         with gr.Row():
             with gr.Column():
                 sources = gr.File(label="Source photo(s)", file_count="multiple", file_types=["image"],
                                   elem_id="source-files")
+                portrait_gallery = gr.Gallery([(runner.portraits[name], name) for name in portraits],
+                                              label="or click a bundled portrait", columns=4, height=170,
+                                              allow_preview=False, object_fit="cover", elem_id="portrait-gallery")
                 bundled_source = gr.Dropdown([NO_EXAMPLE, *portraits], value=_default(portraits, "sadtalker_happy.png"),
-                                             label="or a bundled portrait", elem_id="bundled-source")
+                                             label="Bundled portrait", elem_id="bundled-source")
             with gr.Column():
                 driving = gr.Video(label="Driving video (upload or record)", sources=["upload", "webcam"],
                                    format=None, elem_id="driving-video")
+                video_gallery = gr.Gallery([(str(image), name) for image, name in runner.video_thumbnails()],
+                                           label="or click a bundled driving video (first frame shown)", columns=4,
+                                           height=170, allow_preview=False, object_fit="cover",
+                                           elem_id="driving-gallery")
                 bundled_driving = gr.Dropdown([NO_EXAMPLE, *videos], value=_default(videos, "liveportrait_d18.mp4"),
-                                              label="or a bundled driving video", elem_id="bundled-driving")
+                                              label="Bundled driving video", elem_id="bundled-driving")
+        with gr.Row():
+            source_preview = gr.Gallery(label="The photo(s) to animate, and the face the model will use", columns=4,
+                                        height=260, allow_preview=False, object_fit="contain", interactive=False,
+                                        elem_id="source-preview")
+            with gr.Column():
+                face_index = gr.Number(0, precision=0, minimum=0, maximum=99, label="Face number",
+                                       info="which face of the photo(s) to animate; 0 is the largest",
+                                       elem_id="face-index")
+                source_notes = gr.Markdown(elem_id="source-notes")
         with gr.Accordion("Settings", open=True):
             with gr.Row():
-                model = gr.Dropdown(list(runner.models), value=next(iter(runner.models)), label="Model",
+                model = gr.Dropdown(list(runner.models), value=runner.default_model, label="Model",
                                     elem_id="model")
                 motion = gr.Radio(list(MOTION_MODES), value="relative", label="Motion",
                                   info="relative: another person's video; absolute: the same person")
@@ -74,14 +130,27 @@ def build_page(runner: AppJobRunner, *, delete_cache: tuple[int, int] | None = (
                                        elem_id="max-frames")
         run = gr.Button("Animate", variant="primary", elem_id="animate")
         status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            result = gr.Video(label="Result", format=None, interactive=False, elem_id="result-video")
-            side_by_side = gr.Video(label="Source | driving | result", format=None, interactive=False,
-                                    elem_id="side-video")
+        result = gr.HTML(elem_id="result-video")
         downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="downloads")
 
+        def check(source_files, bundled_source_name, model_label, face):
+            answer = runner.check_sources(AppRequest(
+                sources=[str(f) for f in source_files or []],
+                bundled_source=None if bundled_source_name == NO_EXAMPLE else bundled_source_name,
+                model=model_label, face_index=int(face or 0),
+            ))
+            return answer.previews, notes_markdown(answer.notes, answer.error)
+
+        check_inputs = [sources, bundled_source, model, face_index]
+        for trigger in (sources.change, bundled_source.change, model.change, face_index.change, page.load):
+            trigger(check, check_inputs, [source_preview, source_notes], concurrency_limit=1,
+                    concurrency_id="source-check", show_progress="minimal")
+        # A click on a thumbnail chooses that example (the dropdowns stay the record of the choice).
+        portrait_gallery.select(_choose(portraits), None, bundled_source)
+        video_gallery.select(_choose(videos), None, bundled_driving)
+
         def animate(source_files, bundled_source_name, driving_file, bundled_driving_name, model_label, motion_mode,
-                    sigma, paste, steps, size, limit, progress=gr.Progress()):
+                    sigma, paste, steps, size, limit, face, progress=gr.Progress()):
             request = AppRequest(
                 sources=[str(f) for f in source_files or []],
                 bundled_source=None if bundled_source_name == NO_EXAMPLE else bundled_source_name,
@@ -89,21 +158,21 @@ def build_page(runner: AppJobRunner, *, delete_cache: tuple[int, int] | None = (
                 bundled_driving=None if bundled_driving_name == NO_EXAMPLE else bundled_driving_name,
                 model=model_label, motion=motion_mode, smooth=float(sigma or 0), paste_back=bool(paste),
                 finetune_steps=int(steps or 0), output_size=int(size), max_frames=int(limit or 0),
+                face_index=int(face or 0),
             )
             answer = runner.run(request, report=lambda fraction, text: progress(fraction, desc=text))
             if not answer.ok:
                 gr.Warning(answer.error)
-                return answer.status(), None, None, None
-            files = [str(answer.result), str(answer.side_by_side)]
-            return answer.status(), files[0], files[1], files
+                return answer.status(), "", None
+            return answer.status(), result_html(answer), [str(answer.result), str(answer.side_by_side)]
 
         run.click(
             animate,
             [sources, bundled_source, driving, bundled_driving, model, motion, smooth, paste_back, finetune_steps,
-             output_size, max_frames],
-            [status, result, side_by_side, downloads],
+             output_size, max_frames, face_index],
+            [status, result, downloads],
             concurrency_limit=1, concurrency_id="device",  # one device: jobs and live frames take turns
         )
         add_live_section(runner, sources=sources, bundled_source=bundled_source, model=model, motion=motion,
-                         output_size=output_size, no_example=NO_EXAMPLE)
+                         output_size=output_size, face_index=face_index, no_example=NO_EXAMPLE)
     return page

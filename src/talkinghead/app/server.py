@@ -84,3 +84,4 @@ def serve(
         finally:
             page.close()
             gr.close_all()
+            runner.close()

@@ -1,8 +1,11 @@
 """One stable square crop per clip, and mapping images and landmarks into it.
 
 The box is computed once from the landmark boxes of every sampled frame (their union),
-so the crop does not jitter from frame to frame; it may extend past the image border,
-where the crop is filled with black.
+so the crop does not jitter from frame to frame. A box that reaches past the image border
+is then shifted back inside it (:func:`shift_inside`): padding with black there, as the
+training data of the bundled models was cropped, makes the model copy the black band into
+every result frame. Only a photo smaller than the crop still leaves black padding, at the
+sides where the photo ends.
 """
 
 from __future__ import annotations
@@ -33,6 +36,28 @@ def clip_crop_box(landmark_boxes: np.ndarray, scale: float, vertical_offset: flo
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dtype=np.float64)
 
 
+def shift_inside(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Move a square box the least distance that keeps it inside a ``width`` x ``height`` image.
+
+    On an axis where the image is narrower than the box, the box is moved only as far as it
+    takes to cover the image on that axis (the rest stays padding, split where it already lay).
+    The side is unchanged, so the face keeps the scale the model was trained at.
+
+    Args:
+        box: (4,) x0, y0, x1, y1 of a square.
+        width, height: the image size in pixels.
+
+    Returns:
+        (4,) float64 box x0, y0, x1, y1 of the same side.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side_x, side_y = x1 - x0, y1 - y0
+    # x0 in [0, width - side] when the box fits, else in [width - side, 0] (covering the image)
+    x0 = float(np.clip(x0, min(0.0, width - side_x), max(0.0, width - side_x)))
+    y0 = float(np.clip(y0, min(0.0, height - side_y), max(0.0, height - side_y)))
+    return np.array([x0, y0, x0 + side_x, y0 + side_y], dtype=np.float64)
+
+
 def center_square_box(width: int, height: int) -> np.ndarray:
     """The largest centred square of an image (used with ``crop: none``)."""
     side = min(width, height)
@@ -42,6 +67,9 @@ def center_square_box(width: int, height: int) -> np.ndarray:
 
 def crop_image(image: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut ``box`` out of ``image`` (padding with black outside it) and resize to ``size``.
+
+    Callers shift their boxes inside the image first (:func:`shift_inside`); the black
+    padding is left only where the image is smaller than the box.
 
     Area interpolation when shrinking, bicubic when enlarging.
     """

@@ -26,7 +26,7 @@ import numpy as np
 from talkinghead.config.base import to_dict
 from talkinghead.config.prepare import PrepareConfig
 from talkinghead.data import dataset_format as fmt
-from talkinghead.data.crop import center_square_box, clip_crop_box, crop_image, points_to_crop
+from talkinghead.data.crop import center_square_box, clip_crop_box, crop_image, points_to_crop, shift_inside
 from talkinghead.data.landmark_segmentation import LANDMARK_ORACLE_CLASSES, landmark_segmentation
 from talkinghead.data.landmarks.base import FaceTrack
 from talkinghead.data.landmarks.factory import create_landmarker, num_dense_points
@@ -380,10 +380,16 @@ def _check_detections(detections: _Detections, config: PrepareConfig, problems: 
 
 
 def _crop_box(detections: _Detections, config: PrepareConfig) -> np.ndarray:
-    """One square crop for the whole clip (around the head over every frame, or the centre square)."""
+    """One square crop for the whole clip (around the head over every frame, or the centre square).
+
+    A head box past the frame's border is shifted inside it, as at inference
+    (:func:`talkinghead.inference.source.crop_box_for`), so the crops have no black bands
+    where the video has pixels.
+    """
     if config.crop.mode == "head":
         boxes = np.stack([detections.found[i].box for i in sorted(detections.found)])
-        return clip_crop_box(boxes, config.crop.scale, config.crop.vertical_offset)
+        box = clip_crop_box(boxes, config.crop.scale, config.crop.vertical_offset)
+        return shift_inside(box, detections.info.width, detections.info.height)
     return center_square_box(detections.info.width, detections.info.height)
 
 

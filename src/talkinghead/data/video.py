@@ -191,8 +191,10 @@ def _open_container(path: Path) -> av.container.InputContainer:
                 path, "truncated", f"{path}: the file ends before its index (it was probably "
                 "cut off during download or copy); re-download it."
             ) from error
+        # FFmpeg's own words without its errno number and the file name again ("[Errno 1094995529] ...: 'x.mp4'")
+        reason = getattr(error, "strerror", None) or str(error)
         raise VideoReadError(
-            path, "unreadable", f"{path}: not a readable media file ({error}); check that it is "
+            path, "unreadable", f"{path}: not a readable media file ({reason}); check that it is "
             "a video and not a partial download or a renamed file."
         ) from error
 

@@ -29,6 +29,7 @@ from talkinghead.data.crop import (
     clip_crop_box,
     crop_image,
     points_to_crop,
+    shift_inside,
 )
 from talkinghead.data.landmarks.base import LandmarkDetector
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
@@ -49,11 +50,21 @@ log = logging.getLogger(__name__)
 # pluggable, are refused with the advice to encode the source again).
 SOURCE_FORMAT = 2
 STATE_PREFIX = "state."
+# A face crop narrower than this fraction of the model's size is enlarged so much that the result is blurry.
+MIN_CROP_FRACTION = 0.75
 REFERENCE_KEYS = ("photo", "crop", "box", "dense", "ibug68")
 
 
 class SourceError(TalkingHeadError, ValueError):
     """A source photo that cannot be used, or a source file that does not fit the model."""
+
+
+class FaceIndexError(SourceError):
+    """A face index past the faces of a photo (``faces_found`` lets each front end name its own control)."""
+
+    def __init__(self, message: str, *, name: str, face_index: int, faces_found: int):
+        super().__init__(message)
+        self.name, self.face_index, self.faces_found = name, face_index, faces_found
 
 
 @dataclass
@@ -67,6 +78,10 @@ class SourceFace:
         crop: (s, s, 3) uint8 RGB, the crop at the model's size.
         dense: (N, 3) float32 backend landmarks in crop pixels (N = 478 for mediapipe).
         ibug68: (68, 2) float32 iBUG landmarks in crop pixels.
+        faces_found: how many faces the photo holds (the page and the log warn when > 1).
+        face_index: which of them this is (ranked by size x detection confidence).
+        roll_degrees: how far the face lay on its side before it was turned upright.
+        turns: quarter turns counter-clockwise applied to the photo (0: it was upright).
     """
 
     name: str
@@ -75,6 +90,19 @@ class SourceFace:
     crop: np.ndarray
     dense: np.ndarray
     ibug68: np.ndarray
+    faces_found: int = 1
+    face_index: int = 0
+    roll_degrees: float = 0.0
+    turns: int = 0
+
+    @property
+    def crop_side(self) -> float:
+        """The side of the face crop in photo pixels."""
+        return float(self.box[2] - self.box[0])
+
+    def is_small_for(self, size: int) -> bool:
+        """True when the crop must be enlarged so much for a ``size`` px model that the result is blurry."""
+        return self.crop_side < MIN_CROP_FRACTION * size
 
 
 @dataclass
@@ -182,9 +210,14 @@ def model_fingerprint(networks: dict[str, torch.nn.Module]) -> str:
 
 
 def crop_box_for(face_box: np.ndarray, photo_shape: tuple[int, ...], prepare: PrepareConfig) -> np.ndarray:
-    """The square crop of one face, with the crop scheme the training data used."""
+    """The square crop of one face, with the crop scheme the training data used.
+
+    A head box that reaches past the photo is shifted back inside it (a black band there
+    would be copied into every result frame), as :func:`talkinghead.data.prepare` does.
+    """
     if prepare.crop.mode == "head":
-        return clip_crop_box(np.asarray(face_box)[None], prepare.crop.scale, prepare.crop.vertical_offset)
+        box = clip_crop_box(np.asarray(face_box)[None], prepare.crop.scale, prepare.crop.vertical_offset)
+        return shift_inside(box, photo_shape[1], photo_shape[0])
     return center_square_box(photo_shape[1], photo_shape[0])
 
 
@@ -218,6 +251,7 @@ def prepare_source_face(
             sideways after turning (the message names the photo).
     """
     faces = landmarker.detect(photo)
+    turns, roll = 0, 0.0
     if len(faces) > face_index:
         roll = face_roll_degrees(faces[face_index].ibug68)
         if abs(roll) > MAX_ROLL_DEGREES:
@@ -241,8 +275,9 @@ def prepare_source_face(
             "visible, frontal or near-frontal, and not much smaller than about 80 pixels"
         )
     if face_index >= len(faces):
-        raise SourceError(
-            f"{name}: face {face_index} asked for (--source-face-index), but only {len(faces)} face(s) were found"
+        raise FaceIndexError(
+            f"{name}: face {face_index} asked for (--source-face-index), but only {len(faces)} face(s) were found",
+            name=name, face_index=face_index, faces_found=len(faces),
         )
     if len(faces) > 1:
         log.warning(
@@ -252,18 +287,22 @@ def prepare_source_face(
         )
     face = faces[face_index]
     box = crop_box_for(face.box, photo.shape, prepare)
-    side = float(box[2] - box[0])
-    if side < 0.75 * size:
-        log.warning(
-            "%s: the face crop is only %.0f px wide but the model works at %d px; the result will be "
-            "blurry. Use a larger photo of the person if you have one",
-            name, side, size,
-        )
-    return SourceFace(
+    prepared = SourceFace(
         name=name,
         photo=photo,
         box=box,
         crop=crop_image(photo, box, size),
         dense=points_to_crop(face.dense, box, size),
         ibug68=points_to_crop(face.ibug68, box, size),
+        faces_found=len(faces),
+        face_index=face_index,
+        roll_degrees=roll if turns else 0.0,
+        turns=turns,
     )
+    if prepared.is_small_for(size):
+        log.warning(
+            "%s: the face crop is only %.0f px wide but the model works at %d px; the result will be "
+            "blurry. Use a larger photo of the person if you have one",
+            name, prepared.crop_side, size,
+        )
+    return prepared
