@@ -33,12 +33,10 @@ from talkinghead.inference.pipeline import AnimationPipeline
 from talkinghead.inference.source import FaceIndexError, SourceFace, prepare_source_face
 from talkinghead.inference.source_orientation import describe_turn
 from talkinghead.models.pretrained import load_pretrained
-from talkinghead.utils.bundled import bundled_examples, bundled_model
+from talkinghead.utils.bundled import DEFAULT_MODEL, bundled_examples, bundled_model, bundled_model_names, resolve_model
 
 log = logging.getLogger(__name__)
 
-# The bundled model offered first in the model list.
-BUNDLED_MODEL = "demo"
 DEFAULT_MAX_UPLOAD_MB = 50
 # Longest side of the photo previews and of the driving videos' thumbnails, in pixels.
 PREVIEW_SIDE = 320
@@ -130,16 +128,15 @@ class SourceCheck:
     error: str | None = None
 
 
-def model_label(name: str, path: Path) -> str:
+def model_label(path: Path) -> str:
     """How the model menu shows a model: its name, then the method and size its release records.
 
-    E.g. ``demo (MetaPortrait, 128 px)``.
+    E.g. ``demo (MetaPortrait, 128 px)`` (see :meth:`PretrainedModel.describe`).
 
     Raises:
         TalkingHeadError: a release or checkpoint that cannot be read (the message names it).
     """
-    model = load_pretrained(path)
-    return f"{name} ({model.spec.label}, {model.config.image_size} px)"
+    return load_pretrained(path).describe()
 
 
 def source_notes(face: SourceFace, size: int) -> list[str]:
@@ -212,16 +209,19 @@ class AppJobRunner:
         self.device = device
         self.max_upload_mb = max_upload_mb
         self.models: dict[str, Path] = {}
-        try:
-            path = bundled_model(BUNDLED_MODEL)
-            self.models[model_label(BUNDLED_MODEL, path)] = path
-        except TalkingHeadError as err:
-            log.warning("%s", err)
+        # The default model first (the menu's choice on arrival), then the other bundled talking-head models.
+        for name in sorted(bundled_model_names(), key=lambda n: n != DEFAULT_MODEL):
+            try:
+                path = bundled_model(name)
+                self.models[model_label(path)] = path
+            except TalkingHeadError as err:  # e.g. models/upscale, a super-resolution release
+                if name == DEFAULT_MODEL:
+                    log.warning("%s", err)
         for checkpoint in checkpoints or []:
-            path = Path(checkpoint)
+            path = resolve_model(checkpoint)
             if not path.exists():
                 raise AppInputError(f"{path}: no such checkpoint file or folder (given with --checkpoint)")
-            self.models[model_label(str(path), path)] = path
+            self.models[model_label(path)] = path
         if not self.models:
             raise AppInputError("no model to serve: the bundled model is missing; give one with --checkpoint PATH")
         self.portraits = {p.name: p for p in bundled_examples("portraits")}
