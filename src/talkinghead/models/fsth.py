@@ -54,14 +54,6 @@ def adain_dim(config: FSTHModelConfig) -> int:
     return 2 * sum(widths)
 
 
-def parameter_counts(networks: dict[str, nn.Module]) -> dict[str, int]:
-    """Number of parameters of every network (D's W counted separately as ``discriminator.W``)."""
-    counts = {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
-    if "discriminator" in networks:
-        counts["discriminator.W"] = networks["discriminator"].video_embeddings.numel()
-    return counts
-
-
 class SubjectParameter(nn.Module):
     """One free person-specific vector of fine-tuning (§3.3): psi' of G or w' of D.
 

@@ -144,11 +144,6 @@ def build_networks(config: LSRModelConfig) -> dict[str, nn.Module]:
     }
 
 
-def parameter_counts(networks: dict[str, nn.Module]) -> dict[str, int]:
-    """Number of parameters of every network."""
-    return {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
-
-
 class LSRModel(InferenceModel):
     """The LSR generator side for inference: encode a person once, then synthesise frames.
 
