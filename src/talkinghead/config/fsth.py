@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import check_stage_names, DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("embedder", "generator", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:2]
@@ -226,44 +226,33 @@ class FSTHTrainConfig:
 
 @register_config("fsth_finetune")
 @dataclass
-class FSTHFinetuneConfig:
+class FSTHFinetuneConfig(FinetuneConfigBase):
     """Few-shot fine-tuning (§3.3): psi' = P e_NEW and w' = w0 + e_NEW become free parameters.
 
     G (psi and psi') and D (theta, w', b) are trained on the T subject frames with Eq. 9-10.
+    The options every method shares are :class:`FinetuneConfigBase`'s; ``steps`` counts G's
+    steps (D takes ``d_steps`` per step) and ``lr`` is G's and psi''s (paper: as in
+    meta-learning, 5e-5).
 
     Args:
-        steps: optimiser steps (of G; D takes ``d_steps`` per step).
-        batch_size: target frames per step (drawn from the subject's frames).
-        lr: Adam learning rate of G and psi' (paper: as in meta-learning, 5e-5).
-        betas: Adam betas.
         d_lr_ratio: D's (and w''s) learning rate relative to ``lr``.
         d_steps: discriminator updates per generator update.
         loss_weights: None = Eq. 9 (the meta weights without L_MCH).
-        max_grad_norm: gradient clipping (0 = off).
-        seed: seed of the target sampling.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``auto``, ``fp32`` or ``bf16``.
-        perceptual: as in the trainer config.
-        use_ema: start from the EMA generator weights of a checkpoint when present.
     """
 
     steps: int = 40
     batch_size: int = 8
     lr: float = 5e-5
     betas: tuple[float, float] = FSTH_BETAS
+    max_grad_norm: float = 0.0
     d_lr_ratio: float = D_LR_RATIO
     d_steps: int = 2
     loss_weights: Optional[FSTHLossWeights] = None
-    max_grad_norm: float = 0.0
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    perceptual: Literal["required", "auto", "none"] = "auto"
-    use_ema: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         self.loss_weights = (self.loss_weights or FSTHLossWeights()).resolved(FINETUNE_WEIGHTS)
-        if self.steps < 1 or self.batch_size < 1 or self.d_steps < 1:
-            raise ValueError("steps, batch_size and d_steps must be >= 1")
+        if self.d_steps < 1:
+            raise ValueError("d_steps must be >= 1")
         if self.d_lr_ratio <= 0:
             raise ValueError("d_lr_ratio must be > 0")

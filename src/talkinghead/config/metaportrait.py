@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
 from talkinghead.config.landmark_styles import LandmarkStyle, has_mesh_fields, style_channels
-from talkinghead.config.training import check_stage_names, DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:3]
@@ -336,44 +336,30 @@ class MetaPortraitTrainConfig:
 
 @register_config("metaportrait_finetune")
 @dataclass
-class MetaPortraitFinetuneConfig:
+class MetaPortraitFinetuneConfig(FinetuneConfigBase):
     """Plain subject fine-tuning: the person state is computed once, then the networks are tuned
     by reconstructing the subject's frames from one another with the full stage's objective.
 
+    The options every method shares are :class:`FinetuneConfigBase`'s.
+
     Args:
-        steps: optimiser steps.
-        batch_size: target frames per step (drawn from the subject's frames).
-        lr: Adam learning rate.
-        betas: Adam betas.
         modules: networks tuned (default: the refinement network and D; E_w and F_w stay).
         loss_weights: None = the full stage's defaults.
         warp_lr_ratio: learning rate of E_w and F_w relative to ``lr`` when they are tuned.
-        max_grad_norm: gradient clipping (0 = off).
-        seed: seed of the target sampling.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``auto``, ``fp32`` or ``bf16``.
-        perceptual: as in the trainer config.
-        use_ema: start from the EMA generator weights of a checkpoint when present.
     """
 
     steps: int = 50
     batch_size: int = 4
     lr: float = 1e-4
     betas: tuple[float, float] = MP_BETAS
+    max_grad_norm: float = MP_MAX_GRAD_NORM
     modules: list[str] = field(default_factory=lambda: ["refinement_network", "discriminator"])
     loss_weights: Optional[MetaPortraitLossWeights] = None
     warp_lr_ratio: float = 0.1
-    max_grad_norm: float = MP_MAX_GRAD_NORM
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    perceptual: Literal["required", "auto", "none"] = "auto"
-    use_ema: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(FULL_WEIGHTS)
         unknown = sorted(set(self.modules) - set(MODULE_NAMES))
         if unknown:
             raise ValueError(f"modules: unknown {unknown}; known: {list(MODULE_NAMES)}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
