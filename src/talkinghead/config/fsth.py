@@ -6,9 +6,9 @@ from. Every default is defined once, here; ``configs/fsth/`` only overrides.
 
 Networks, by their config/checkpoint names (paper symbols):
 
-    embedder       E(x, y; phi)           RGB ++ landmark image -> embedding e (N), K averaged (Eq. 1)
+    embedder       E(x, y; phi)           RGB ++ landmark image -> embedding e (N), K averaged (FSTH Eq. 1)
     generator      G(y, e; psi, P)        landmark image -> frame; AdaIN parameters psi_hat = P e
-    discriminator  D(x, y, i; theta, W, w0, b)   V(x, y)^T (W_i + w0) + b (Eq. 5)
+    discriminator  D(x, y, i; theta, W, w0, b)   V(x, y)^T (W_i + w0) + b (FSTH Eq. 5)
 
 Variants (FSTH Table 1): FT is meta-trained with the embedding match term L_MCH (it makes
 W_i match the embedder, so fine-tuning can start D from w0 + e_NEW); FF is trained without it
@@ -134,7 +134,7 @@ class FSTHModelConfig:
 
 @dataclass
 class FSTHLossWeights(LossWeightsBase):
-    """Weights of the terms of Eq. 3-4 (0 turns a term off); None takes the default.
+    """Weights of the terms of FSTH Eq. 3-4 (0 turns a term off); None takes the default.
 
     FSTH §3.4: L_CNT = 1.5e-1 VGG19 + 2.5e-2 VGGFace (L1 between the activations of
     Conv1,6,11,20,29 of VGG19 and Conv1,6,11,18,25 of VGGFace, i.e. relu1_1 ... relu5_1),
@@ -160,7 +160,7 @@ class FSTHLossWeights(LossWeightsBase):
 
 
 META_WEIGHTS = dict(vgg19=0.15, vggface=0.025, content_fallback=1.0, gan=1.0, feature_matching=10.0, match=10.0)
-FINETUNE_WEIGHTS = dict(META_WEIGHTS, match=0.0)  # Eq. 9: no embedder, no W_i, so no L_MCH
+FINETUNE_WEIGHTS = dict(META_WEIGHTS, match=0.0)  # FSTH Eq. 9: no embedder, no W_i, so no L_MCH
 FSTH_BETAS = (0.0, 0.9)  # not given in FSTH; SAGAN's TTUR, which FSTH follows for the two learning rates
 D_LR_RATIO = 4.0  # D at 2e-4 when E and G are at 5e-5 (§3.4)
 
@@ -171,7 +171,7 @@ class FSTHStageConfig(StageSchedule):
 
     Args:
         name: ``meta``.
-        loss_weights: the terms of Eq. 3-4 (None = the paper's).
+        loss_weights: the terms of FSTH Eq. 3-4 (None = the paper's).
         d_lr_ratio: D's learning rate relative to ``lr`` (paper: 2e-4 / 5e-5 = 4).
         d_steps: discriminator updates per generator update (paper: 2, after SAGAN); each
             reuses the step's real and generated frames.
@@ -229,7 +229,7 @@ class FSTHTrainConfig:
 class FSTHFinetuneConfig(FinetuneConfigBase):
     """Few-shot fine-tuning (§3.3): psi' = P e_NEW and w' = w0 + e_NEW become free parameters.
 
-    G (psi and psi') and D (theta, w', b) are trained on the T subject frames with Eq. 9-10.
+    G (psi and psi') and D (theta, w', b) are trained on the T subject frames with FSTH Eq. 9-10.
     The options every method shares are :class:`FinetuneConfigBase`'s; ``steps`` counts G's
     steps (D takes ``d_steps`` per step) and ``lr`` is G's and psi''s (paper: as in
     meta-learning, 5e-5).
@@ -237,7 +237,7 @@ class FSTHFinetuneConfig(FinetuneConfigBase):
     Args:
         d_lr_ratio: D's (and w''s) learning rate relative to ``lr``.
         d_steps: discriminator updates per generator update.
-        loss_weights: None = Eq. 9 (the meta weights without L_MCH).
+        loss_weights: None = FSTH Eq. 9 (the meta weights without L_MCH).
     """
 
     steps: int = 40

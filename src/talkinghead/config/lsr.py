@@ -166,14 +166,14 @@ class LossWeights(LossWeightsBase):
     ``loss_weights: {gan: 0}`` changes one term and keeps the others.
 
     Args:
-        segmentation: cross-entropy between G_l's layout and the oracle segmentation (Eq. 2).
-        layout_rgb: lambda_R, perceptual loss on G_l's extra RGB output R_t (Eq. 2).
+        segmentation: cross-entropy between G_l's layout and the oracle segmentation (LSR Eq. 2).
+        layout_rgb: lambda_R, perceptual loss on G_l's extra RGB output R_t (LSR Eq. 2).
         vgg19: VGG19 perceptual loss on the output (L_rec, §3.3).
         vggface: VGGFace perceptual loss on the output (L_rec, identity, §3.3).
         identity: cosine distance between VGGFace descriptors of output and target.
         l1: L1 loss on the output (L_rec, colour).
-        gan: lambda_adv, non-saturating adversarial loss (Eq. 4).
-        latent_l2: lambda_L2, ||z^l||^2 + ||z^s||^2 (Eq. 4).
+        gan: lambda_adv, non-saturating adversarial loss (LSR Eq. 4).
+        latent_l2: lambda_L2, ||z^l||^2 + ||z^s||^2 (LSR Eq. 4).
     """
 
     segmentation: Optional[float] = None
@@ -206,7 +206,7 @@ class StageConfig(StageSchedule):
     betas (0, 0.999), the LR decayed by 100x over the last epoch).
 
     Args:
-        name: ``layout_pretrain`` (E_l + G_l with Eq. 2) or ``full`` (all nets with Eq. 4).
+        name: ``layout_pretrain`` (E_l + G_l with LSR Eq. 2) or ``full`` (all nets with LSR Eq. 4).
         loss_weights: weights of the loss terms (None = the stage's defaults).
         r1_gamma: R1 gradient penalty weight (authors: 10).
         r1_every: lazy regularisation: apply R1 every N discriminator steps, scaled by N.
@@ -264,7 +264,7 @@ class FinetuneConfig(FinetuneConfigBase):
 
     Args:
         modules: networks tuned (the paper: G_l, G_s and D); the encoders stay frozen.
-        loss_weights: None = the full stage's defaults (the same objective, Eq. 4).
+        loss_weights: None = the full stage's defaults (the same objective, LSR Eq. 4).
         r1_gamma: R1 weight.
         r1_every: lazy R1 interval.
     """

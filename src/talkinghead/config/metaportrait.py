@@ -9,7 +9,7 @@ Networks, by their config/checkpoint names (paper symbols):
     motion_encoder      E_w   x_in = I_s ++ L_s ++ L_d -> z_w (unit length)
     flow_network        F_w   (x_in, z_w) -> flow w and occlusion map
     refinement_network  G_r   ID-preserving refinement: source features warped by w, fusion
-                              blocks with z_id = E_id(I_s) (Eq. 1-2) -> output I~_y
+                              blocks with z_id = E_id(I_s) (MetaPortrait Eq. 1-2) -> output I~_y
     discriminator       D     multi-scale patch discriminator (pix2pixHD)
 
 E_id is dlib's face ResNet (``dlib-resnet``), a frozen pretrained network from the weights
@@ -211,7 +211,7 @@ class MetaPortraitModelConfig:
 
 @dataclass
 class MetaPortraitLossWeights(LossWeightsBase):
-    """Weights of the terms of Eq. 4 (0 turns a term off); None takes the stage's default.
+    """Weights of the terms of MetaPortrait Eq. 4 (0 turns a term off); None takes the stage's default.
 
     Official code (MetaPortrait base model): perceptual 10 (5 VGG layers x 4 scales),
     feature matching 10, LSGAN 1, eye 50, mouth 50, ID 20.
@@ -219,7 +219,7 @@ class MetaPortraitLossWeights(LossWeightsBase):
     Args:
         warp_perceptual: perceptual loss between the warped source I~_s and the driving frame (L^VGG_w).
         perceptual: lambda_r, perceptual loss between the refined output I~_y and the driving frame.
-        identity: lambda_id, 1 - cos(E_id(I~_y), E_id(I_s)) (Eq. 3).
+        identity: lambda_id, 1 - cos(E_id(I~_y), E_id(I_s)) (MetaPortrait Eq. 3).
         eye: lambda_eye, L1 on the eye regions (masks from the driving frame's landmarks).
         mouth: lambda_mouth, L1 on the mouth region.
         gan: lambda_adv, LSGAN generator loss on every scale of D.
@@ -261,11 +261,11 @@ class MetaPortraitStageConfig(StageSchedule):
 
     Args:
         name: ``warp_pretrain`` (E_w + F_w with the warped-image perceptual loss), ``full``
-            (refinement network and D join; every term of Eq. 4) or ``meta`` (Reptile, §3.2:
+            (refinement network and D join; every term of MetaPortrait Eq. 4) or ``meta`` (Reptile, §3.2:
             every episode of a step is one task, one identity's support sample; ``k`` inner
             Adam steps at ``lr`` on a copy, then the initialisation moves ``epsilon`` of the
             way to the adapted weights; ``batch_size`` tasks per outer step over all processes).
-        loss_weights: the terms of Eq. 4 (None = the stage's defaults; ``meta``: the full
+        loss_weights: the terms of MetaPortrait Eq. 4 (None = the stage's defaults; ``meta``: the full
             stage's with the adversarial terms off, as the authors meta-train).
         warp_lr_ratio: learning rate of E_w and F_w relative to ``lr`` in the full stage
             (official: 0.1) and in the meta stage's inner loop when they are meta-trained.

@@ -1,7 +1,7 @@
 """Export a model's per-frame synthesis to ONNX and run it with onnxruntime, for any method.
 
 At inference a method encodes a person once (its *person state*: LSR's z^l and z^s from
-the K source frames, Eq. 1 and 3) and then runs only its synthesis networks for every
+the K source frames, LSR Eq. 1 and 3) and then runs only its synthesis networks for every
 driving frame. That per-frame part is what is exported, with the landmark image first and
 the person state's tensors after it, in the order the method declares them::
 
