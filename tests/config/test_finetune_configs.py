@@ -1,4 +1,4 @@
-"""The three methods' fine-tuning configs share one base: its fields, its check, their own defaults."""
+"""The three methods' fine-tuning configs share one base (its fields, its check, their own defaults); one module check."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from talkinghead.config import ConfigError, load_config, to_dict
-from talkinghead.config.fsth import FSTHFinetuneConfig
-from talkinghead.config.lsr import FinetuneConfig
-from talkinghead.config.metaportrait import MetaPortraitFinetuneConfig
+from talkinghead.config.fsth import FSTHFinetuneConfig, FSTHStageConfig
+from talkinghead.config.lsr import FinetuneConfig, StageConfig
+from talkinghead.config.metaportrait import MetaPortraitFinetuneConfig, MetaPortraitStageConfig
 from talkinghead.config.training import FinetuneConfigBase
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,3 +46,15 @@ def test_methods_keep_their_own_defaults():
 def test_the_shipped_fine_tuning_file_loads():
     config = load_config(REPO / "configs/lsr/finetune.yaml", kind="lsr_finetune")
     assert (config.steps, config.perceptual) == (100, "auto")
+
+
+@pytest.mark.parametrize("kind", ["lsr_finetune", "metaportrait_finetune"])
+def test_unknown_modules_are_refused_with_the_known_ones(kind):
+    with pytest.raises(ConfigError, match=r"modules: unknown module\(s\) \['nope'\]; known: \[.*'discriminator'\]"):
+        load_config(None, ["modules=[discriminator, nope]"], kind=kind)
+
+
+def test_a_stage_with_an_unknown_module_is_refused():
+    for stage_config in (StageConfig, FSTHStageConfig, MetaPortraitStageConfig):
+        with pytest.raises(ValueError, match=r"stage full: unknown module\(s\) \['nope'\]; known: "):
+            stage_config(name="full", modules=["nope"])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("embedder", "generator", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:2]
@@ -193,9 +193,7 @@ class FSTHStageConfig(StageSchedule):
         super().__post_init__()
         if self.modules is None:
             self.modules = list(MODULE_NAMES)
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         self.loss_weights = (self.loss_weights or FSTHLossWeights()).resolved(META_WEIGHTS)
         if self.d_lr_ratio <= 0 or self.d_steps < 1:
             raise ValueError(f"stage {self.name}: d_lr_ratio must be > 0 and d_steps >= 1")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import ADAM_BETAS, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
+from talkinghead.config.training import ADAM_BETAS, check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
 
 # Modules of the LSR model, by the names used in configs and checkpoints.
 #   layout_encoder  E_l   style_encoder  E_s
@@ -221,9 +221,7 @@ class StageConfig(StageSchedule):
         super().__post_init__()
         if self.modules is None:
             self.modules = list(STAGE_MODULES[self.name])
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         defaults = PRETRAIN_WEIGHTS if self.name == "layout_pretrain" else FULL_WEIGHTS
         self.loss_weights = (self.loss_weights or LossWeights()).resolved(defaults)
         if self.r1_every < 1:
@@ -283,6 +281,4 @@ class FinetuneConfig(FinetuneConfigBase):
     def __post_init__(self):
         super().__post_init__()
         self.loss_weights = (self.loss_weights or LossWeights()).resolved(FULL_WEIGHTS)
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"modules: unknown {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, "modules")

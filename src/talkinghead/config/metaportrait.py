@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
 from talkinghead.config.landmark_styles import LandmarkStyle, has_mesh_fields, style_channels
-from talkinghead.config.training import check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:3]
@@ -289,9 +289,7 @@ class MetaPortraitStageConfig(StageSchedule):
         super().__post_init__()
         if self.modules is None:
             self.modules = list(STAGE_MODULES[self.name])
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         if self.name == "warp_pretrain" and set(self.modules) - set(WARP_MODULES):
             raise ValueError(f"stage warp_pretrain trains only {list(WARP_MODULES)}, got {self.modules}")
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(STAGE_WEIGHTS[self.name])
@@ -360,6 +358,4 @@ class MetaPortraitFinetuneConfig(FinetuneConfigBase):
     def __post_init__(self):
         super().__post_init__()
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(FULL_WEIGHTS)
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"modules: unknown {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, "modules")

@@ -83,6 +83,17 @@ def check_stage_names(stages: list[StageSchedule]) -> None:
         raise ValueError(f"stages: each stage name may appear once, got {names}")
 
 
+def check_module_names(modules: list[str], known: tuple[str, ...], where: str) -> None:
+    """Refuse a stage's or a fine-tuning's ``modules`` that are not among the method's networks.
+
+    Raises:
+        ValueError: naming ``where`` (``stage full``, ``modules``), the unknown names and the known ones.
+    """
+    unknown = sorted(set(modules) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown module(s) {unknown}; known: {list(known)}")
+
+
 @dataclass
 class FinetuneConfigBase:
     """Options every method's subject fine-tuning shares (``talkinghead finetune``).
