@@ -25,12 +25,13 @@ from pathlib import Path
 import torch
 
 from talkinghead.config import load_config
-from talkinghead.models.lsr import build_networks, parameter_counts
+from talkinghead.models.lsr import build_networks
 from talkinghead.training.distributed import DistributedContext
 from talkinghead.training.lsr_objective import LSRObjective, needed_networks
 from talkinghead.training.lsr_phases import FROZEN, FullObjectivePhases
 from talkinghead.losses.factory import build_perceptual_networks
 from talkinghead.training.trainer import StagePlan, Trainer
+from talkinghead.utils.modules import parameter_counts
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = {"tiny": REPO / "configs/lsr/tiny.yaml", "paper": REPO / "configs/lsr/vox224.yaml"}

@@ -53,6 +53,10 @@ def test_unwrap():
     compiled = torch.compile(net)  # wrapping is lazy: nothing is compiled here
     assert unwrap(compiled) is net
     assert unwrap(torch.compile(nn.DataParallel(net))) is net
+    parallel = nn.DataParallel(net)  # the trainer keeps DDP (for no_sync) and strips only compile
+    assert unwrap(torch.compile(parallel), keep_ddp=True) is parallel
+    assert unwrap(parallel, keep_ddp=True) is parallel
+    assert unwrap(None, keep_ddp=True) is None
     holder = nn.Sequential()
     holder.module = net  # a submodule that merely happens to be called "module" stays
     assert unwrap(holder) is holder

@@ -6,9 +6,9 @@ from. Every default is defined once, here; ``configs/fsth/`` only overrides.
 
 Networks, by their config/checkpoint names (paper symbols):
 
-    embedder       E(x, y; phi)           RGB ++ landmark image -> embedding e (N), K averaged (Eq. 1)
+    embedder       E(x, y; phi)           RGB ++ landmark image -> embedding e (N), K averaged (FSTH Eq. 1)
     generator      G(y, e; psi, P)        landmark image -> frame; AdaIN parameters psi_hat = P e
-    discriminator  D(x, y, i; theta, W, w0, b)   V(x, y)^T (W_i + w0) + b (Eq. 5)
+    discriminator  D(x, y, i; theta, W, w0, b)   V(x, y)^T (W_i + w0) + b (FSTH Eq. 5)
 
 Variants (FSTH Table 1): FT is meta-trained with the embedding match term L_MCH (it makes
 W_i match the embedder, so fine-tuning can start D from w0 + e_NEW); FF is trained without it
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import check_stage_names, DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("embedder", "generator", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:2]
@@ -134,7 +134,7 @@ class FSTHModelConfig:
 
 @dataclass
 class FSTHLossWeights(LossWeightsBase):
-    """Weights of the terms of Eq. 3-4 (0 turns a term off); None takes the default.
+    """Weights of the terms of FSTH Eq. 3-4 (0 turns a term off); None takes the default.
 
     FSTH §3.4: L_CNT = 1.5e-1 VGG19 + 2.5e-2 VGGFace (L1 between the activations of
     Conv1,6,11,20,29 of VGG19 and Conv1,6,11,18,25 of VGGFace, i.e. relu1_1 ... relu5_1),
@@ -160,7 +160,7 @@ class FSTHLossWeights(LossWeightsBase):
 
 
 META_WEIGHTS = dict(vgg19=0.15, vggface=0.025, content_fallback=1.0, gan=1.0, feature_matching=10.0, match=10.0)
-FINETUNE_WEIGHTS = dict(META_WEIGHTS, match=0.0)  # Eq. 9: no embedder, no W_i, so no L_MCH
+FINETUNE_WEIGHTS = dict(META_WEIGHTS, match=0.0)  # FSTH Eq. 9: no embedder, no W_i, so no L_MCH
 FSTH_BETAS = (0.0, 0.9)  # not given in FSTH; SAGAN's TTUR, which FSTH follows for the two learning rates
 D_LR_RATIO = 4.0  # D at 2e-4 when E and G are at 5e-5 (§3.4)
 
@@ -171,7 +171,7 @@ class FSTHStageConfig(StageSchedule):
 
     Args:
         name: ``meta``.
-        loss_weights: the terms of Eq. 3-4 (None = the paper's).
+        loss_weights: the terms of FSTH Eq. 3-4 (None = the paper's).
         d_lr_ratio: D's learning rate relative to ``lr`` (paper: 2e-4 / 5e-5 = 4).
         d_steps: discriminator updates per generator update (paper: 2, after SAGAN); each
             reuses the step's real and generated frames.
@@ -193,9 +193,7 @@ class FSTHStageConfig(StageSchedule):
         super().__post_init__()
         if self.modules is None:
             self.modules = list(MODULE_NAMES)
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         self.loss_weights = (self.loss_weights or FSTHLossWeights()).resolved(META_WEIGHTS)
         if self.d_lr_ratio <= 0 or self.d_steps < 1:
             raise ValueError(f"stage {self.name}: d_lr_ratio must be > 0 and d_steps >= 1")
@@ -226,44 +224,33 @@ class FSTHTrainConfig:
 
 @register_config("fsth_finetune")
 @dataclass
-class FSTHFinetuneConfig:
+class FSTHFinetuneConfig(FinetuneConfigBase):
     """Few-shot fine-tuning (§3.3): psi' = P e_NEW and w' = w0 + e_NEW become free parameters.
 
-    G (psi and psi') and D (theta, w', b) are trained on the T subject frames with Eq. 9-10.
+    G (psi and psi') and D (theta, w', b) are trained on the T subject frames with FSTH Eq. 9-10.
+    The options every method shares are :class:`FinetuneConfigBase`'s; ``steps`` counts G's
+    steps (D takes ``d_steps`` per step) and ``lr`` is G's and psi''s (paper: as in
+    meta-learning, 5e-5).
 
     Args:
-        steps: optimiser steps (of G; D takes ``d_steps`` per step).
-        batch_size: target frames per step (drawn from the subject's frames).
-        lr: Adam learning rate of G and psi' (paper: as in meta-learning, 5e-5).
-        betas: Adam betas.
         d_lr_ratio: D's (and w''s) learning rate relative to ``lr``.
         d_steps: discriminator updates per generator update.
-        loss_weights: None = Eq. 9 (the meta weights without L_MCH).
-        max_grad_norm: gradient clipping (0 = off).
-        seed: seed of the target sampling.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``auto``, ``fp32`` or ``bf16``.
-        perceptual: as in the trainer config.
-        use_ema: start from the EMA generator weights of a checkpoint when present.
+        loss_weights: None = FSTH Eq. 9 (the meta weights without L_MCH).
     """
 
     steps: int = 40
     batch_size: int = 8
     lr: float = 5e-5
     betas: tuple[float, float] = FSTH_BETAS
+    max_grad_norm: float = 0.0
     d_lr_ratio: float = D_LR_RATIO
     d_steps: int = 2
     loss_weights: Optional[FSTHLossWeights] = None
-    max_grad_norm: float = 0.0
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    perceptual: Literal["required", "auto", "none"] = "auto"
-    use_ema: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         self.loss_weights = (self.loss_weights or FSTHLossWeights()).resolved(FINETUNE_WEIGHTS)
-        if self.steps < 1 or self.batch_size < 1 or self.d_steps < 1:
-            raise ValueError("steps, batch_size and d_steps must be >= 1")
+        if self.d_steps < 1:
+            raise ValueError("d_steps must be >= 1")
         if self.d_lr_ratio <= 0:
             raise ValueError("d_lr_ratio must be > 0")

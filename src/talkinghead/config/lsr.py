@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
-from talkinghead.config.training import ADAM_BETAS, check_stage_names, DataConfig, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
+from talkinghead.config.training import ADAM_BETAS, check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, MAX_GRAD_NORM, StageSchedule, TrainerConfig
 
 # Modules of the LSR model, by the names used in configs and checkpoints.
 #   layout_encoder  E_l   style_encoder  E_s
@@ -166,14 +166,14 @@ class LossWeights(LossWeightsBase):
     ``loss_weights: {gan: 0}`` changes one term and keeps the others.
 
     Args:
-        segmentation: cross-entropy between G_l's layout and the oracle segmentation (Eq. 2).
-        layout_rgb: lambda_R, perceptual loss on G_l's extra RGB output R_t (Eq. 2).
+        segmentation: cross-entropy between G_l's layout and the oracle segmentation (LSR Eq. 2).
+        layout_rgb: lambda_R, perceptual loss on G_l's extra RGB output R_t (LSR Eq. 2).
         vgg19: VGG19 perceptual loss on the output (L_rec, §3.3).
         vggface: VGGFace perceptual loss on the output (L_rec, identity, §3.3).
         identity: cosine distance between VGGFace descriptors of output and target.
         l1: L1 loss on the output (L_rec, colour).
-        gan: lambda_adv, non-saturating adversarial loss (Eq. 4).
-        latent_l2: lambda_L2, ||z^l||^2 + ||z^s||^2 (Eq. 4).
+        gan: lambda_adv, non-saturating adversarial loss (LSR Eq. 4).
+        latent_l2: lambda_L2, ||z^l||^2 + ||z^s||^2 (LSR Eq. 4).
     """
 
     segmentation: Optional[float] = None
@@ -206,7 +206,7 @@ class StageConfig(StageSchedule):
     betas (0, 0.999), the LR decayed by 100x over the last epoch).
 
     Args:
-        name: ``layout_pretrain`` (E_l + G_l with Eq. 2) or ``full`` (all nets with Eq. 4).
+        name: ``layout_pretrain`` (E_l + G_l with LSR Eq. 2) or ``full`` (all nets with LSR Eq. 4).
         loss_weights: weights of the loss terms (None = the stage's defaults).
         r1_gamma: R1 gradient penalty weight (authors: 10).
         r1_every: lazy regularisation: apply R1 every N discriminator steps, scaled by N.
@@ -221,9 +221,7 @@ class StageConfig(StageSchedule):
         super().__post_init__()
         if self.modules is None:
             self.modules = list(STAGE_MODULES[self.name])
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         defaults = PRETRAIN_WEIGHTS if self.name == "layout_pretrain" else FULL_WEIGHTS
         self.loss_weights = (self.loss_weights or LossWeights()).resolved(defaults)
         if self.r1_every < 1:
@@ -257,45 +255,30 @@ class LSRTrainConfig:
 
 @register_config("lsr_finetune")
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(FinetuneConfigBase):
     """Subject fine-tuning (§3.5): latents computed once, then G_l, G_s and D are tuned.
 
+    The options every method shares are :class:`FinetuneConfigBase`'s.
+
     Args:
-        steps: optimiser steps on the subject's images.
-        batch_size: target images per step (drawn from the K subject images).
-        lr: Adam learning rate.
-        betas: Adam betas.
         modules: networks tuned (the paper: G_l, G_s and D); the encoders stay frozen.
-        loss_weights: None = the full stage's defaults (the same objective, Eq. 4).
+        loss_weights: None = the full stage's defaults (the same objective, LSR Eq. 4).
         r1_gamma: R1 weight.
         r1_every: lazy R1 interval.
-        max_grad_norm: gradient clipping (0 = off).
-        seed: seed of the target sampling.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``auto``, ``fp32`` or ``bf16``.
-        perceptual: as in the trainer config.
-        use_ema: start from the EMA generator weights of the checkpoint when present.
     """
 
     steps: int = 100
     batch_size: int = 4
     lr: float = 1e-4
     betas: tuple[float, float] = ADAM_BETAS
+    max_grad_norm: float = MAX_GRAD_NORM
+    perceptual: Literal["required", "auto", "none"] = "required"
     modules: list[str] = field(default_factory=lambda: ["layout_generator", "image_generator", "discriminator"])
     loss_weights: Optional[LossWeights] = None
     r1_gamma: float = R1_GAMMA
     r1_every: int = R1_EVERY
-    max_grad_norm: float = MAX_GRAD_NORM
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    perceptual: Literal["required", "auto", "none"] = "required"
-    use_ema: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         self.loss_weights = (self.loss_weights or LossWeights()).resolved(FULL_WEIGHTS)
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"modules: unknown {unknown}; known: {list(MODULE_NAMES)}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+        check_module_names(self.modules, MODULE_NAMES, "modules")

@@ -9,7 +9,7 @@ Networks, by their config/checkpoint names (paper symbols):
     motion_encoder      E_w   x_in = I_s ++ L_s ++ L_d -> z_w (unit length)
     flow_network        F_w   (x_in, z_w) -> flow w and occlusion map
     refinement_network  G_r   ID-preserving refinement: source features warped by w, fusion
-                              blocks with z_id = E_id(I_s) (Eq. 1-2) -> output I~_y
+                              blocks with z_id = E_id(I_s) (MetaPortrait Eq. 1-2) -> output I~_y
     discriminator       D     multi-scale patch discriminator (pix2pixHD)
 
 E_id is dlib's face ResNet (``dlib-resnet``), a frozen pretrained network from the weights
@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
 from talkinghead.config.landmark_styles import LandmarkStyle, has_mesh_fields, style_channels
-from talkinghead.config.training import check_stage_names, DataConfig, LossWeightsBase, StageSchedule, TrainerConfig
+from talkinghead.config.training import check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
 MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
 GENERATOR_MODULES = MODULE_NAMES[:3]
@@ -211,7 +211,7 @@ class MetaPortraitModelConfig:
 
 @dataclass
 class MetaPortraitLossWeights(LossWeightsBase):
-    """Weights of the terms of Eq. 4 (0 turns a term off); None takes the stage's default.
+    """Weights of the terms of MetaPortrait Eq. 4 (0 turns a term off); None takes the stage's default.
 
     Official code (MetaPortrait base model): perceptual 10 (5 VGG layers x 4 scales),
     feature matching 10, LSGAN 1, eye 50, mouth 50, ID 20.
@@ -219,7 +219,7 @@ class MetaPortraitLossWeights(LossWeightsBase):
     Args:
         warp_perceptual: perceptual loss between the warped source I~_s and the driving frame (L^VGG_w).
         perceptual: lambda_r, perceptual loss between the refined output I~_y and the driving frame.
-        identity: lambda_id, 1 - cos(E_id(I~_y), E_id(I_s)) (Eq. 3).
+        identity: lambda_id, 1 - cos(E_id(I~_y), E_id(I_s)) (MetaPortrait Eq. 3).
         eye: lambda_eye, L1 on the eye regions (masks from the driving frame's landmarks).
         mouth: lambda_mouth, L1 on the mouth region.
         gan: lambda_adv, LSGAN generator loss on every scale of D.
@@ -261,11 +261,11 @@ class MetaPortraitStageConfig(StageSchedule):
 
     Args:
         name: ``warp_pretrain`` (E_w + F_w with the warped-image perceptual loss), ``full``
-            (refinement network and D join; every term of Eq. 4) or ``meta`` (Reptile, §3.2:
+            (refinement network and D join; every term of MetaPortrait Eq. 4) or ``meta`` (Reptile, §3.2:
             every episode of a step is one task, one identity's support sample; ``k`` inner
             Adam steps at ``lr`` on a copy, then the initialisation moves ``epsilon`` of the
             way to the adapted weights; ``batch_size`` tasks per outer step over all processes).
-        loss_weights: the terms of Eq. 4 (None = the stage's defaults; ``meta``: the full
+        loss_weights: the terms of MetaPortrait Eq. 4 (None = the stage's defaults; ``meta``: the full
             stage's with the adversarial terms off, as the authors meta-train).
         warp_lr_ratio: learning rate of E_w and F_w relative to ``lr`` in the full stage
             (official: 0.1) and in the meta stage's inner loop when they are meta-trained.
@@ -289,9 +289,7 @@ class MetaPortraitStageConfig(StageSchedule):
         super().__post_init__()
         if self.modules is None:
             self.modules = list(STAGE_MODULES[self.name])
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"stage {self.name}: unknown module(s) {unknown}; known: {list(MODULE_NAMES)}")
+        check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         if self.name == "warp_pretrain" and set(self.modules) - set(WARP_MODULES):
             raise ValueError(f"stage warp_pretrain trains only {list(WARP_MODULES)}, got {self.modules}")
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(STAGE_WEIGHTS[self.name])
@@ -336,44 +334,28 @@ class MetaPortraitTrainConfig:
 
 @register_config("metaportrait_finetune")
 @dataclass
-class MetaPortraitFinetuneConfig:
+class MetaPortraitFinetuneConfig(FinetuneConfigBase):
     """Plain subject fine-tuning: the person state is computed once, then the networks are tuned
     by reconstructing the subject's frames from one another with the full stage's objective.
 
+    The options every method shares are :class:`FinetuneConfigBase`'s.
+
     Args:
-        steps: optimiser steps.
-        batch_size: target frames per step (drawn from the subject's frames).
-        lr: Adam learning rate.
-        betas: Adam betas.
         modules: networks tuned (default: the refinement network and D; E_w and F_w stay).
         loss_weights: None = the full stage's defaults.
         warp_lr_ratio: learning rate of E_w and F_w relative to ``lr`` when they are tuned.
-        max_grad_norm: gradient clipping (0 = off).
-        seed: seed of the target sampling.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``auto``, ``fp32`` or ``bf16``.
-        perceptual: as in the trainer config.
-        use_ema: start from the EMA generator weights of a checkpoint when present.
     """
 
     steps: int = 50
     batch_size: int = 4
     lr: float = 1e-4
     betas: tuple[float, float] = MP_BETAS
+    max_grad_norm: float = MP_MAX_GRAD_NORM
     modules: list[str] = field(default_factory=lambda: ["refinement_network", "discriminator"])
     loss_weights: Optional[MetaPortraitLossWeights] = None
     warp_lr_ratio: float = 0.1
-    max_grad_norm: float = MP_MAX_GRAD_NORM
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    perceptual: Literal["required", "auto", "none"] = "auto"
-    use_ema: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(FULL_WEIGHTS)
-        unknown = sorted(set(self.modules) - set(MODULE_NAMES))
-        if unknown:
-            raise ValueError(f"modules: unknown {unknown}; known: {list(MODULE_NAMES)}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+        check_module_names(self.modules, MODULE_NAMES, "modules")

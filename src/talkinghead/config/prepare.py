@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 from talkinghead.config.base import register_config
+from talkinghead.config.media import DEFAULT_FPS
 
 # The settings file of a prepared dataset folder (its format lives in data/dataset_format.py).
 DATASET_FILE = "dataset.json"
@@ -85,7 +86,7 @@ class PrepareConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     identity_from: Literal["auto", "parent", "stem"] = "auto"
-    image_sequence_fps: float = 25.0
+    image_sequence_fps: float = DEFAULT_FPS
 
     def __post_init__(self):
         if self.crop is None:

@@ -83,6 +83,53 @@ def check_stage_names(stages: list[StageSchedule]) -> None:
         raise ValueError(f"stages: each stage name may appear once, got {names}")
 
 
+def check_module_names(modules: list[str], known: tuple[str, ...], where: str) -> None:
+    """Refuse a stage's or a fine-tuning's ``modules`` that are not among the method's networks.
+
+    Raises:
+        ValueError: naming ``where`` (``stage full``, ``modules``), the unknown names and the known ones.
+    """
+    unknown = sorted(set(modules) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown module(s) {unknown}; known: {list(known)}")
+
+
+@dataclass
+class FinetuneConfigBase:
+    """Options every method's subject fine-tuning shares (``talkinghead finetune``).
+
+    A method's fine-tuning config subclasses this, gives ``steps`` .. ``max_grad_norm`` its
+    own defaults (redeclaring a field keeps its place), and adds its own fields.
+
+    Args:
+        steps: optimiser steps on the subject's frames.
+        batch_size: target frames per step (drawn from the subject's frames).
+        lr: Adam learning rate.
+        betas: Adam betas.
+        max_grad_norm: gradient clipping (0 = off).
+        perceptual: as in the trainer config.
+        seed: seed of the target sampling.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto``, ``fp32`` or ``bf16``.
+        use_ema: start from the EMA generator weights of a checkpoint when present.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float]
+    max_grad_norm: float
+    perceptual: Literal["required", "auto", "none"] = "auto"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    use_ema: bool = True
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
+
+
 @dataclass
 class DataConfig:
     """Which prepared dataset to train on (``talkinghead prepare`` output).

@@ -1,6 +1,6 @@
 """The offline oracle: a semantic map drawn from iBUG-68 landmarks and a person mask.
 
-LSR pre-trains its layout generator against an oracle segmentation (§3.2, Eq. 2). When
+LSR pre-trains its layout generator against an oracle segmentation (LSR §3.2 Eq. 2). When
 the face-parsing network's weights are absent, this oracle stands in for it: face parts
 are filled polygons of the landmark contours, the forehead is extrapolated above the
 brows, and the person mask splits the rest into hair/head, neck, clothes and background.

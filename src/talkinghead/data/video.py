@@ -30,12 +30,11 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
+from talkinghead.config.media import DEFAULT_FPS
 from talkinghead.errors import TalkingHeadError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
-
-DEFAULT_FPS = 25.0
 
 # Pixel formats that carry luma only (optionally with alpha).
 _GRAY_PIXEL_FORMAT_PREFIXES = ("gray", "ya8", "ya16", "y8", "y400", "monob", "monow")

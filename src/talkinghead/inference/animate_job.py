@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from talkinghead.config.media import DEFAULT_FPS
 from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
@@ -89,7 +90,7 @@ class AnimateJob:
     neutral_frame: int = 0
     max_frames: int | None = None
     output_size: int | None = None
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     overwrite: bool = False
     device: str = "auto"
     progress: bool = True

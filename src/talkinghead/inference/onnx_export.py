@@ -1,7 +1,7 @@
 """Export a model's per-frame synthesis to ONNX and run it with onnxruntime, for any method.
 
 At inference a method encodes a person once (its *person state*: LSR's z^l and z^s from
-the K source frames, Eq. 1 and 3) and then runs only its synthesis networks for every
+the K source frames, LSR Eq. 1 and 3) and then runs only its synthesis networks for every
 driving frame. That per-frame part is what is exported, with the landmark image first and
 the person state's tensors after it, in the order the method declares them::
 
@@ -49,6 +49,8 @@ LANDMARKS_INPUT = "landmarks"
 OUTPUT_NAME = "image"
 CHECK_BATCH_SIZES = (1, 3)
 CHECK_SEED = 0
+DEFAULT_OPSET = 18  # ONNX opset of an export
+DEFAULT_TOLERANCE = 1e-3  # largest accepted max |onnxruntime - PyTorch| of the export check
 INSTALL_HINT = 'pip install -e ".[onnx]"'
 
 
@@ -261,9 +263,9 @@ def export_onnx(
     model: InferenceModel,
     output: str | Path,
     *,
-    opset: int = 18,
+    opset: int = DEFAULT_OPSET,
     check: bool = True,
-    tolerance: float = 1e-3,
+    tolerance: float = DEFAULT_TOLERANCE,
     overwrite: bool = False,
 ) -> OnnxExportResult:
     """Export the per-frame synthesis of ``model`` (any method) to ``output/synthesis.onnx``.

@@ -213,7 +213,7 @@ class AnimationPipeline:
     def set_source(self, images: Sequence[str | Path | np.ndarray], *, face_index: int = 0) -> SourceEncoding:
         """Encode a person from one or more photos (files or RGB uint8 arrays).
 
-        The method's encoder sees every photo (LSR averages its latents over them, Eq. 1
+        The method's encoder sees every photo (LSR averages its latents over them, LSR Eq. 1
         and 3); the first photo is the reference for relative motion and paste-back.
 
         Raises:

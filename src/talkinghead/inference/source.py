@@ -2,7 +2,7 @@
 
 Done once per person: every source photo is detected and cropped with the training
 data's crop scheme, rasterised, and encoded by the method's inference model into its
-*person state* (LSR: the K-shot latents of Eq. 1 and 3). The first photo is the
+*person state* (LSR: the K-shot latents of LSR Eq. 1 and 3). The first photo is the
 *reference*: its landmarks are the base that relative motion deforms, and
 ``--paste-back`` blends the result into it.
 

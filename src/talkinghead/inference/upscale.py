@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from talkinghead.config.media import DEFAULT_FPS
 from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.pipeline import AnimatedFrame
@@ -192,7 +193,7 @@ def upscale_video(
     model: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 4,
-    fps: float = 25.0,
+    fps: float = DEFAULT_FPS,
     overwrite: bool = False,
     progress: bool = True,
 ) -> UpscaleSummary:

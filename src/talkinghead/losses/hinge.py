@@ -7,12 +7,12 @@ import torch.nn.functional as F
 
 
 def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """Eq. 6: mean of ``max(0, 1 + D(x_hat)) + max(0, 1 - D(x))``; scores (b,) -> scalar fp32."""
+    """FSTH Eq. 6: mean of ``max(0, 1 + D(x_hat)) + max(0, 1 - D(x))``; scores (b,) -> scalar fp32."""
     return (F.relu(1.0 + fake_scores.float()) + F.relu(1.0 - real_scores.float())).mean()
 
 
 def g_hinge_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    """Eq. 4's realism term: ``-D(x_hat)``, mean over the batch; scalar fp32."""
+    """FSTH Eq. 4's realism term: ``-D(x_hat)``, mean over the batch; scalar fp32."""
     return -fake_scores.float().mean()
 
 

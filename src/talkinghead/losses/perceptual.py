@@ -2,7 +2,7 @@
 
 LSR §3.3 (L_rec) and FSTH's L_CNT compare the output and the ground truth in the feature
 spaces of VGG19 (general content) and VGGFace (identity); LSR's pre-training also applies it
-to G_l's extra RGB output R_t (lambda_R, Eq. 2).
+to G_l's extra RGB output R_t (lambda_R, LSR Eq. 2).
 
 Default layers and weights:
 

@@ -1,4 +1,4 @@
-"""Layout supervision of LSR's pre-training stage (Eq. 2): cross-entropy against the oracle."""
+"""Layout supervision of LSR's pre-training stage (LSR Eq. 2): cross-entropy against the oracle."""
 
 from __future__ import annotations
 

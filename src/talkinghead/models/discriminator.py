@@ -1,7 +1,7 @@
 """D, the discriminator of LSR (§3.3, appendix A.1): StyleGAN2's residual discriminator.
 
 LSR borrows StyleGAN2's (Karras et al. 2020) residual discriminator with the smallest width
-reduced from 64 to 32; it is trained with the non-saturating logistic loss and R1 (Eq. 4).
+reduced from 64 to 32; it is trained with the non-saturating logistic loss and R1 (LSR Eq. 4).
 """
 
 from __future__ import annotations

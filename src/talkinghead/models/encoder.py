@@ -3,7 +3,7 @@
 A residual encoder: a first conv, ``num_down_blocks`` residual blocks with blur pooling
 (BigGAN's discriminator blocks, LSR A.1), doubling the feature maps up to a cap, and a fully
 connected layer to the latent. The caller concatenates each source frame with its landmark
-image (FSTH's practice, LSR A.1) and averages the K latents: z = 1/K sum_i E(I_i) (Eq. 1, 3).
+image (FSTH's practice, LSR A.1) and averages the K latents: z = 1/K sum_i E(I_i) (LSR Eq. 1, 3).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 The networks are built from one :class:`FSTHModelConfig`. The inference model runs:
 
-    e_hat = 1/K sum_k E(x(s_k) ++ y(s_k))        (Eq. 1)   encode, once per person
-    psi_hat = P e_hat                                      encode, once per person
-    x_hat = G(y(t); psi, psi_hat)                (Eq. 2)   forward, every frame
+    e_hat = 1/K sum_k E(x(s_k) ++ y(s_k))        (FSTH Eq. 1)   encode, once per person
+    psi_hat = P e_hat                                           encode, once per person
+    x_hat = G(y(t); psi, psi_hat)                (FSTH Eq. 2)   forward, every frame
 
 so the person state is (e_hat, psi_hat). After fine-tuning (§3.3) the state holds the tuned
 psi' in place of P e_NEW (the release's ``subject.safetensors``).
@@ -54,14 +54,6 @@ def adain_dim(config: FSTHModelConfig) -> int:
     return 2 * sum(widths)
 
 
-def parameter_counts(networks: dict[str, nn.Module]) -> dict[str, int]:
-    """Number of parameters of every network (D's W counted separately as ``discriminator.W``)."""
-    counts = {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
-    if "discriminator" in networks:
-        counts["discriminator.W"] = networks["discriminator"].video_embeddings.numel()
-    return counts
-
-
 class SubjectParameter(nn.Module):
     """One free person-specific vector of fine-tuning (§3.3): psi' of G or w' of D.
 
@@ -101,7 +93,7 @@ class FSTHModel(InferenceModel):
     @classmethod
     def state_spec(cls, config: FSTHModelConfig) -> dict[str, StateTensor]:
         return {
-            "embedding": StateTensor((config.embedding_dim,), "e_hat: the mean embedding of the K source frames (Eq. 1)"),
+            "embedding": StateTensor((config.embedding_dim,), "e_hat: the mean embedding of the K source frames (FSTH Eq. 1)"),
             "adain": StateTensor((adain_dim(config),), "psi_hat = P e_hat, G's AdaIN parameters (psi' after fine-tuning)"),
         }
 
@@ -112,7 +104,7 @@ class FSTHModel(InferenceModel):
         return {"embedding": embedding, "adain": self.generator.project(embedding)}
 
     def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(b, 3, s, s) frames for landmark images (b, c, s, s) and a batched person state (Eq. 2)."""
+        """(b, 3, s, s) frames for landmark images (b, c, s, s) and a batched person state (FSTH Eq. 2)."""
         return self.generator(landmarks, state["adain"])
 
 

@@ -58,7 +58,7 @@ class ResidualEmbedder(nn.Module):
 
 
 def embed_frames(embedder: nn.Module, images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 1: the per-frame embeddings E(x(s_k), y(s_k)) and their mean e_hat.
+    """FSTH Eq. 1: the per-frame embeddings E(x(s_k), y(s_k)) and their mean e_hat.
 
     Args:
         embedder: E.

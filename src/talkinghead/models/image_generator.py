@@ -1,6 +1,6 @@
 """G_s, the SPADE image generator of LSR (§3.3, appendix A.1).
 
-``I_hat = G_s(y^l, z^s)`` (Eq. 3): SPADE's generator (Park et al. 2019) with instance norm,
+``I_hat = G_s(y^l, z^s)`` (LSR Eq. 3): SPADE's generator (Park et al. 2019) with instance norm,
 starting from a small map computed from the style latent z^s and denormalised everywhere by
 the layout concatenated with the landmark image (A.1). LSR narrows SPADE to 32 feature maps
 at the last layer and 64 inside every SPADE.
@@ -64,7 +64,7 @@ class SPADEImageGenerator(nn.Module):
         self.to_rgb = EqualConv2d(outs[-1], 3, 3, padding=1)
 
     def forward(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Synthesise the image (Eq. 3).
+        """Synthesise the image (LSR Eq. 3).
 
         Args:
             cond: the activated layout concatenated with the landmark image, (b, cond_channels, H, W).

@@ -1,9 +1,9 @@
 """G_l, the layout predictor of LSR (§3.1, §3.2, appendix A.1).
 
-``y_t^l, R_t = G_l(x_t, z^l)`` (Eq. 1): a U-Net of residual blocks on the target landmark
+``y_t^l, R_t = G_l(x_t, z^l)`` (LSR Eq. 1): a U-Net of residual blocks on the target landmark
 image x_t, every block normalised by instance norm + AdaIN from the layout latent z^l.
 It predicts the layout y_t^l (segmentation logits during pre-training, a latent layout
-afterwards, §3.4) and, for the pre-training regulariser of Eq. 2, an RGB image R_t.
+afterwards, §3.4) and, for the pre-training regulariser of LSR Eq. 2, an RGB image R_t.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class LayoutGenerator(nn.Module):
     def forward(
         self, landmarks: torch.Tensor, z: torch.Tensor, with_rgb: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Predict the layout (Eq. 1).
+        """Predict the layout (LSR Eq. 1).
 
         Args:
             landmarks: x_t, (b, landmark_channels, h, w), h and w divisible by 2**num_down_blocks.

@@ -4,9 +4,9 @@ The five networks are built from one :class:`LSRModelConfig`. The functions belo
 the networks as arguments (they may be DDP- or compile-wrapped during training), so the
 trainer and the inference model run the same equations:
 
-    z^l = 1/K sum_i E_l(I_i ++ x_i),  z^s = 1/K sum_i E_s(I_i ++ x_i)        (Eq. 1, 3)
-    y^l, R_t = G_l(x_t, z^l)                                                   (Eq. 1)
-    I_hat = G_s(act(y^l) ++ x_t, z^s)                                          (Eq. 3)
+    z^l = 1/K sum_i E_l(I_i ++ x_i),  z^s = 1/K sum_i E_s(I_i ++ x_i)        (LSR Eq. 1, 3)
+    y^l, R_t = G_l(x_t, z^l)                                                   (LSR Eq. 1)
+    I_hat = G_s(act(y^l) ++ x_t, z^s)                                          (LSR Eq. 3)
 
 where ``++`` concatenates channels and ``x`` are rasterised landmark images.
 """
@@ -66,7 +66,7 @@ def activate_layout(logits: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 def encode_latent(encoder: nn.Module, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-    """K-shot latent of Eq. 1 / Eq. 3: the mean of the per-image encodings.
+    """K-shot latent of LSR Eq. 1 / LSR Eq. 3: the mean of the per-image encodings.
 
     Args:
         encoder: E_l or E_s.
@@ -97,7 +97,7 @@ def synthesize(
     synthesis: str = "layout",
     segmentation: torch.Tensor | None = None,
 ) -> LSROutput:
-    """Eq. 1-3 for target landmark images ``landmarks`` (b, c, h, w).
+    """LSR Eq. 1-3 for target landmark images ``landmarks`` (b, c, h, w).
 
     With ``image_generator`` None (layout pre-training) only G_l runs. ``synthesis`` picks an
     ablation of LSR Table 2 (see :class:`LSRModelConfig`); ``oracle`` needs the target's
@@ -144,11 +144,6 @@ def build_networks(config: LSRModelConfig) -> dict[str, nn.Module]:
     }
 
 
-def parameter_counts(networks: dict[str, nn.Module]) -> dict[str, int]:
-    """Number of parameters of every network."""
-    return {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
-
-
 class LSRModel(InferenceModel):
     """The LSR generator side for inference: encode a person once, then synthesise frames.
 
@@ -177,8 +172,8 @@ class LSRModel(InferenceModel):
     def state_spec(cls, config: LSRModelConfig) -> dict[str, StateTensor]:
         dim = config.latent_dim
         return {
-            "z_layout": StateTensor((dim,), "layout latent z^l: the mean of E_l over the K source frames (Eq. 1)"),
-            "z_style": StateTensor((dim,), "style latent z^s: the mean of E_s over the K source frames (Eq. 3)"),
+            "z_layout": StateTensor((dim,), "layout latent z^l: the mean of E_l over the K source frames (LSR Eq. 1)"),
+            "z_style": StateTensor((dim,), "style latent z^s: the mean of E_s over the K source frames (LSR Eq. 3)"),
         }
 
     @torch.no_grad()
@@ -190,7 +185,7 @@ class LSRModel(InferenceModel):
         }
 
     def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(b, 3, h, w) frames for target landmark images ``landmarks`` (b, c, h, w), Eq. 1-3."""
+        """(b, 3, h, w) frames for target landmark images ``landmarks`` (b, c, h, w), LSR Eq. 1-3."""
         if self.config.synthesis == "oracle":
             raise OracleSynthesisError(
                 "this LSR model is the 'oracle' ablation (model.synthesis: oracle), which renders from the target's "

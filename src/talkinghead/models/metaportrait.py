@@ -7,7 +7,7 @@ trainer and the inference model run the same equations:
     x_in = I_s ++ L_s ++ L_d,   z_w = E_w(x_in)                 (unit length)
     w, O = F_w(x_in, z_w),      I~_s = w(I_s)                   (flow, occlusion, warped source)
     z_id = E_id(chip(I_s))                                      (dlib's ResNet, frozen)
-    I~_y = G_r(w(E_r(I_s)) * O, I~_s, z_id)                     (fusion blocks, Eq. 1-2)
+    I~_y = G_r(w(E_r(I_s)) * O, I~_s, z_id)                     (fusion blocks, MetaPortrait Eq. 1-2)
 
 E_id is not one of the method's networks: it is dlib's face ResNet from the weights
 registry (``dlib-resnet``), loaded when a person is encoded, so z_id is part of the person
@@ -97,7 +97,7 @@ def predict_warp(motion_encoder: nn.Module, flow_network: nn.Module, source_imag
 
 def refine(refinement_network: nn.Module, source_features: torch.Tensor | None, warped: WarpOutput,
            z_id: torch.Tensor, source_image: torch.Tensor | None = None) -> torch.Tensor:
-    """I~_y (b, 3, s, s) from the source features (or the source image), the warp and z_id (Eq. 1-2)."""
+    """I~_y (b, 3, s, s) from the source features (or the source image), the warp and z_id (MetaPortrait Eq. 1-2)."""
     return refinement_network(source_features, warped.flow, warped.occlusion, warped.warped, z_id,
                               source_image=source_image)
 
@@ -111,7 +111,7 @@ def chip_points(config: MetaPortraitModelConfig, batch: int, size: int, device, 
 def identity_descriptor(id_network: nn.Module, images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Unit-length dlib descriptors E_id of (b, 3, s, s) images in [-1, 1], aligned by (b, 5|68, 2) points.
 
-    Differentiable in the images (L_id, Eq. 3, runs through it). Returns (b, 128).
+    Differentiable in the images (L_id, MetaPortrait Eq. 3, runs through it). Returns (b, 128).
     """
     from talkinghead.models.face_chip import extract_face_chips
 

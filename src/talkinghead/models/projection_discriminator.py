@@ -1,7 +1,7 @@
-"""FSTH's projection discriminator D(x, y, i; theta, W, w0, b) (§3.2 Eq. 5, §3.3 Eq. 8).
+"""FSTH's projection discriminator D(x, y, i; theta, W, w0, b) (FSTH §3.2 Eq. 5, FSTH §3.3 Eq. 8).
 
-    r = V(x, y; theta)^T (W_i + w0) + b          meta-learning, video i (Eq. 5)
-    r = V(x, y; theta)^T w' + b                  fine-tuning, w' initialised to w0 + e_NEW (Eq. 8)
+    r = V(x, y; theta)^T (W_i + w0) + b          meta-learning, video i (FSTH Eq. 5)
+    r = V(x, y; theta)^T w' + b                  fine-tuning, w' initialised to w0 + e_NEW (FSTH Eq. 8)
 
 V is the embedder's residual network plus one residual block at the last (4 x 4)
 resolution; the columns of W are one embedding per training video.
@@ -51,8 +51,8 @@ class ProjectionDiscriminator(nn.Module):
 
         Args:
             x: (b, 3 + c, s, s) frame ++ landmark image.
-            video_index: (b,) int64 training-video indices i (Eq. 5).
-            realism: (N,) or (b, N) the fine-tuning vector w' (Eq. 8), used instead of W_i + w0.
+            video_index: (b,) int64 training-video indices i (FSTH Eq. 5).
+            realism: (N,) or (b, N) the fine-tuning vector w' (FSTH Eq. 8), used instead of W_i + w0.
         """
         v, feats = self.body.features(x)
         if realism is not None:
@@ -60,5 +60,5 @@ class ProjectionDiscriminator(nn.Module):
         elif video_index is not None:
             w = self.video_embeddings[video_index] + self.w0
         else:
-            raise ValueError("the projection discriminator needs a video_index (Eq. 5) or a realism vector w' (Eq. 8)")
+            raise ValueError("the projection discriminator needs a video_index (FSTH Eq. 5) or a realism vector w' (FSTH Eq. 8)")
         return projection_score(v, w.to(v.dtype), self.bias.to(v.dtype)), feats

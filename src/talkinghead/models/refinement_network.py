@@ -1,11 +1,11 @@
-"""The ID-preserving refinement network of MetaPortrait §3.1 (Eq. 1-2): a cascade of fusion blocks.
+"""The ID-preserving refinement network of MetaPortrait §3.1 Eq. 1-2: a cascade of fusion blocks.
 
 In fusion block l, with h_in the block's input features:
 
     h_id     = AdaIN(h_in, z_id)                    identity-aware features
     h_motion = Conv(I~_s) * h_id + Conv(I~_s)       motion-aware (FiLM from the warped image)
-    M        = sigmoid(Conv(h_in))                   (Eq. 1)
-    h_out    = M * h_motion + (1 - M) * h_id        (Eq. 2)
+    M        = sigmoid(Conv(h_in))                   (MetaPortrait Eq. 1)
+    h_out    = M * h_motion + (1 - M) * h_id        (MetaPortrait Eq. 2)
 
 Where this differs from the paper's equations (and from the official code, which puts the
 same idea inside a SPADE generator as ``a * SPADE + (1 - a) * AdaIN(z_id)``):
@@ -31,12 +31,12 @@ from talkinghead.models.widths import level_channels
 
 
 def fuse(mask: torch.Tensor, h_motion: torch.Tensor, h_id: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: ``M * h_motion + (1 - M) * h_id`` (mask (b, 1, h, w) broadcast over channels)."""
+    """MetaPortrait Eq. 2: ``M * h_motion + (1 - M) * h_id`` (mask (b, 1, h, w) broadcast over channels)."""
     return mask * h_motion + (1.0 - mask) * h_id
 
 
 class FusionBlock(nn.Module):
-    """One attention-based fusion block (Eq. 1-2): identity path, motion path, learned mask.
+    """One attention-based fusion block (MetaPortrait Eq. 1-2): identity path, motion path, learned mask.
 
     Args:
         channels: feature maps of h_in (= of h_out).
@@ -64,7 +64,7 @@ class FusionBlock(nn.Module):
         return (1.0 + self.film_scale(hidden)) * h_id + self.film_shift(hidden)
 
     def mask(self, h_in: torch.Tensor) -> torch.Tensor:
-        """M = sigmoid(Conv(h_in)) (Eq. 1): (b, C, h, w) -> (b, 1, h, w)."""
+        """M = sigmoid(Conv(h_in)) (MetaPortrait Eq. 1): (b, C, h, w) -> (b, 1, h, w)."""
         return torch.sigmoid(self.mask_conv(h_in))
 
     def forward(self, h_in: torch.Tensor, z_id: torch.Tensor, warped_image: torch.Tensor) -> torch.Tensor:

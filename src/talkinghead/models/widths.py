@@ -1,4 +1,4 @@
-"""Feature-map schedules shared by the LSR networks (A.1: start small, double per level, cap)."""
+"""Feature-map schedules shared by the networks of every method (LSR A.1's rule: start small, double per level, cap)."""
 
 from __future__ import annotations
 

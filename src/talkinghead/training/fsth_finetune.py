@@ -1,10 +1,10 @@
 """FSTH few-shot fine-tuning (§3.3): a meta-learned model adapted to one person's T frames.
 
-    e_NEW = 1/T sum_t E(x(t), y(t))        (Eq. 7, with the meta-learned E)
+    e_NEW = 1/T sum_t E(x(t), y(t))        (FSTH Eq. 7, with the meta-learned E)
     psi' <- P e_NEW                        G's person-specific AdaIN parameters, now free
-    w'   <- w0 + e_NEW                     D's realism vector, now free (Eq. 8)
+    w'   <- w0 + e_NEW                     D's realism vector, now free (FSTH Eq. 8)
 
-then G (psi and psi') and D (theta, w', b) train on the T frames with Eq. 9-10 (the
+then G (psi and psi') and D (theta, w', b) train on the T frames with FSTH Eq. 9-10 (the
 meta-learning objective without L_MCH). E stays as it is. The person state of the result is
 (e_NEW, psi'), so animation renders with the tuned psi'.
 """
@@ -34,7 +34,7 @@ def subject_initialisation(embedder, generator, discriminator, images: torch.Ten
 
     Returns (N,), (adain_dim,) and (N,) tensors (w' None without a discriminator).
     """
-    _, e_new = embed_frames(embedder, images[None], landmarks[None])  # (1, N), Eq. 7
+    _, e_new = embed_frames(embedder, images[None], landmarks[None])  # (1, N), FSTH Eq. 7
     psi = generator.project(e_new)[0]
     w = discriminator.w0 + e_new[0] if discriminator is not None else None
     return e_new[0], psi, w
@@ -48,7 +48,7 @@ def finetune_fsth_networks(pretrained: PretrainedModel, subject: SubjectFrames,
     adversarial = weights.gan > 0 or weights.feature_matching > 0
     if adversarial and "discriminator" not in names:
         raise TrainingSetupError(
-            f"{pretrained.source}: has no discriminator weights, which fine-tuning with Eq. 10 needs; use a training "
+            f"{pretrained.source}: has no discriminator weights, which fine-tuning with FSTH Eq. 10 needs; use a training "
             "checkpoint or a full release, or fine-tune without it: loss_weights.gan=0 loss_weights.feature_matching=0"
         )
     with finetuning_trainer(pretrained, names, config, METHOD) as trainer:

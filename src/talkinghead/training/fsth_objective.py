@@ -1,4 +1,4 @@
-"""FSTH's objectives: Eq. 3-4 for E and G, Eq. 6 for D (and Eq. 9-10 in fine-tuning).
+"""FSTH's objectives: FSTH Eq. 3-4 for E and G, FSTH Eq. 6 for D (and FSTH Eq. 9-10 in fine-tuning).
 
     L_G = L_CNT + L_ADV + L_MCH,   L_ADV = -D(x_hat, y, i) + 10 L_FM,   L_MCH = 10 |E(x(s_k), y(s_k)) - W_i|_1
     L_D = max(0, 1 + D(x_hat, y, i)) + max(0, 1 - D(x, y, i))  (+ L_MCH on W, see below)
@@ -54,7 +54,7 @@ def embedding_match(per_frame: torch.Tensor, video_embedding: torch.Tensor) -> t
 
 
 class FSTHObjective:
-    """The terms of Eq. 3-6 with their weights and the perceptual networks that are installed.
+    """The terms of FSTH Eq. 3-6 with their weights and the perceptual networks that are installed.
 
     Args:
         weights: the stage's (or fine-tuning's) loss weights.
@@ -89,7 +89,7 @@ class FSTHObjective:
     def generator(self, output: torch.Tensor, target: torch.Tensor, fake_score: torch.Tensor | None,
                   fake_features: list[torch.Tensor] | None, real_features: list[torch.Tensor] | None,
                   per_frame: torch.Tensor | None, video_embedding: torch.Tensor | None) -> tuple[torch.Tensor, Terms]:
-        """Eq. 3: the weighted loss of E and G and its unweighted terms.
+        """FSTH Eq. 3: the weighted loss of E and G and its unweighted terms.
 
         Args:
             output, target: (b, 3, s, s) x_hat and x.
@@ -114,7 +114,7 @@ class FSTHObjective:
 
     def discriminator(self, real_score: torch.Tensor, fake_score: torch.Tensor, per_frame: torch.Tensor | None,
                       video_embedding: torch.Tensor | None) -> tuple[torch.Tensor, Terms]:
-        """Eq. 6 (plus L_MCH's pull of W_i towards the constant embeddings, when on)."""
+        """FSTH Eq. 6 (plus L_MCH's pull of W_i towards the constant embeddings, when on)."""
         hinge = d_hinge_loss(real_score, fake_score)
         terms: Terms = {"d_hinge": hinge, "real_score": real_score.detach().float().mean(),
                         "fake_score": fake_score.detach().float().mean()}

@@ -1,4 +1,4 @@
-"""The phases of FSTH's training step: G (E and G, Eq. 3) and ``d_steps`` D updates (Eq. 6).
+"""The phases of FSTH's training step: G (E and G, FSTH Eq. 3) and ``d_steps`` D updates (FSTH Eq. 6).
 
 Shared by meta-learning (K-shot episodes of training video i; D scores with W_i + w0) and
 fine-tuning (§3.3: the person-specific psi' and w' are free parameters held by the
@@ -60,7 +60,7 @@ class FSTHPhases:
         self._cache: dict[int, Generated] = {}  # the G phase's output, reused by the same step's D phases
 
     def generate(self, nets: Mapping[str, nn.Module], batch) -> Generated:
-        """x_hat for the batch's target landmarks: from the K sources (Eq. 1-2) or from psi'."""
+        """x_hat for the batch's target landmarks: from the K sources (FSTH Eq. 1-2) or from psi'."""
         landmarks = batch["target_landmarks"]
         if self.subject:
             adain = nets[SUBJECT_MODULES[0]]()[None].expand(len(landmarks), -1)

@@ -1,7 +1,7 @@
 """FSTH's training recipe: the meta-learning stage (§3.2) and its registration.
 
 :func:`meta_stage` trains E, G and D on K-shot episodes (K = 8 in the paper): E and G with
-Eq. 3 at lr 5e-5, D with Eq. 6 at 2e-4, two D updates per G update. Each training clip of
+FSTH Eq. 3 at lr 5e-5, D with FSTH Eq. 6 at 2e-4, two D updates per G update. Each training clip of
 the dataset split is one video i, the column W_i of the projection discriminator.
 
 Few-shot fine-tuning (§3.3) is :func:`talkinghead.training.fsth_finetune.finetune_fsth_networks`.
@@ -38,7 +38,7 @@ def meta_stage(trainer: Trainer, config: FSTHTrainConfig, stage: FSTHStageConfig
     num_videos = config.model.discriminator.num_videos
     if len(dataset) > num_videos:
         raise TrainingSetupError(
-            f"stage {stage.name}: {config.data.root} has {len(dataset)} training clips (videos i of Eq. 5) but D's W "
+            f"stage {stage.name}: {config.data.root} has {len(dataset)} training clips (videos i of FSTH Eq. 5) but D's W "
             f"has {num_videos} columns; set model.discriminator.num_videos={len(dataset)} or more (a new run)"
         )
     objective = FSTHObjective(stage.loss_weights, perceptual).to(trainer.device)

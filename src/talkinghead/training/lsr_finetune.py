@@ -2,7 +2,7 @@
 
 The person's layout and style latents are computed once with the frozen encoders; then
 G_l, G_s and D are tuned by reconstructing the person's K images with the objective of
-Eq. 4, in the same trainer and with the same phases as the full training stage. The
+LSR Eq. 4, in the same trainer and with the same phases as the full training stage. The
 generic driver (:mod:`talkinghead.training.finetune`) prepares the images and writes the
 release; this module only tunes.
 """

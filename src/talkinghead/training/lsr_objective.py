@@ -1,4 +1,4 @@
-"""The LSR training objectives: Eq. 2 (layout pre-training) and Eq. 4 (full pipeline).
+"""The LSR training objectives: LSR Eq. 2 (layout pre-training) and LSR Eq. 4 (full pipeline).
 
 Every term has its weight in :class:`LossWeights`; a term with weight 0, or whose
 perceptual network is not installed (``trainer.perceptual: auto``), is not computed.
@@ -63,7 +63,7 @@ class LSRObjective:
     def layout_pretrain(
         self, layout_logits: torch.Tensor, rgb: torch.Tensor, target_image: torch.Tensor, segmentation: torch.Tensor
     ) -> tuple[torch.Tensor, Terms]:
-        """Eq. 2: X-ent(y^l, S_t) + lambda_R * L_R(R_t, I_t).
+        """LSR Eq. 2: X-ent(y^l, S_t) + lambda_R * L_R(R_t, I_t).
 
         L_R is the VGG19 perceptual loss; without VGG19 (``perceptual: auto``/``none``) it
         falls back to L1 so that R_t still regularises the layout.
@@ -90,7 +90,7 @@ class LSRObjective:
         segmentation: torch.Tensor | None = None,
         target_points: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Terms]:
-        """Eq. 4: L_rec + lambda_adv L_adv + lambda_L2 (||z^l||^2 + ||z^s||^2).
+        """LSR Eq. 4: L_rec + lambda_adv L_adv + lambda_L2 (||z^l||^2 + ||z^s||^2).
 
         L_rec = w_vgg19 VGG19 + w_vggface VGGFace + w_identity identity + w_l1 L1 (§3.3).
         A non-zero ``segmentation`` weight keeps the cross-entropy on (the paper turns it

@@ -1,4 +1,4 @@
-"""The phases of LSR's objective (Eq. 4), shared by the full training stage and subject fine-tuning."""
+"""The phases of LSR's objective (LSR Eq. 4), shared by the full training stage and subject fine-tuning."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def lsr_latents(nets: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor]
 
 
 class FullObjectivePhases:
-    """The phases of Eq. 4 (G, D, lazy R1), shared by the full stage and subject fine-tuning.
+    """The phases of LSR Eq. 4 (G, D, lazy R1), shared by the full stage and subject fine-tuning.
 
     Args:
         objective: the loss terms and their weights.
@@ -73,7 +73,7 @@ class FullObjectivePhases:
         return image
 
     def generate(self, nets, batch):
-        """Eq. 1-3 for the batch's targets: (LSROutput, z^l, z^s)."""
+        """LSR Eq. 1-3 for the batch's targets: (LSROutput, z^l, z^s)."""
         z_layout, z_style = lsr_latents(nets, batch, self.synthesis)
         out = synthesize(
             nets["layout_generator"], nets["image_generator"], batch["target_landmarks"], z_layout, z_style,

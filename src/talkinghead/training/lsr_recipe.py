@@ -1,8 +1,8 @@
 """LSR's training recipe: one plain function per stage, and its registration.
 
-* :func:`layout_pretrain_stage`: E_l + G_l with Eq. 2 (cross-entropy against the oracle
+* :func:`layout_pretrain_stage`: E_l + G_l with LSR Eq. 2 (cross-entropy against the oracle
   segmentation + lambda_R perceptual loss on the extra RGB output R_t), LSR §3.2.
-* :func:`full_stage`: all networks with Eq. 4 (reconstruction + adversarial + latent L2),
+* :func:`full_stage`: all networks with LSR Eq. 4 (reconstruction + adversarial + latent L2),
   the cross-entropy off so G_l's output becomes a latent layout, LSR §3.3-3.4.
 
 Subject fine-tuning (§3.5) is :func:`talkinghead.training.lsr_finetune.finetune_lsr_networks`;
@@ -44,7 +44,7 @@ def perceptual_networks(config: LSRTrainConfig) -> PerceptualNetworks:
 def layout_pretrain_stage(
     trainer: Trainer, config: LSRTrainConfig, stage: StageConfig, index: int, perceptual: PerceptualNetworks
 ) -> StagePlan:
-    """LSR §3.2: E_l and G_l learn to predict the oracle segmentation of a new view (Eq. 1-2)."""
+    """LSR §3.2: E_l and G_l learn to predict the oracle segmentation of a new view (LSR Eq. 1-2)."""
     if config.model.synthesis not in ("layout", "adain_unet"):
         raise TrainingSetupError(
             f"model.synthesis={config.model.synthesis!r} has no layout generator to pre-train; "
@@ -57,7 +57,7 @@ def layout_pretrain_stage(
     trained = [m for m in stage.modules if m in ("layout_encoder", "layout_generator")]
     if set(stage.modules) - set(trained):
         raise TrainingSetupError(
-            f"stage layout_pretrain trains only layout_encoder and layout_generator (Eq. 2), got {stage.modules}"
+            f"stage layout_pretrain trains only layout_encoder and layout_generator (LSR Eq. 2), got {stage.modules}"
         )
 
     def predict(nets, batch):
@@ -101,7 +101,7 @@ def layout_pretrain_stage(
 def full_stage(
     trainer: Trainer, config: LSRTrainConfig, stage: StageConfig, index: int, perceptual: PerceptualNetworks
 ) -> StagePlan:
-    """LSR §3.3-3.4: every network with Eq. 4; the layout is free to become a latent representation."""
+    """LSR §3.3-3.4: every network with LSR Eq. 4; the layout is free to become a latent representation."""
     segmentation = requires_segmentation(stage) or config.model.synthesis == "oracle"
     objective = LSRObjective(stage.loss_weights, perceptual).to(trainer.device)
     full = FullObjectivePhases(objective, config.model, stage.modules, stage.r1_gamma, stage.r1_every)

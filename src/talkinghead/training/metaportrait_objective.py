@@ -1,11 +1,11 @@
-"""MetaPortrait's training objective (Eq. 3-4) as one module holding the weights and the frozen loss networks.
+"""MetaPortrait's training objective (MetaPortrait Eq. 3-4) as one module holding the weights and the frozen loss networks.
 
     L = L^VGG_w + l_r L^VGG_r + l_id L_id + l_eye L_eye + l_mouth L_mouth + l_adv L_adv (+ l_fm L_FM)
 
 * perceptual terms: with VGG19 installed, the mean over 4 image scales of the VGG19
   perceptual loss (the official loss: 5 VGG layers x 4 scales); without it and
   ``perceptual: auto``, an image-pyramid L1 over 4 scales (:func:`pyramid_l1`);
-* L_id = 1 - cos(E_id(I~_y), z_id) (Eq. 3), E_id dlib's face ResNet on the face chip of
+* L_id = 1 - cos(E_id(I~_y), z_id) (MetaPortrait Eq. 3), E_id dlib's face ResNet on the face chip of
   the crop's fixed alignment points, z_id the same descriptor of the source frames;
 * L_eye, L_mouth: L1 inside boxes around the driving frame's eye and mouth landmarks
   (skipped for batches without landmark points, e.g. subject fine-tuning);
@@ -31,7 +31,7 @@ NUM_PERCEPTUAL_SCALES = 4  # official: VGG features of 4 image scales
 
 
 class MetaPortraitObjective(nn.Module):
-    """The terms of Eq. 4 with their weights.
+    """The terms of MetaPortrait Eq. 4 with their weights.
 
     Args:
         weights: the stage's loss weights.
@@ -62,7 +62,7 @@ class MetaPortraitObjective(nn.Module):
         return loss / NUM_PERCEPTUAL_SCALES
 
     def identity(self, output: torch.Tensor, z_id: torch.Tensor) -> torch.Tensor:
-        """L_id = 1 - cos(E_id(I~_y), z_id) (Eq. 3), mean over the batch."""
+        """L_id = 1 - cos(E_id(I~_y), z_id) (MetaPortrait Eq. 3), mean over the batch."""
         points = chip_points(self.model, output.shape[0], output.shape[-1], output.device)
         descriptor = self.id_loss.descriptor(output, points)  # unit length, as z_id
         return (1.0 - (descriptor * z_id.float()).sum(dim=1)).mean()

@@ -1,4 +1,4 @@
-"""The phases of MetaPortrait's objective (Eq. 4), shared by both training stages and subject fine-tuning."""
+"""The phases of MetaPortrait's objective (MetaPortrait Eq. 4), shared by both training stages and subject fine-tuning."""
 
 from __future__ import annotations
 

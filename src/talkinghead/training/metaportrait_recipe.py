@@ -3,7 +3,7 @@
 * :func:`warp_pretrain_stage`: E_w + F_w learn the flow with the warped-image perceptual
   loss L^VGG_w (the authors pre-train the warping network first).
 * :func:`full_stage`: the refinement network and the discriminator join; every term of
-  Eq. 4, E_w and F_w at 0.1x the learning rate (official code).
+  MetaPortrait Eq. 4, E_w and F_w at 0.1x the learning rate (official code).
 * :func:`meta_stage`: Reptile meta-learning of the initialisation that subject
   fine-tuning starts from (§3.2); its result is the model's weights, so a release of a run
   that ends with it personalises from the meta-learned initialisation.
@@ -62,7 +62,7 @@ def warp_pretrain_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage
 
 def full_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage: MetaPortraitStageConfig,
                index: int, shared: MetaPortraitResources) -> StagePlan:
-    """Every network with Eq. 4 (warp at 0.1x lr, refinement, LSGAN + feature matching)."""
+    """Every network with MetaPortrait Eq. 4 (warp at 0.1x lr, refinement, LSGAN + feature matching)."""
     return _stage(trainer, config, stage, index, shared, with_refinement=True)
 
 

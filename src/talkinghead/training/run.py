@@ -26,6 +26,7 @@ from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_
 from talkinghead.training.stage_plumbing import micro_batch_size, stage_dataset, stage_length
 from talkinghead.training.trainer import Trainer, TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
+from talkinghead.utils.modules import parameter_counts
 from talkinghead.utils.run_lock import hold_run_dir
 from talkinghead.weights.checkpoint import CheckpointManager
 from talkinghead.weights.release import save_release
@@ -160,7 +161,7 @@ def train(
         message = getattr(resources, "message", None)
         if message:
             trainer.logger.info(message)
-        counts = {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
+        counts = parameter_counts(networks)
         trainer.logger.info(
             "parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
             + "; stages: " + ", ".join(f"{k} {v} steps" for k, v in lengths.items())

@@ -69,13 +69,6 @@ class ResumableEpochSampler(Sampler[tuple[int, int]]):
             count += self.num_items
         return torch.cat(parts)[:needed]
 
-    def step_items(self, step: int) -> tuple[list[int], int]:
-        """This rank's items of optimiser step ``step`` and its epoch."""
-        epoch, within = divmod(step, self.steps_per_epoch)
-        order = self.epoch_order(epoch)
-        chunk = order[within * self.global_batch : (within + 1) * self.global_batch]
-        return chunk[self.rank :: self.world_size].tolist(), epoch
-
     def __iter__(self) -> Iterator[tuple[int, int]]:
         step = self.start_step
         cached_epoch, order = -1, None

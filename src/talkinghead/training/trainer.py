@@ -363,8 +363,7 @@ class Trainer:
                     evaluated_at = done
                 if done % opts.checkpoint_every == 0 and done < plan.total_steps:
                     self.save_checkpoint(plan, done, plan.optimizers)
-                out_of_steps = self.max_steps is not None and self.steps_this_run >= self.max_steps
-                if (self._stop_signal is not None or out_of_steps) and done < plan.total_steps:
+                if (self._stop_signal is not None or self.out_of_steps()) and done < plan.total_steps:
                     if done % opts.checkpoint_every:
                         self.save_checkpoint(plan, done, plan.optimizers)
                     why = f"signal {self._stop_signal}" if self._stop_signal is not None else f"--max-steps {self.max_steps}"
@@ -442,14 +441,14 @@ class Trainer:
         optimizer = plan.optimizers[phase.optimizer]
         optimizer.zero_grad(set_to_none=True)
         nets = self._phase_networks(phase)
-        ddp = [self._wrapped[n] for n in phase.modules if isinstance(unwrap_compile(self._wrapped.get(n)), DistributedDataParallel)]
+        ddp = [self._wrapped[n] for n in phase.modules if isinstance(unwrap(self._wrapped.get(n), keep_ddp=True), DistributedDataParallel)]
         terms_sum: dict[str, float] = {}
         count = len(micro_batches)
         for i, batch in enumerate(micro_batches):
             with contextlib.ExitStack() as stack:
                 if i < count - 1:
                     for module in ddp:
-                        stack.enter_context(unwrap_compile(module).no_sync())
+                        stack.enter_context(unwrap(module, keep_ddp=True).no_sync())
                 with self.autocast():
                     loss, terms = phase.loss(batch, nets)
                 if not torch.isfinite(loss.detach()).all():
@@ -516,8 +515,3 @@ def _short_postfix(scalars: Mapping[str, float]) -> dict[str, str]:
     """The loss terms for the progress bar: ``G/l1`` -> ``l1``, at most six of them."""
     terms = {k.split("/", 2)[-1]: v for k, v in scalars.items() if k.startswith("loss/") and "score" not in k}
     return {k: f"{v:.3g}" for k, v in list(terms.items())[:6]}
-
-
-def unwrap_compile(module: nn.Module | None) -> nn.Module | None:
-    """The module under a ``torch.compile`` wrapper (DDP wrappers are kept)."""
-    return getattr(module, "_orig_mod", module)

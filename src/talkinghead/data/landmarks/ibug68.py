@@ -55,11 +55,6 @@ def dense_to_ibug68(dense: np.ndarray) -> np.ndarray:
     return dense[MEDIAPIPE_TO_IBUG68, :2].astype(np.float32)
 
 
-def part_slices() -> dict[str, slice]:
-    """Part name -> slice into a (68, ...) array."""
-    return {name: slice(a, b) for name, (a, b, _) in PARTS.items()}
-
-
 def interocular_distance(points68: np.ndarray) -> np.ndarray:
     """Distance between the outer eye corners; works on (..., 68, 2) arrays."""
     return np.linalg.norm(points68[..., LEFT_EYE_OUTER, :2] - points68[..., RIGHT_EYE_OUTER, :2], axis=-1)

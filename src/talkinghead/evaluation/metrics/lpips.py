@@ -4,7 +4,7 @@ The distance the official ``lpips`` package computes with ``LPIPS(net="alex", ve
 both images, RGB in [-1, 1], go through the scaling layer ``(x - shift) / scale`` and AlexNet;
 at each of the five ReLU outputs the features are unit-normalised along the channels, their
 squared difference is weighted per channel by a 1x1 convolution ``lin_l`` (no bias, one output)
-and averaged over the positions; the five values are summed (Eq. 1 of the paper):
+and averaged over the positions; the five values are summed (LPIPS Eq. 1):
 
     d(x, x0) = sum_l mean_{h,w} || w_l * (y_l(x) - y_l(x0)) ||^2,   y_l = f_l / ||f_l||_channels
 

@@ -33,7 +33,7 @@ def structural_similarity(
         target: (h, w, c) image of the same shape.
         window_size: side of the Gaussian window (odd).
         sigma: standard deviation of the Gaussian window, in pixels.
-        k1, k2: the constants of Eq. (13) in Wang et al.: ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``.
+        k1, k2: the constants of SSIM Eq. 13 (Wang et al. 2004): ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``.
 
     Returns:
         (c,) float64 mean SSIM of each channel over the valid region.
@@ -60,7 +60,7 @@ def structural_similarity(
     var_x = local_mean(x * x) - mu_x * mu_x
     var_y = local_mean(y * y) - mu_y * mu_y
     cov_xy = local_mean(x * y) - mu_x * mu_y
-    # Eq. (13) of Wang et al. 2004.
+    # SSIM Eq. 13 (Wang et al. 2004).
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
     if ssim_map.ndim == 2:  # OpenCV drops the channel axis of single-channel images
         ssim_map = ssim_map[..., None]
