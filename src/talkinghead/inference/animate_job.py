@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
+from talkinghead.data.video import VideoReadError, is_video_file, media_warnings, open_frame_source
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding
@@ -112,6 +112,7 @@ class AnimateSummary:
     source: SourceEncoding
     source_file: Path | None = None
     runtime: str = "eager"
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def frames_per_second(self) -> float:
@@ -131,6 +132,8 @@ class AnimateSummary:
                 f"; {self.frames_without_face} driving frame(s) showed no face and kept the nearest "
                 "frame's landmarks"
             )
+        for warning in self.warnings:
+            line += f"; warning: {warning}"
         return line
 
 
@@ -165,9 +168,17 @@ def check_job(job: AnimateJob) -> None:
         check_writable(path, option=option)
 
 
-def _driving_frames(job: AnimateJob):
+def _driving_frames(job: AnimateJob, warnings: list[str]):
+    """The driving input's info, frame count to animate, frames and neutral frame.
+
+    Ways the input is not what it claims (ends early, broken timestamps) are logged now and
+    appended to ``warnings``; so is a break found only while reading.
+    """
     source = open_frame_source(job.driving, fps=job.fps)
     info = source.info
+    for warning in media_warnings(info):
+        log.warning("%s", warning)
+        warnings.append(warning)
     if info.num_frames == 0:
         raise VideoReadError(job.driving, "empty", f"{job.driving}: holds no frames")
     if job.neutral_frame < 0 or job.neutral_frame >= info.num_frames:
@@ -182,6 +193,7 @@ def _driving_frames(job: AnimateJob):
             if err.reason != "truncated":
                 raise
             log.warning("%s", err)  # keep the frames before the damage
+            warnings.append(str(err))
 
     neutral = None
     if job.neutral_frame:
@@ -228,7 +240,8 @@ def _run_animate(
             raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
         upscaler = StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
     start = time.perf_counter()
-    info, total, frames, neutral = _driving_frames(job)
+    warnings: list[str] = []
+    info, total, frames, neutral = _driving_frames(job, warnings)
     fps = info.fps if is_video_file(job.driving) else job.fps
     audio = job.driving if is_video_file(job.driving) and info.has_audio else None
     with contextlib.ExitStack() as stack:
@@ -286,4 +299,5 @@ def _run_animate(
         source=pipeline.source,
         source_file=job.save_source,
         runtime=runtime,
+        warnings=warnings,
     )

@@ -184,11 +184,35 @@ def _frame_rate(fps: float) -> Fraction:
     return rate
 
 
-def _unsupported_suffix(path: Path) -> ValueError:
-    return ValueError(
-        f"{path}: cannot write a video with suffix {path.suffix!r}; use one of "
+class UnsupportedOutputError(errors.InvalidInputError):
+    """An output path whose suffix no writer supports."""
+
+
+def _unsupported_suffix(path: Path, option: str = "") -> UnsupportedOutputError:
+    named = f"{option} {path}" if option else str(path)
+    return UnsupportedOutputError(
+        f"{named}: cannot write a video with suffix {path.suffix!r}; the supported suffixes are "
         f"{', '.join(VIDEO_SUFFIXES)}, or give a folder path (no suffix) to save PNG frames"
     )
+
+
+def check_output_path(path: PathLike, option: str = "--output") -> None:
+    """Fail before any work when :func:`open_writer` could not write ``path``.
+
+    Raises:
+        UnsupportedOutputError: a suffix that is neither a video container's nor a folder's.
+        errors.InvalidInputError: a video path that is an existing folder.
+    """
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        if path.is_dir():
+            raise errors.InvalidInputError(
+                f"{option} {path}: is an existing folder, not a video file; choose a file path, or a path "
+                "without suffix for PNG frames"
+            )
+        return
+    if not (path.is_dir() or not path.suffix):
+        raise _unsupported_suffix(path, option)
 
 
 def _container_format(path: Path) -> str:
@@ -519,8 +543,8 @@ def open_writer(
         command: the command writing PNG frames, recorded in the folder's marker file.
 
     Raises:
-        ValueError: ``path`` has a suffix that is neither a video container nor a
-            folder's.
+        UnsupportedOutputError: ``path`` has a suffix that is neither a video container
+            nor a folder's (a ValueError; :func:`check_output_path` finds it up front).
     """
     path = Path(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
