@@ -28,7 +28,13 @@ from talkinghead.inference.stages import BackgroundWriter
 from talkinghead.inference.views import FrameView
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.driving import DrivingError
-from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
+from talkinghead.inference.writers import (
+    VIDEO_SUFFIXES,
+    OutputExistsError,
+    check_output_path,
+    fit_video_size,
+    open_writer,
+)
 from talkinghead.utils.device import torch_threads
 from talkinghead.utils.output_guard import (
     check_output_location,
@@ -159,6 +165,8 @@ def check_job(job: AnimateJob) -> None:
     targets = [(o.path, "--output") for o in job.outputs] + ([(job.save_source, "--save-source")] if job.save_source else [])
     inputs = {"checkpoint": job.checkpoint, "source photo": job.sources, "driving input": job.driving,
               "saved source": job.load_source}
+    for spec in job.outputs:
+        check_output_path(spec.path)
     for path, option in targets:
         check_output_location(path, inputs, option=option)
         if not job.overwrite and Path(path).exists():
@@ -256,6 +264,14 @@ def _run_animate(
         size = job.output_size or pipeline.size * (2 if upscaler else 1)
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
+        if options.paste_back:
+            height, width = pipeline.source.reference.photo.shape[:2]
+            fitted = fit_video_size(height, width)
+            if fitted != (height, width) and any(o.path.suffix.lower() in VIDEO_SUFFIXES for o in job.outputs):
+                warning = (f"the source photo is {width}x{height}, more than most players decode in a video; "
+                           f"the pasted-back video is written at {fitted[1]}x{fitted[0]}")
+                log.warning("%s", warning)
+                warnings.append(warning)
         for spec in job.outputs:
             # A full or read-only disk while writing: one line naming the output. Entered
             # before the writers, so it sees the error after they removed their temporaries.
