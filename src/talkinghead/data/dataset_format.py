@@ -23,9 +23,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from dataclasses import asdict, dataclass
 from functools import cached_property
-import zipfile
 from pathlib import Path
 
 import cv2
