@@ -203,8 +203,8 @@ def test_upscale_refuses_a_huge_photo_before_loading(tmp_path, capsys, real_data
     from talkinghead.inference import upscale
 
     monkeypatch.setattr(upscale.StreamingUpscaler, "from_pretrained", None)  # must not be reached
-    huge = tmp_path / "huge.png"
-    Image.open(real_data / "sadtalker_sad.png").convert("RGB").resize((10000, 10000)).save(huge, compress_level=1)
+    huge = tmp_path / "huge.jpg"
+    Image.open(real_data / "sadtalker_sad.png").convert("RGB").resize((10000, 10000)).save(huge, quality=70)
     assert cli.main(["upscale", str(huge), str(tmp_path / "big.mp4")]) == 2
     line = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")][0]
     assert "frames of 10000x10000 need about" in line and "GB" in line and "--batch-size" in line
