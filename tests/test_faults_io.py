@@ -61,7 +61,20 @@ def media(tmp_path_factory, real_data) -> dict[str, Path]:
     portrait.save(mixed / "000.png")
     portrait.save(mixed / "001.png")
     Image.open(real_data / "sadtalker_sad1.png").convert("RGB").save(mixed / "002.png")
-    return {"whole": whole, "cut": cut, "zero": folder / "zero.mp4", "upside_down": folder / "upside_down.png",
+    faceless = folder / "faceless.mp4"  # the grey backdrop of a real clip, no face in it
+    with av.open(str(real_data / "liveportrait_d18.mp4")) as inp, av.open(str(faceless), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width = stream.height = 128
+        stream.pix_fmt = "yuv420p"
+        for index, frame in enumerate(inp.decode(video=0)):
+            if index == 12:
+                break
+            corner = frame.to_ndarray(format="rgb24")[:64, :64].repeat(2, axis=0).repeat(2, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(corner), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return {"whole": whole, "faceless": faceless, "cut": cut, "zero": folder / "zero.mp4", "upside_down": folder / "upside_down.png",
             "mixed": mixed, "portrait": real_data / "sadtalker_sad.png", "folder": folder}
 
 
@@ -246,6 +259,15 @@ def test_a_damaged_landmarks_file_is_one_line(tmp_path, capsys, real_data):
 
 
 # ----------------------------------------------------------------------------- messages that say what happened
+
+
+def test_live_on_a_faceless_video_says_no_face_was_found(tmp_path, capsys, media):
+    out = tmp_path / "live.mp4"
+    assert cli.main(["animate", "--checkpoint", str(DEMO), "--source", str(media["portrait"]), "--driving",
+                     str(media["faceless"]), "--output", str(out), "--live", "--no-progress", "--device", "cpu"]) == 2
+    line = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")][0]
+    assert "no face was found" in line and "faceless.mp4" in line and "nothing was written" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_with_only_corrupt_checkpoints_says_so(tmp_path):
