@@ -238,6 +238,33 @@ def test_oversized_video_frames_are_written_scaled_down(tmp_path, monkeypatch, c
     assert any("128x96" in r.getMessage() and "64x48" in r.getMessage() for r in caplog.records)
 
 
+def test_upscale_keeps_the_frames_before_a_break_and_says_so(media):
+    from talkinghead.data.video import open_frame_source
+    from talkinghead.inference.upscale import _checked_frames
+
+    source = open_frame_source(media["cut"])
+    warnings: list[str] = []
+    frames = list(_checked_frames(source, source.info, warnings))
+    assert len(frames) == source.info.num_frames == 75
+    assert warnings == []  # said once, before the work, by media_warnings (tested above), not twice
+    source.info.truncated = None  # a break the probe did not see is said when reading reaches it
+    frames = list(_checked_frames(source, source.info, warnings))
+    (warning,) = warnings
+    assert len(frames) == 75 and "cut.mp4: reading stopped after 75 frames" in warning and "were upscaled" in warning
+
+
+def test_upscale_refuses_an_output_the_disk_cannot_hold(tmp_path, capsys, media, monkeypatch):
+    from talkinghead.inference import upscale
+    from talkinghead.utils import preflight
+
+    monkeypatch.setattr(upscale.StreamingUpscaler, "from_pretrained", None)  # must not be reached
+    monkeypatch.setattr(preflight, "free_bytes", lambda path: 10 * 2**20)
+    assert cli.main(["upscale", str(media["whole"]), str(tmp_path / "frames")]) == 2
+    line = one_error_line(capsys)
+    assert "216 frames at 960x960 needs about" in line and "10 MB free" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_folder_of_mixed_sizes_names_the_odd_file(tmp_path, capsys, media):
     out = tmp_path / "up.mp4"
     assert cli.main(["upscale", str(media["mixed"]), str(out), "--no-progress", "--device", "cpu"]) == 2

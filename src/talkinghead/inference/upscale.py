@@ -33,11 +33,12 @@ from tqdm import tqdm
 from talkinghead.data.video import VideoReadError, is_video_file, media_warnings, open_frame_source
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.pipeline import AnimatedFrame
-from talkinghead.inference.writers import OutputExistsError, open_writer
+from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
 from talkinghead.models.temporal_sr import TemporalSuperResolution, load_upscaler
 from talkinghead.utils.bundled import bundled_path
 from talkinghead.utils.device import available_memory, resolve_device
 from talkinghead.utils.output_guard import check_output_location, check_writable, output_errors
+from talkinghead.utils.preflight import check_free_space
 
 BUNDLED_UPSCALER = Path("models") / "upscale"
 # Peak memory of the network per input pixel and window of a batch (activations at 2x size),
@@ -65,6 +66,16 @@ def upscaler_path(model: str | Path | None = None) -> Path:
                                  "(config.json + upscaler.safetensors), e.g. RUN_DIR/release of `talkinghead train "
                                  "configs/upscale/sr512.yaml`")
     return path
+
+
+def estimated_output_bytes(frames: int, height: int, width: int, output: Path) -> int:
+    """A generous size of ``frames`` frames of ``height`` x ``width`` written to ``output``.
+
+    PNG frames: half the raw RGB size each (photographic frames compress 2-4x); a video: a
+    twenty-fifth of it, twice (the encoded file and the muxed copy exist together at the end).
+    """
+    raw = frames * height * width * 3
+    return raw // 2 if output.suffix.lower() not in VIDEO_SUFFIXES else 2 * raw // 25
 
 
 def check_upscale_memory(width: int, height: int, batch_size: int, device: str | torch.device, where: str) -> None:
@@ -252,6 +263,8 @@ def upscale_video(
     if info.num_frames == 0:
         raise VideoReadError(input_path, "empty", f"{input_path}: holds no frames; give a video with frames")
     check_upscale_memory(info.width, info.height, batch_size, resolve_device(device), str(input_path))
+    check_free_space(output_path, estimated_output_bytes(info.num_frames, 2 * info.height, 2 * info.width, output_path),
+                     option="OUTPUT", what=f"{info.num_frames} frames at {2 * info.width}x{2 * info.height}")
     warnings = media_warnings(info)
     for warning in warnings:
         log.warning("%s", warning)
@@ -298,6 +311,8 @@ def _checked_frames(source, info, warnings: list[str]) -> Iterator[np.ndarray]:
     except VideoReadError as err:
         if err.reason != "truncated":
             raise
+        if info.truncated:  # already said before the work began (media_warnings)
+            return
         warning = (f"{err.path}: reading stopped after {err.frames_read} frames ({err.reason}); "
                    "the frames before the break were upscaled")
         log.warning("%s", warning)
