@@ -270,8 +270,7 @@ def _run_animate(
             if fitted != (height, width) and any(o.path.suffix.lower() in VIDEO_SUFFIXES for o in job.outputs):
                 warning = (f"the source photo is {width}x{height}, more than most players decode in a video; "
                            f"the pasted-back video is written at {fitted[1]}x{fitted[0]}")
-                log.warning("%s", warning)
-                warnings.append(warning)
+                warnings.append(warning)  # the summary line says it; the writer logs it as it starts
         for spec in job.outputs:
             # A full or read-only disk while writing: one line naming the output. Entered
             # before the writers, so it sees the error after they removed their temporaries.
