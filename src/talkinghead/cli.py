@@ -25,6 +25,28 @@ def _overrides_help() -> str:
     return "config overrides as dotted key=value pairs, e.g. crop.scale=2.0 size=224"
 
 
+def _preflight(numbers=(), *, folder: tuple[Path, str] | None = None, media: tuple[Path, str] | None = None) -> None:
+    """What every command checks before loading a model (see :mod:`talkinghead.utils.preflight`).
+
+    Args:
+        numbers: numeric option checks (``at_least``/``above`` of utils.preflight).
+        folder: ``(path, option)`` of an output that must be a folder, checked writable too.
+        media: ``(path, option)`` of a video-or-PNG-folder output (its suffix must be supported).
+    """
+    from talkinghead.utils.output_guard import check_writable
+    from talkinghead.utils.preflight import check_folder_output, check_numbers
+
+    check_numbers(numbers)
+    if folder is not None:
+        path, option = folder
+        check_folder_output(path, option)
+        check_writable(Path(path) / "probe", option=option)
+    if media is not None:
+        from talkinghead.inference.writers import check_output_path
+
+        check_output_path(*media)
+
+
 # ----------------------------------------------------------------------------- print-config
 
 
@@ -97,6 +119,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from talkinghead.config import load_config
     from talkinghead.data.prepare import RunOptions, prepare_dataset
 
+    from talkinghead.utils.preflight import above, at_least
+
+    _preflight([at_least("--workers", args.workers, 1), at_least("--size", args.size, 1),
+                above("--crop-scale", args.crop_scale, 0), at_least("--face-index", args.face_index, 0),
+                at_least("--min-face-size", args.min_face_size, 0), at_least("--min-frames", args.min_frames, 1),
+                at_least("--test-fraction", args.test_fraction, 0)],
+               folder=(args.output, "OUTPUT"))
     flags = {key: getattr(args, flag) for flag, key in _PREPARE_FLAGS.items() if getattr(args, flag) is not None}
     config = load_config(args.config, args.overrides, kind="prepare", values=flags)
     options = RunOptions(
@@ -264,7 +293,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from talkinghead.training.trainer import TrainingInterrupted
 
     from talkinghead.training.standalone import release_dir, standalone_trainer
+    from talkinghead.utils.preflight import at_least
 
+    _preflight([at_least("--max-steps", args.max_steps, 1)],
+               folder=None if args.dry_run else (args.run_dir, "--run-dir"))
     config = load_config(args.config, args.overrides)
     program = standalone_trainer(config)  # a config kind trained outside the method recipes (kind: upscale)
     if program is not None:
@@ -322,7 +354,9 @@ def add_train(sub) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from talkinghead.models.pretrained import load_pretrained
     from talkinghead.training.finetune import finetune, finetune_config
+    from talkinghead.utils.preflight import at_least
 
+    _preflight([at_least("--frames-per-video", args.frames_per_video, 1)], folder=(args.output, "--output"))
     pretrained = load_pretrained(args.checkpoint)
     config = finetune_config(pretrained.method, args.config, args.overrides)
     result = finetune(
@@ -403,8 +437,23 @@ def _add_motion_arguments(p) -> None:
                    help="run decoding, landmarks, synthesis and encoding one after another (default: in parallel threads)")
 
 
+def _motion_numbers(args: argparse.Namespace) -> list:
+    """Checks of the numeric options `animate` and `demo` share."""
+    from talkinghead.utils.preflight import at_least
+
+    return [at_least("--smooth", args.smooth, 0), at_least("--batch-size", args.batch_size, 1),
+            at_least("--face-index", args.face_index, 0), at_least("--max-frames", args.max_frames, 1),
+            at_least("--threads", args.threads, 1), at_least("--finetune-steps", args.finetune_steps, 0)]
+
+
 def cmd_animate(args: argparse.Namespace) -> int:
     from talkinghead.inference.animate_job import AnimateJob, OutputSpec, run_animate
+    from talkinghead.utils.preflight import above, at_least
+
+    _preflight([*_motion_numbers(args), at_least("--output-size", args.output_size, 1), above("--fps", args.fps, 0),
+                at_least("--source-face-index", args.source_face_index, 0),
+                at_least("--neutral-frame", args.neutral_frame, 0)],
+               media=(args.output, "--output"))
 
     job = AnimateJob(
         checkpoint=args.checkpoint,
@@ -489,7 +538,10 @@ def add_animate(sub) -> None:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from talkinghead.inference.upscale import upscale_video
+    from talkinghead.utils.preflight import above, at_least
 
+    _preflight([at_least("--batch-size", args.batch_size, 1), above("--fps", args.fps, 0)],
+               media=(args.output, "OUTPUT"))
     summary = upscale_video(args.input, args.output, model=args.model, device=args.device,
                             batch_size=args.batch_size, fps=args.fps, overwrite=args.overwrite,
                             progress=not args.no_progress)
@@ -529,6 +581,7 @@ def add_upscale(sub) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from talkinghead.inference.demo import run_demo
 
+    _preflight(_motion_numbers(args), folder=(args.output, "--output"))
     result = run_demo(
         args.output, checkpoint=args.checkpoint, sources=args.source, driving=args.driving,
         options=_animate_options(args), device=args.device, max_frames=args.max_frames,
@@ -597,7 +650,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from talkinghead.errors import InvalidInputError
     from talkinghead.evaluation.compare import load_results, merge_results
     from talkinghead.evaluation.write_reports import write_reports
+    from talkinghead.utils.preflight import above, at_least
 
+    _preflight([*(at_least("--k", k, 1) for k in args.k), at_least("--finetune-steps", args.finetune_steps, 0),
+                above("--holdout-fraction", args.holdout_fraction, 0), at_least("--max-videos", args.max_videos, 1),
+                at_least("--targets-per-video", args.targets_per_video, 0),
+                at_least("--batch-size", args.batch_size, 1), at_least("--workers", args.workers, 0)],
+               folder=(args.output, "--output"))
     if args.compare:
         if args.target:
             raise InvalidInputError("--compare takes results.json files only; leave out CHECKPOINT and DATASET")
@@ -692,6 +751,7 @@ def cmd_export_release(args: argparse.Namespace) -> int:
     )
     from talkinghead.weights.release import save_release
 
+    _preflight(folder=(args.output, "--output"))
     check_output_location(args.output, {"checkpoint": args.checkpoint})
     if args.overwrite:
         check_replaceable_folder(args.output, "export release")
@@ -720,7 +780,10 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from talkinghead.inference.pipeline import AnimationPipeline
 
     from talkinghead.utils.output_guard import check_output_location, output_errors
+    from talkinghead.utils.preflight import above, at_least
 
+    _preflight([at_least("--opset", args.opset, 7), above("--tolerance", args.tolerance, 0)],
+               folder=(args.output, "--output"))
     check_output_location(args.output, {"checkpoint": args.checkpoint})
     pipeline = AnimationPipeline.from_pretrained(args.checkpoint, device="cpu")
     with output_errors(args.output):

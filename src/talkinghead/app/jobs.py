@@ -89,6 +89,7 @@ class AppResult:
     side_by_side: Path | None = None
     summary: AnimateSummary | None = None
     error: str | None = None
+    warning: str | None = None  # what the inputs were not (a driving video that ends early, ...)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +109,8 @@ class AppResult:
                 f"{s.seconds:.1f} s in all).")
         if s.frames_without_face:
             line += f" {s.frames_without_face} driving frame(s) showed no face and kept the nearest frame's pose."
+        if self.warning:
+            line += f" Warning: {self.warning}."
         return line
 
 
@@ -393,4 +396,5 @@ class AppJobRunner:
             log.exception("the animation job failed")
             return AppResult(error="an internal error stopped the job (the server log has the details); "
                                    "try other inputs, and please report it")
-        return AppResult(job.outputs[0].path, job.outputs[1].path, summary)
+        warning = "; ".join(_without_folders(w, uploads) for w in summary.warnings) or None
+        return AppResult(job.outputs[0].path, job.outputs[1].path, summary, warning=warning)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -162,8 +163,15 @@ class PreparedClip:
 
     @cached_property
     def _landmarks(self) -> dict[str, np.ndarray]:
-        with np.load(self.folder / LANDMARKS_FILE) as data:
-            return {k: data[k] for k in data.files}
+        path = self.folder / LANDMARKS_FILE
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DatasetError(
+                f"{path}: is damaged and cannot be read ({type(err).__name__}: {err}); delete the clip folder "
+                f"{self.folder} and run `talkinghead prepare` again to rewrite it"
+            ) from err
 
     @property
     def landmarks68(self) -> np.ndarray:

@@ -30,6 +30,7 @@ problem record suggesting it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import unicodedata
@@ -47,6 +48,8 @@ from talkinghead.data.video import (
     natural_sorted,
 )
 from talkinghead.errors import InputNotFoundError, InvalidInputError
+
+log = logging.getLogger(__name__)
 
 Layout = Literal["auto", "fsth-eval"]
 IdentityFrom = Literal["auto", "parent", "stem"]
@@ -300,10 +303,34 @@ def _discover_fsth_eval(root: Path, problems: list[Problem]) -> list[ClipSource]
     return clips
 
 
+def _distinct_identities(names: list[str]) -> dict[str, str]:
+    """Each original identity name -> a safe folder name, distinct for distinct originals."""
+    by_clean: dict[str, list[str]] = {}
+    for name in names:
+        by_clean.setdefault(sanitize_id(name), []).append(name)
+    mapping = {}
+    for clean, originals in by_clean.items():
+        mapping[originals[0]] = clean
+        for name in originals[1:]:
+            mapping[name] = f"{clean}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:6]}"
+        if len(originals) > 1:
+            log.warning(
+                "identities %s would all become %r after name clean-up; they are kept apart as %s",
+                ", ".join(repr(n) for n in originals), clean, ", ".join(repr(mapping[n]) for n in originals),
+            )
+    return mapping
+
+
 def _make_unique(clips: list[ClipSource]) -> list[ClipSource]:
-    """Sanitise ids, sort by ``(identity, clip_id, source)`` and suffix repeats ``-2``, ``-3``…"""
+    """Sanitise ids, sort by ``(identity, clip_id, source)`` and suffix repeats ``-2``, ``-3``…
+
+    Two different identities whose names sanitise to one (``Zoë`` and ``Zoe``, ``a b`` and
+    ``a_b``) are never merged: the first in sorted order keeps the clean name, the others get
+    a short hash of their original name appended, and a warning names them.
+    """
+    identities = _distinct_identities(sorted({clip.identity for clip in clips}))
     for clip in clips:
-        clip.identity = sanitize_id(clip.identity)
+        clip.identity = identities[clip.identity]
         clip.clip_id = sanitize_id(clip.clip_id)
     clips.sort(key=lambda clip: (clip.identity, clip.clip_id, clip.source))
     taken = {(clip.identity, clip.clip_id) for clip in clips}

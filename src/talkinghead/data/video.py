@@ -36,6 +36,11 @@ from talkinghead.errors import TalkingHeadError
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 
+# A nominal rate above this is a broken header, not a camera (used when timestamps are broken too).
+_PLAUSIBLE_MAX_FPS = 240.0
+# Frames an index may list beyond the packets the demuxer returns before a warning.
+_FRAME_COUNT_SLACK = 2
+
 # Pixel formats that carry luma only (optionally with alpha).
 _GRAY_PIXEL_FORMAT_PREFIXES = ("gray", "ya8", "ya16", "y8", "y400", "monob", "monow")
 
@@ -84,6 +89,10 @@ class VideoInfo:
         truncated: why the stream breaks off before its end (a corrupt or cut packet,
             a demuxer error, or frames missing from the duration the container states),
             or None for a complete stream.
+        stated_frames: the frame count the container states (its index, or its stated
+            duration times the nominal rate), or None when it states none.
+        retimed: why the stored timestamps were replaced by ``index / nominal rate``
+            (they repeat or do not advance), or None when they are used as stored.
     """
 
     path: Path
@@ -97,6 +106,29 @@ class VideoInfo:
     has_audio: bool = False
     is_grayscale: bool = False
     truncated: str | None = None
+    stated_frames: int | None = None
+    retimed: str | None = None
+
+
+def media_warnings(info: VideoInfo) -> list[str]:
+    """One line per way ``info``'s source is not what its container claims (empty: it is).
+
+    A stream that ends early names the file and both frame counts; broken timestamps name
+    the rate used instead.
+    """
+    warnings = []
+    if info.truncated:
+        stated = f" of the {info.stated_frames} its container states" if info.stated_frames else ""
+        warnings.append(
+            f"{info.path}: the video ends early: {info.num_frames} frames decoded{stated} ({info.truncated}); "
+            "only those frames are used. Re-download or re-encode the file to get the rest"
+        )
+    if info.retimed:
+        warnings.append(
+            f"{info.path}: its frame timestamps are broken ({info.retimed}); using the stream's nominal rate "
+            f"of {info.fps:g} frames/s instead"
+        )
+    return warnings
 
 
 def _missing_error(path: Path, what: str) -> VideoReadError:
@@ -271,9 +303,11 @@ def probe_video(path: PathLike) -> VideoInfo:
         # a truncated file) is described up to the break: read_video_frames stops there too
         # and raises ``"truncated"`` after yielding those frames.
         breaks: list[str] = []
+        demuxed = 0  # packets with data, the discarded ones included (the index counts them)
         for packet in _packets_until_break(container, stream, breaks):
             # Discarded packets (before an edit list's start) are decoded for reference
             # but never shown, so they are not frames of the clip.
+            demuxed += packet.size > 0
             if packet.size > 0 and not packet.is_discard:
                 pts = packet.pts if packet.pts is not None else packet.dts
                 times.append(None if pts is None or time_base is None else pts * time_base)
@@ -291,15 +325,29 @@ def probe_video(path: PathLike) -> VideoInfo:
                 "to a frame; the file is corrupt or uses an unsupported codec."
             )
         rate = _stream_rate(stream)
+        retimed = None
         if any(time is None for time in times):
             timestamps = [index / rate for index in range(len(times))]
         else:
             timestamps = sorted(float(time) for time in times)
+            repeats = len(timestamps) - len(set(timestamps))
+            if repeats:
+                # Presentation times are unique in a sound stream; repeated ones (all zero, say)
+                # would make a rate of hundreds of frames/s. The header's rate is the better guess.
+                if not rate <= _PLAUSIBLE_MAX_FPS:
+                    rate = DEFAULT_FPS
+                retimed = f"{repeats} of {len(timestamps)} frames repeat an earlier frame's time"
+                timestamps = [index / rate for index in range(len(times))]
         span = timestamps[-1] - timestamps[0]
         fps = (len(timestamps) - 1) / span if len(timestamps) > 1 and span > 0 else rate
         stated = float(container.duration) / 1e6 if container.duration else None
-        if not breaks and stated is not None and stated > timestamps[-1] + 2.0 / fps + 0.5:
+        if not breaks and not retimed and stated is not None and stated > timestamps[-1] + 2.0 / fps + 0.5:
             breaks.append(f"the container states {stated:.2f}s but frames end at {timestamps[-1]:.2f}s")
+        stated_frames = stream.frames if stream.frames and stream.frames > 0 else None
+        if not breaks and stated_frames is not None and demuxed < stated_frames - _FRAME_COUNT_SLACK:
+            breaks.append(f"its index lists {stated_frames} frames but the stream holds {demuxed}")
+        if stated_frames is None and stated is not None:
+            stated_frames = round(stated * rate)
         rotation = _frame_rotation(first_frame, stream)
         width, height = first_frame.width, first_frame.height
         if rotation in (90, 270):
@@ -317,6 +365,8 @@ def probe_video(path: PathLike) -> VideoInfo:
             is_grayscale=_is_gray_pixel_format(stream.codec_context.pix_fmt)
             or _is_gray_pixel_format(first_frame.format.name),
             truncated=breaks[0] if breaks else None,
+            stated_frames=stated_frames,
+            retimed=retimed,
         )
     finally:
         container.close()

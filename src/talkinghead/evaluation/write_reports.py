@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,5 +45,32 @@ def _write_reports(results: Mapping[str, Any], output_dir: Path) -> dict[str, Pa
         "qualitative_grid": plots.qualitative_grid(results, output_dir, output_dir / REPORT_FILES["qualitative_grid"]),
     }
     written.update({key: file for key, file in figures.items() if file is not None})
+    for key, file in figures.items():
+        if file is None:  # no data for it this time: an earlier run's figure would mislead
+            (output_dir / REPORT_FILES[key]).unlink(missing_ok=True)
+    _remove_unreferenced_images(results, output_dir)
     written["summary"] = write_summary_md(results, output_dir / REPORT_FILES["summary"], links=written)
     return written
+
+
+def _remove_unreferenced_images(results: Mapping[str, Any], output_dir: Path) -> None:
+    """Delete files under ``output_dir/qualitative`` that ``results`` does not name.
+
+    A re-run into the same folder (other K, other checkpoint) would otherwise leave the
+    earlier run's qualitative images beside the new report. Only that sub-folder, which the
+    protocol writes, is touched.
+    """
+    folder = output_dir / "qualitative"
+    if not folder.is_dir():
+        return
+    named = []
+    for run in results.get("runs") or []:
+        named += [entry.get("output") for entry in run.get("qualitative") or []]
+    for entry in results.get("qualitative_inputs") or []:
+        named += [entry.get("source"), entry.get("ground_truth")]
+    kept = {os.path.realpath(output_dir / name) for name in named if isinstance(name, str)}
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and os.path.realpath(path) not in kept:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from talkinghead.config.media import DEFAULT_FPS
-from talkinghead.data.video import VideoReadError, is_video_file, open_frame_source
+from talkinghead.data.video import VideoReadError, is_video_file, media_warnings, open_frame_source
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding
@@ -29,7 +29,13 @@ from talkinghead.inference.stages import BackgroundWriter
 from talkinghead.inference.views import FrameView
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.driving import DrivingError
-from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer
+from talkinghead.inference.writers import (
+    VIDEO_SUFFIXES,
+    OutputExistsError,
+    check_output_path,
+    fit_video_size,
+    open_writer,
+)
 from talkinghead.utils.bundled import resolve_model
 from talkinghead.utils.device import torch_threads
 from talkinghead.utils.output_guard import (
@@ -115,6 +121,7 @@ class AnimateSummary:
     source_file: Path | None = None
     runtime: str = "eager"
     model: str = ""  # which model animated, e.g. "demo (MetaPortrait, 128 px)"
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def frames_per_second(self) -> float:
@@ -134,6 +141,8 @@ class AnimateSummary:
                 f"; {self.frames_without_face} driving frame(s) showed no face and kept the nearest "
                 "frame's landmarks"
             )
+        for warning in self.warnings:
+            line += f"; warning: {warning}"
         return line
 
 
@@ -159,6 +168,8 @@ def check_job(job: AnimateJob) -> None:
     targets = [(o.path, "--output") for o in job.outputs] + ([(job.save_source, "--save-source")] if job.save_source else [])
     inputs = {"checkpoint": job.checkpoint, "source photo": job.sources, "driving input": job.driving,
               "saved source": job.load_source}
+    for spec in job.outputs:
+        check_output_path(spec.path)
     for path, option in targets:
         check_output_location(path, inputs, option=option)
         if not job.overwrite and Path(path).exists():
@@ -168,9 +179,17 @@ def check_job(job: AnimateJob) -> None:
         check_writable(path, option=option)
 
 
-def _driving_frames(job: AnimateJob):
+def _driving_frames(job: AnimateJob, warnings: list[str]):
+    """The driving input's info, frame count to animate, frames and neutral frame.
+
+    Ways the input is not what it claims (ends early, broken timestamps) are logged now and
+    appended to ``warnings``; so is a break found only while reading.
+    """
     source = open_frame_source(job.driving, fps=job.fps)
     info = source.info
+    for warning in media_warnings(info):
+        log.warning("%s", warning)
+        warnings.append(warning)
     if info.num_frames == 0:
         raise VideoReadError(job.driving, "empty", f"{job.driving}: holds no frames")
     if job.neutral_frame < 0 or job.neutral_frame >= info.num_frames:
@@ -185,6 +204,7 @@ def _driving_frames(job: AnimateJob):
             if err.reason != "truncated":
                 raise
             log.warning("%s", err)  # keep the frames before the damage
+            warnings.append(str(err))
 
     neutral = None
     if job.neutral_frame:
@@ -233,7 +253,8 @@ def _run_animate(
             raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
         upscaler = StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
     start = time.perf_counter()
-    info, total, frames, neutral = _driving_frames(job)
+    warnings: list[str] = []
+    info, total, frames, neutral = _driving_frames(job, warnings)
     fps = info.fps if is_video_file(job.driving) else job.fps
     audio = job.driving if is_video_file(job.driving) and info.has_audio else None
     with contextlib.ExitStack() as stack:
@@ -248,6 +269,13 @@ def _run_animate(
         size = job.output_size or pipeline.size * (2 if upscaler else 1)
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
+        if options.paste_back:
+            height, width = pipeline.source.reference.photo.shape[:2]
+            fitted = fit_video_size(height, width)
+            if fitted != (height, width) and any(o.path.suffix.lower() in VIDEO_SUFFIXES for o in job.outputs):
+                warning = (f"the source photo is {width}x{height}, more than most players decode in a video; "
+                           f"the pasted-back video is written at {fitted[1]}x{fitted[0]}")
+                warnings.append(warning)  # the summary line says it; the writer logs it as it starts
         for spec in job.outputs:
             # A full or read-only disk while writing: one line naming the output. Entered
             # before the writers, so it sees the error after they removed their temporaries.
@@ -292,4 +320,5 @@ def _run_animate(
         source_file=job.save_source,
         runtime=runtime,
         model=pipeline.description,
+        warnings=warnings,
     )

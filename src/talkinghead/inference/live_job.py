@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 
 from talkinghead.errors import InvalidInputError
+from talkinghead.inference.driving import DrivingError
 from talkinghead.inference.animate_job import AnimateJob, _driving_frames, _pipeline, check_job
 from talkinghead.inference.live import LiveAnimator, LiveAnimatorStats, StreamSession, play_in_real_time
 from talkinghead.inference.options import AnimateOptions
@@ -60,7 +61,7 @@ def _run_live(job: AnimateJob, options: AnimateOptions, max_latency: float) -> L
             "--live animates frame by frame: drop --paste-back, --smooth, --finetune-steps and --upscale "
             "(the super-resolution window needs the next frame)"
         )
-    info, total, frames, _ = _driving_frames(job)
+    info, total, frames, _ = _driving_frames(job, [])  # warnings are logged; the summary shows the stream
     fps = info.fps or job.fps
     with contextlib.ExitStack() as stack:
         pipeline = stack.enter_context(_pipeline(job, options, stack))
@@ -91,6 +92,13 @@ def _run_live(job: AnimateJob, options: AnimateOptions, max_latency: float) -> L
                     writer.write(view(last))
                 written += 1
         animator.wait_idle(timeout=max(10.0, 10 * max_latency))
+        if count and not written and animator.stats.without_face:
+            # Raised inside the writers' context: they remove their temporaries, nothing is written.
+            raise DrivingError(
+                f"{job.driving}: no face was found in the {animator.stats.without_face} driving frame(s) the live "
+                f"stream processed (of {count}), so nothing was written; use a driving video where one face is "
+                "clearly visible"
+            )
         seconds = time.perf_counter() - start
     return LiveSummary(frames_in=count, frames_written=written, seconds=seconds, stats=animator.stats,
                        outputs=[o.path for o in job.outputs])

@@ -39,6 +39,7 @@ from talkinghead.inference.source_orientation import (
     MAX_ROLL_DEGREES,
     describe_turn,
     face_roll_degrees,
+    is_upside_down,
     rotate_quarter_turns,
     upright_turns,
 )
@@ -231,6 +232,20 @@ def rasterizer_points(dense: np.ndarray, rasterizer: Rasterizer) -> np.ndarray:
     return dense if rasterizer.landmarks == "dense" else ibug68_points(dense)
 
 
+def _upright_if_upside_down(photo: np.ndarray, faces: list, name: str, landmarker: LandmarkDetector):
+    """The photo and its faces, turned 180° with a warning when the face is upside down."""
+    turned = rotate_quarter_turns(photo, 2)
+    again = landmarker.detect(turned)
+    if not is_upside_down(faces[0].confidence, again[0].confidence if again else None):
+        return photo, faces
+    log.warning(
+        "%s: the face is upside down (the detector is surer of it turned 180°: confidence %.2f vs %.2f); the "
+        "photo was turned 180° to animate it upright. Save it upright to silence this warning",
+        name, again[0].confidence, faces[0].confidence,
+    )
+    return turned, again
+
+
 def prepare_source_face(
     photo: np.ndarray,
     name: str,
@@ -244,7 +259,8 @@ def prepare_source_face(
 
     A face lying on its side (roll beyond 45°, a sideways photo without EXIF orientation) is
     turned upright: the photo is rotated by the nearest quarter turn, detected again, and a
-    warning says so; the returned ``photo`` is the upright one.
+    warning says so; the returned ``photo`` is the upright one. An upside-down face (found
+    by the detector's confidence, see :mod:`source_orientation`) is turned 180° the same way.
 
     Raises:
         SourceError: no face, or fewer faces than ``face_index + 1``, or a face that stays
@@ -269,6 +285,8 @@ def prepare_source_face(
                 "this warning", name, roll, describe_turn(turns),
             )
             photo, faces = turned, again
+        else:
+            photo, faces = _upright_if_upside_down(photo, faces, name, landmarker)
     if not faces:
         raise SourceError(
             f"{name}: no face was found in the source photo; use a photo where one face is clearly "

@@ -43,6 +43,10 @@ PathLike = Union[str, os.PathLike]
 # Output suffix -> FFmpeg muxer name.
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
+# H.264 level 5.1's largest frame (36864 macroblocks of 16 x 16 pixels, e.g. 4096 x 2304): most
+# players and hardware decoders refuse bigger frames, so bigger ones are scaled down to fit.
+MAX_VIDEO_PIXELS = 36864 * 16 * 16
+
 # Muxer of the first, encoding pass. Matroska stores no decoding timestamps, so a
 # stream copy out of it would lose them: .mkv outputs are encoded to MP4, then remuxed.
 _ENCODE_FORMAT = {"mp4": "mp4", "mov": "mov", "matroska": "mp4"}
@@ -159,6 +163,14 @@ def _check_size(
         )
 
 
+def fit_video_size(height: int, width: int) -> tuple[int, int]:
+    """``(height, width)`` scaled down, aspect kept, to at most :data:`MAX_VIDEO_PIXELS` pixels."""
+    if height * width <= MAX_VIDEO_PIXELS:
+        return height, width
+    scale = math.sqrt(MAX_VIDEO_PIXELS / (height * width))
+    return max(2, int(height * scale) // 2 * 2), max(2, int(width * scale) // 2 * 2)
+
+
 def _pad_to_even(array: np.ndarray) -> np.ndarray:
     """Repeat the last row/column once where the size is odd (4:2:0 needs even sizes)."""
     pad_h, pad_w = array.shape[0] % 2, array.shape[1] % 2
@@ -184,11 +196,35 @@ def _frame_rate(fps: float) -> Fraction:
     return rate
 
 
-def _unsupported_suffix(path: Path) -> ValueError:
-    return ValueError(
-        f"{path}: cannot write a video with suffix {path.suffix!r}; use one of "
+class UnsupportedOutputError(errors.InvalidInputError):
+    """An output path whose suffix no writer supports."""
+
+
+def _unsupported_suffix(path: Path, option: str = "") -> UnsupportedOutputError:
+    named = f"{option} {path}" if option else str(path)
+    return UnsupportedOutputError(
+        f"{named}: cannot write a video with suffix {path.suffix!r}; the supported suffixes are "
         f"{', '.join(VIDEO_SUFFIXES)}, or give a folder path (no suffix) to save PNG frames"
     )
+
+
+def check_output_path(path: PathLike, option: str = "--output") -> None:
+    """Fail before any work when :func:`open_writer` could not write ``path``.
+
+    Raises:
+        UnsupportedOutputError: a suffix that is neither a video container's nor a folder's.
+        errors.InvalidInputError: a video path that is an existing folder.
+    """
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        if path.is_dir():
+            raise errors.InvalidInputError(
+                f"{option} {path}: is an existing folder, not a video file; choose a file path, or a path "
+                "without suffix for PNG frames"
+            )
+        return
+    if not (path.is_dir() or not path.suffix):
+        raise _unsupported_suffix(path, option)
 
 
 def _container_format(path: Path) -> str:
@@ -279,6 +315,7 @@ class VideoWriter(_WriterBase):
         self.frames_written = 0
         self._state = "open"
         self._size: tuple[int, int] | None = None  # (height, width) of the first frame
+        self._encode_size: tuple[int, int] | None = None  # (height, width) encoded (fit_video_size)
         self._container = None
         self._stream = None
         self._token = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -316,6 +353,9 @@ class VideoWriter(_WriterBase):
         try:
             if self._container is None:
                 self._open(rgb.shape[:2])
+            if self._encode_size != self._size:
+                height, width = self._encode_size
+                rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
             self._encode(_pad_to_even(rgb))
         except BaseException:
             self.abort()
@@ -323,8 +363,16 @@ class VideoWriter(_WriterBase):
         self.frames_written += 1
 
     def _open(self, size: tuple[int, int]) -> None:
-        """Start the encoder for frames of ``size`` (height, width), padded to even."""
+        """Start the encoder for frames of ``size`` (height, width), padded to even.
+
+        Frames larger than :data:`MAX_VIDEO_PIXELS` are encoded scaled down to fit.
+        """
         self._size = size
+        self._encode_size = fit_video_size(*size)
+        if self._encode_size != size:
+            log.warning("%s: frames of %dx%d are more than most players decode; writing them at %dx%d",
+                        self.path, size[1], size[0], self._encode_size[1], self._encode_size[0])
+            size = self._encode_size
         self._container = av.open(
             str(self._encoded), mode="w", format=self._encode_format
         )
@@ -519,8 +567,8 @@ def open_writer(
         command: the command writing PNG frames, recorded in the folder's marker file.
 
     Raises:
-        ValueError: ``path`` has a suffix that is neither a video container nor a
-            folder's.
+        UnsupportedOutputError: ``path`` has a suffix that is neither a video container
+            nor a folder's (a ValueError; :func:`check_output_path` finds it up front).
     """
     path = Path(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:

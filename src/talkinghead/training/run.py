@@ -137,7 +137,7 @@ def train(
         if resume:
             state = manager.load_latest()
             if state is None:
-                raise TrainingSetupError(f"{run_dir}: --resume was given but the folder has no checkpoint")
+                raise TrainingSetupError(manager.nothing_to_resume())
             check_checkpoint_matches(state, config, str(manager.latest_path()))
         elif manager.latest_path() is not None:
             raise TrainingSetupError(

@@ -103,7 +103,7 @@ def _train(config: UpscaleTrainConfig, run_dir: Path, resume: bool, max_steps: i
     if resume:
         state = manager.load_latest()
         if state is None:
-            raise UpscaleSetupError(f"{run_dir}: --resume was given but the folder has no checkpoint")
+            raise UpscaleSetupError(manager.nothing_to_resume())
         if state.get("kind") != UPSCALER_KIND or state["config"]["model"] != to_dict(config.model):
             raise UpscaleSetupError(f"{manager.latest_path()}: is not a checkpoint of this super-resolution "
                                     "architecture; resume with the run's own config.yaml or choose a new folder")

@@ -45,3 +45,22 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def available_memory(device: str | torch.device) -> int | None:
+    """Bytes a new allocation can take on ``device`` now (GPU: free memory; CPU: MemAvailable).
+
+    None where it cannot be known (no ``/proc/meminfo``).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

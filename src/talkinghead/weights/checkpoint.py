@@ -388,6 +388,17 @@ class CheckpointManager:
         resolved = self._resolve_latest("cpu", mmap=True)
         return None if resolved is None else resolved[0]
 
+    def nothing_to_resume(self) -> str:
+        """Why a resume found nothing to load: no checkpoint at all, or every one unusable (named)."""
+        files = self.checkpoints()
+        if not files:
+            return f"{self.run_dir}: --resume was given but the folder has no checkpoint"
+        shown = ", ".join(p.name for p in files[:5]) + (f", ... ({len(files)} in all)" if len(files) > 5 else "")
+        return (
+            f"{self.run_dir}: --resume was given but every checkpoint in {self.directory} is corrupt or unreadable "
+            f"({shown}); restore one from a backup, or start a new run in another --run-dir"
+        )
+
     def load_latest(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         """Load the checkpoint named by the ``latest`` pointer.
 
