@@ -797,6 +797,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def add_export(sub) -> None:
+    from talkinghead.inference.onnx_export import DEFAULT_OPSET, DEFAULT_TOLERANCE
+
     p = sub.add_parser("export", help="export trained weights (release folder, ONNX)")
     kinds = p.add_subparsers(dest="export_kind", required=True, metavar="FORMAT")
     r = kinds.add_parser(
@@ -826,8 +828,9 @@ def add_export(sub) -> None:
     )
     o.add_argument("--checkpoint", required=True, type=resolve_model, help=_MODEL_HELP)
     o.add_argument("--output", required=True, type=Path, help="folder to write")
-    o.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    o.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted difference from PyTorch")
+    o.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    o.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help=f"largest accepted difference from PyTorch (default {DEFAULT_TOLERANCE:g})")
     o.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     o.set_defaults(func=cmd_export_onnx)
 
