@@ -63,7 +63,9 @@ class AnimateJob:
         source_face_index: which face of the source photos to animate (0 = the main face).
         neutral_frame: driving frame that relative motion is measured from.
         max_frames: animate only the first N driving frames.
-        output_size: height of crop views in pixels (None = the model's size).
+        output_size: side of the result in pixels (None = the model's size). A method that
+            warps its source (MetaPortrait) renders at this size from the photo's own pixels
+            with its networks at the model's size; other methods' frames are resized to it.
         fps: frame rate for a folder of driving images (videos keep their own).
         overwrite: replace outputs that exist.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -87,7 +89,7 @@ class AnimateJob:
     source_face_index: int = 0
     neutral_frame: int = 0
     max_frames: int | None = None
-    output_size: int | None = None
+    output_size: int | None = 256
     fps: float = 25.0
     overwrite: bool = False
     device: str = "auto"
@@ -239,8 +241,10 @@ def _run_animate(
             pipeline.set_source(job.sources, face_index=job.source_face_index)
         if job.save_source is not None:
             pipeline.save_source(job.save_source)
+        if upscaler is None:  # the upscaler doubles the model's own frames
+            pipeline.set_output_size(job.output_size)
         runtime = pipeline.set_runtime(job.runtime, batch_size=options.batch_size).describe()
-        size = job.output_size or pipeline.size * (2 if upscaler else 1)
+        size = job.output_size or pipeline.frame_size * (2 if upscaler else 1)
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
         for spec in job.outputs:
