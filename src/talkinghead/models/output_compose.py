@@ -58,10 +58,10 @@ def stretch_trust(flow: torch.Tensor, trusted: float = STRETCH_TRUSTED,
     # the sampling position in pixels of this grid: identity + flow * (size / 2)
     px = flow[:, 0] * (w / 2.0)
     py = flow[:, 1] * (h / 2.0)
-    pad_x = F.pad(torch.stack([px, py], 1), (0, 1, 0, 0), mode="replicate")
-    pad_y = F.pad(torch.stack([px, py], 1), (0, 0, 0, 1), mode="replicate")
-    dx = pad_x[..., 1:] - pad_x[..., :-1]  # (b, 2, h, w) d(position - identity)/dx
-    dy = pad_y[..., 1:, :] - pad_y[..., :-1, :]
+    position = torch.stack([px, py], 1)  # (b, 2, h, w) displacement in pixels
+    # forward differences, the last column / row repeating its neighbour's
+    dx = F.pad(position[..., 1:] - position[..., :-1], (0, 1, 0, 0), mode="replicate")  # d/dx
+    dy = F.pad(position[..., 1:, :] - position[..., :-1, :], (0, 0, 0, 1), mode="replicate")  # d/dy
     det = (1.0 + dx[:, 0]) * (1.0 + dy[:, 1]) - dx[:, 1] * dy[:, 0]  # (b, h, w)
     magnification = 1.0 / det.abs().clamp_min(1e-3)
     trust = (untrusted - magnification) / (untrusted - trusted)
