@@ -613,7 +613,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             holdout_fraction=args.holdout_fraction, max_videos=args.max_videos,
             targets_per_video=args.targets_per_video, metrics=args.metrics, id_network=args.id_network,
             landmark_backend=args.landmarks, seed=args.seed, device=args.device, batch_size=args.batch_size,
-            workers=args.workers,
+            workers=args.workers, output_size=args.output_size,
         )
         results = evaluate(args.target[0], args.target[1], args.output, options, progress=not args.no_progress)
     paths = write_reports(results, args.output)
@@ -665,6 +665,8 @@ def add_evaluate(sub) -> None:
     p.add_argument("--device", default=option.device, help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=option.batch_size, help="frames synthesised per call")
     p.add_argument("--workers", type=int, default=option.workers, help="threads loading upcoming videos")
+    p.add_argument("--output-size", type=int, metavar="PX",
+                   help="compare frames at this size (default: the model's); MetaPortrait warps the shots at it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
