@@ -8,7 +8,7 @@ import torch
 from talkinghead.models.metaportrait import MetaPortraitModel, MetaPortraitParts
 from talkinghead.models.output_compose import blend_through_mask, compose_at_output, stretch_trust, upsample
 from talkinghead.models.warping import warp
-from tests.models.test_metaportrait_model import SIZE, tiny_config
+from test_metaportrait_model import SIZE, tiny_config
 
 
 def _to_uint8(image: torch.Tensor) -> torch.Tensor:
