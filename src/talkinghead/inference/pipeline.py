@@ -227,10 +227,7 @@ class AnimationPipeline:
         # here, so the state's own frames are enlarged (the warp still runs at the output size).
         log.info("%s: the source frames at %d px are not available; warping the model's %d px frames enlarged",
                  self.name, size, self.size)
-        images = self.source.state["source_image"]  # (m, 3, s, s)
-        enlarged = torch.nn.functional.interpolate(images, size=(size, size), mode="bicubic",
-                                                   align_corners=False).clamp(-1, 1)
-        return {"source_image_full": enlarged}
+        return self.output_warp.enlarged_source_state(self.source.state, size)
 
     # ------------------------------------------------------------------ landmarks
 

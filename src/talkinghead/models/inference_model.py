@@ -157,6 +157,18 @@ class OutputWarp:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement source_state")
 
+    def enlarged_source_state(self, state: Mapping[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+        """:meth:`source_state` from a person state alone (no photos at S: a saved or fine-tuned state).
+
+        Args:
+            state: one person's state, no batch dimension.
+            size: the output size S.
+
+        Returns:
+            {name: tensor} without a batch dimension; the state's own frames enlarged to S.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement enlarged_source_state")
+
     def compose(self, parts: torch.Tensor, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor],
                 full_state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(b, 3, S, S) frames in [-1, 1] from (b, p, s, s) parts, the (b, c, s, s) landmark images,

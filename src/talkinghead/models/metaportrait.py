@@ -370,6 +370,11 @@ class MetaPortraitOutputWarp(OutputWarp):
         rows = torch.arange(source_images.shape[0], device=source_images.device)[:, None]
         return {"source_image_full": source_images[rows, index]}
 
+    def enlarged_source_state(self, state: Mapping[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+        """{"source_image_full": (m, 3, S, S)}: the state's (m, 3, s, s) slot frames, bicubic-enlarged."""
+        enlarged = F.interpolate(state["source_image"].float(), size=(size, size), mode="bicubic", align_corners=False)
+        return {"source_image_full": enlarged.clamp(-1.0, 1.0)}
+
     def compose(self, parts: torch.Tensor, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor],
                 full_state: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(b, 3, S, S) from (b, 9, s, s) parts; the slot is picked again from the landmarks (cheap)."""
