@@ -432,7 +432,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 
 def add_animate(sub) -> None:
-    from talkinghead.inference.animate_job import AnimateJob
+    from talkinghead.inference.animate_job import DEFAULT_OUTPUT_SIZE, AnimateJob
 
     p = sub.add_parser(
         "animate",
@@ -459,9 +459,9 @@ def add_animate(sub) -> None:
     p.add_argument("--paste-back", action="store_true",
                    help="blend the synthesised face back into the full source photo (keeps its framing)")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
-    p.add_argument("--output-size", type=int, metavar="PX", default=default_of(AnimateJob, "output_size"),
-                   help="side of the result in pixels (default %(default)s); MetaPortrait warps the photo at this "
-                        "size with its networks at the model's size")
+    p.add_argument("--output-size", type=int, metavar="PX",
+                   help=f"side of the result in pixels (default {DEFAULT_OUTPUT_SIZE}; with --upscale twice the "
+                        "model's); MetaPortrait warps the photo at this size with its networks at the model's size")
     fps = default_of(AnimateJob, "fps")
     p.add_argument("--fps", type=float, default=fps, help=f"frame rate for a folder of driving images (default {fps:g})")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
