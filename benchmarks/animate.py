@@ -12,8 +12,9 @@ Parts (``--parts``, default all but ``memory``):
 * ``synthesis``: the shipped model's per-frame synthesis in each ``--runtimes`` (after the exact
   rewrites of :mod:`talkinghead.inference.rewrites`), batch 1 and 8;
 * ``end_to_end``: ``talkinghead animate``'s own job (decode + landmarks + synthesis + encode
-  to an mp4 at the model's resolution), serial and with stage overlap, per runtime; frames/s
-  exclude loading and source preparation, as the CLI's summary line;
+  to an mp4), serial and with stage overlap, per runtime and per ``--output-sizes`` (128: the
+  model's own frames; 256 / 512: the networks at 128 and the source warped at that size);
+  frames/s exclude loading and source preparation, as the CLI's summary line;
 * ``lsr256``: LSR's paper architecture at 256 px (random weights), synthesis at batch 1:
   eager, rewritten, and onnxruntime;
 * ``memory``: peak RSS of animating 100 and of 1000 frames (fresh processes; the driving
@@ -115,16 +116,16 @@ def synthesis(runtimes: list[str], reference: float, cache: Path | None) -> None
         print(f"    {kind}: {runtime.describe()}")
 
 
-def end_to_end(runtimes: list[str], frames: int, reference: float) -> None:
-    """``talkinghead animate`` on the example video: serial and overlapped, per runtime."""
+def end_to_end(runtimes: list[str], frames: int, reference: float, sizes: list[int]) -> None:
+    """``talkinghead animate`` on the example video: serial and overlapped, per runtime and output size."""
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, overlap in itertools.product(runtimes, (False, True)):
+        for size, kind, overlap in itertools.product(sizes, runtimes, (False, True)):
             job = AnimateJob(checkpoint=DEMO_MODEL, driving=DRIVING, outputs=[OutputSpec(Path(tmp) / "e2e.mp4")],
                              sources=[PORTRAIT], max_frames=frames, overwrite=True, device="cpu", progress=False,
-                             runtime=kind)
+                             runtime=kind, output_size=size)
             summary = run_animate(job, AnimateOptions(batch_size=8, overlap=overlap))
             ms = 1000 / summary.frames_per_second
-            print(line(f"end to end {kind}, {'overlapped' if overlap else 'serial'} ({summary.frames} frames)",
+            print(line(f"end to end {size} px {kind}, {'overlapped' if overlap else 'serial'} ({summary.frames} frames)",
                        ms, reference))
 
 
@@ -179,6 +180,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60, help="driving frames for the stages and end to end")
     parser.add_argument("--threads", type=int, help="torch / onnxruntime threads (default: torch's)")
     parser.add_argument("--cache", type=Path, help="runtime cache folder (default $TALKINGHEAD_HOME/runtime)")
+    parser.add_argument("--output-sizes", type=int, nargs="+", default=[128, 256],
+                        help="output sizes of the end-to-end figures (default 128 256)")
     parser.add_argument("--memory-frames", type=int, nargs=2, default=[100, 1000])
     args = parser.parse_args()
     if args.threads:
@@ -196,7 +199,7 @@ def main() -> None:
         synthesis(args.runtimes, reference, args.cache)
     if "end_to_end" in args.parts:
         print("== end to end: talkinghead animate's job (decode + landmarks + synthesis + encode), target >= 25 frames/s")
-        end_to_end(args.runtimes, args.frames, reference)
+        end_to_end(args.runtimes, args.frames, reference, args.output_sizes)
     if "lsr256" in args.parts:
         print("== LSR paper architecture at 256 px, synthesis batch 1 (target <= 1.4x reference)")
         lsr256(reference, args.cache)

@@ -489,7 +489,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 
 def add_animate(sub) -> None:
-    from talkinghead.inference.animate_job import AnimateJob
+    from talkinghead.inference.animate_job import DEFAULT_OUTPUT_SIZE, AnimateJob
 
     p = sub.add_parser(
         "animate",
@@ -518,7 +518,8 @@ def add_animate(sub) -> None:
                    help="blend the synthesised face back into the full source photo (keeps its framing)")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
     p.add_argument("--output-size", type=int, metavar="PX",
-                   help="height of the crop views in pixels (default: the model's resolution)")
+                   help=f"side of the result in pixels (default {DEFAULT_OUTPUT_SIZE}; with --upscale twice the "
+                        "model's); MetaPortrait warps the photo at this size with its networks at the model's size")
     fps = default_of(AnimateJob, "fps")
     p.add_argument("--fps", type=float, default=fps, help=f"frame rate for a folder of driving images (default {fps:g})")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
@@ -680,7 +681,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             holdout_fraction=args.holdout_fraction, max_videos=args.max_videos,
             targets_per_video=args.targets_per_video, metrics=args.metrics, id_network=args.id_network,
             landmark_backend=args.landmarks, seed=args.seed, device=args.device, batch_size=args.batch_size,
-            workers=args.workers,
+            workers=args.workers, output_size=args.output_size,
         )
         model = resolve_model(args.target[0])  # a bundled name (demo) or a path; reference methods pass through
         results = evaluate(str(model) if model.exists() else args.target[0], args.target[1], args.output, options,
@@ -734,6 +735,8 @@ def add_evaluate(sub) -> None:
     p.add_argument("--device", default=option.device, help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=option.batch_size, help="frames synthesised per call")
     p.add_argument("--workers", type=int, default=option.workers, help="threads loading upcoming videos")
+    p.add_argument("--output-size", type=int, metavar="PX",
+                   help="compare frames at this size (default: the model's); MetaPortrait warps the shots at it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 

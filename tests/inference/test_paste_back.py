@@ -148,9 +148,12 @@ def test_face_mask_covers_the_forehead_but_not_the_neck():
     brows, chin = points[17:27].mean(axis=0), points[8]
     height = chin[1] - brows[1]  # the synthetic face is upright
     assert at(mask, brows - [0, 0.3 * height]) > 0.95  # forehead
-    assert at(mask, chin + [0, 0.3 * height]) < 0.05  # neck
+    assert at(mask, chin + [0, 0.6 * height]) < 0.05  # neck
+    # The feathered band lies outside the outline (no translucent doubled contour): the jaw is covered.
+    assert at(mask, chin) > 0.95
+    assert at(face_mask(points, size, cover=0.0), chin) < 0.9
     # A larger forehead option reaches higher up.
-    high = brows - [0, 0.75 * height]
+    high = brows - [0, 0.95 * height]
     assert at(face_mask(points, size, forehead=1.0), high) > at(mask, high) + 0.3
 
 
@@ -371,3 +374,14 @@ def test_paste_back_class_errors_say_what_is_wrong():
         PasteBack(photo, box, 16, points[:10])
     with pytest.raises(ValueError, match="68, 2"):
         PasteBack(photo, box, 16, points)(np.zeros((16, 16, 3), np.uint8), points[:10])
+
+
+def test_paste_back_class_of_an_unchanged_frame_returns_the_photo(obama):
+    photo, points, _ = obama
+    side = 256
+    x, y = face_centre(points) - side / 2
+    box = np.array([x, y, x + side, y + side])
+    crop = crop_image(photo, box, side)  # the frame as an identity warp at the output size renders it
+    local = points_to_crop(points, box, side)
+    paster = PasteBack(photo, box, side, local)
+    np.testing.assert_array_equal(paster(crop, local), photo)

@@ -35,6 +35,8 @@ from talkinghead.data.landmarks.canonical_mesh import CANONICAL_MESH
 ANCHORS_PER_SIDE = 5
 # OpenCV fixed-point fraction bits for sub-pixel triangle corners.
 _SHIFT = 4
+# A pixel whose smallest barycentric weight in its triangle is below minus this lies well outside it.
+STRAY_WEIGHT = 0.25
 
 
 def border_anchors(per_side: int = ANCHORS_PER_SIDE) -> np.ndarray:
@@ -170,6 +172,28 @@ def _barycentric_coefficients(vertices: np.ndarray, triangles: np.ndarray) -> np
     return coefficients
 
 
+def fill_from_neighbours(field: np.ndarray, holes: np.ndarray, max_rounds: int = 8) -> np.ndarray:
+    """(h, w, c) ``field`` with its ``holes`` (h, w) replaced by the mean of their known 3 x 3 neighbours.
+
+    Repeated so that holes several pixels wide fill from their rim inwards; a hole with no
+    known pixel within ``max_rounds`` keeps its value.
+    """
+    if not holes.any():
+        return field
+    field = field.copy()
+    known = (~holes).astype(np.float64)
+    for _ in range(max_rounds):
+        total = cv2.boxFilter(field * known[..., None], -1, (3, 3), normalize=False, borderType=cv2.BORDER_REPLICATE)
+        count = cv2.boxFilter(known, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REPLICATE)
+        fill = (known == 0) & (count > 0)
+        if not fill.any():
+            break
+        total = total.reshape(field.shape)
+        field[fill] = total[fill] / count[fill][:, None]
+        known[fill] = 1.0
+    return field
+
+
 def frame_vertices(points: np.ndarray, source_size: int) -> np.ndarray:
     """(M, 2) fractions: the frame's 478 points (missing ones at their canonical place), then the anchors."""
     mesh = triangulation()
@@ -223,8 +247,17 @@ def mesh_fields(points: np.ndarray, size: int, source_size: int | None = None) -
     coefficients = _barycentric_coefficients(vertices, mesh.triangles)[triangle]  # (n, 2, 3)
     xy = centres[covered]
     uv = coefficients[:, :, 0] * xy[:, :1] + coefficients[:, :, 1] * xy[:, 1:] + coefficients[:, :, 2]  # (n, 2)
-    a, b, c = (mesh.canonical[mesh.triangles[:, i]][triangle] for i in range(3))
-    forward[covered] = a + uv[:, :1] * (b - a) + uv[:, 1:] * (c - a)
+    raw = np.concatenate([1.0 - uv.sum(axis=1, keepdims=True), uv], axis=1)  # (n, 3)
+    corners = mesh.canonical[mesh.triangles[triangle]]  # (n, 3, 2)
+    forward[covered] = (raw[:, :, None] * corners).sum(axis=1)
+    # The rasteriser marks a pixel for a triangle it touches even when the pixel's centre lies
+    # outside it. For a sliver (a lip outline squeezed under a pixel of area when the mouth
+    # opens, a fold in a turned head) the weights extrapolate to the hundreds and the pixel's
+    # canonical position lands far across the face: an isolated dark or white dot in the
+    # warped frame. Such stray pixels take their neighbours' positions instead.
+    stray = np.zeros(size * size, dtype=bool)
+    stray[np.flatnonzero(covered)[raw.min(axis=1) < -STRAY_WEIGHT]] = True
+    forward = fill_from_neighbours(forward.reshape(size, size, 2), stray.reshape(size, size)).reshape(-1, 2)
     # inverse: the canonical square's fixed triangles and weights, placed on this frame's points
     inverse = _inverse_operator(size) @ vertices
     fields = np.concatenate([forward, inverse], axis=1).reshape(size, size, 4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -40,24 +41,34 @@ class TrainedMethod:
         self.label = self.pretrained.spec.label
         self.device = resolve_device(options.device)
         self.model = self.pretrained.inference_model().to(self.device)
-        self.size = self.model.image_size
+        self.model_size = self.model.image_size
+        self.size = options.output_size or self.model_size  # what the frames are compared at
         self.rasterizer = get_rasterizer(self.model.landmark_style)
         self.options = options
 
     def landmark_images(self, video: TestVideo, frames: list[int], points: np.ndarray | None = None) -> torch.Tensor:
-        """(n, c, s, s) landmark images of ground-truth frames (or of given points)."""
+        """(n, c, s, s) landmark images at the model's size of ground-truth frames (or of given points at ``size``)."""
         if points is None:
             source = video.landmarks68 if self.rasterizer.landmarks == "ibug68" else video.dense
             points = source[frames]
-        return image_to_tensor(np.stack([self.rasterizer(p, self.size) for p in points]))
+        scale = self.model_size / self.size
+        return image_to_tensor(np.stack([self.rasterizer(p * scale, self.model_size) for p in points]))
+
+    def _shot_images(self, video: TestVideo, shots: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, 3, s, s) shots at the model's size and (k, 3, S, S) at the compared size."""
+        full = np.stack([video.images[f] for f in shots.tolist()])
+        small = full if self.size == self.model_size else np.stack(
+            [cv2.resize(im, (self.model_size, self.model_size), interpolation=cv2.INTER_AREA) for im in full])
+        return image_to_tensor(small), image_to_tensor(full)
 
     def prepare(self, video: TestVideo, shots: np.ndarray, finetuned: bool) -> Any:
         """(inference model, person state) for the shots; fine-tuned on them when asked."""
-        images = image_to_tensor(np.stack([video.images[f] for f in shots.tolist()]))
+        images, full = self._shot_images(video, shots)
         landmarks = self.landmark_images(video, shots.tolist())
         if not finetuned:
             state = self.model.encode(images[None].to(self.device), landmarks[None].to(self.device))
-            return self.model, {name: value[0] for name, value in state.items()}
+            return self.model, {name: value[0] for name, value in state.items()}, self._full_state(
+                self.model, full, landmarks)
         config = finetune_config(
             self.name, values={"steps": self.options.finetune_steps, "perceptual": "auto", "device": self.device.type}
         )
@@ -65,15 +76,32 @@ class TrainedMethod:
         model = self.pretrained.spec.inference_model(self.pretrained.config).to(self.device).eval()
         for name in model.network_names:
             getattr(model, name).load_state_dict(tuned.networks[name].state_dict())
-        return model, {name: value.to(self.device) for name, value in tuned.person_state.items()}
+        return (model, {name: value.to(self.device) for name, value in tuned.person_state.items()},
+                self._full_state(model, full, landmarks))
+
+    def _full_state(self, model, full: torch.Tensor, landmarks: torch.Tensor) -> dict | None:
+        """The output warp's source state at the compared size (None: the model's frames are resized)."""
+        warp = model.output_warp() if self.size > self.model_size else None
+        if warp is None:
+            return None
+        state = warp.source_state(full[None].to(self.device), landmarks[None].to(self.device))
+        return {name: value[0] for name, value in state.items()}
 
     @torch.no_grad()
     def generate(self, state: Any, landmark_images: torch.Tensor, points68: np.ndarray) -> np.ndarray:
-        model, person = state
+        model, person, full = state
+        warp = model.output_warp() if full is not None else None
         out = []
         for start in range(0, len(landmark_images), self.options.batch_size):
             x = landmark_images[start:start + self.options.batch_size].to(self.device)
-            image = model(x, model.expand_state(person, len(x))).float()
+            batched = model.expand_state(person, len(x))
+            if warp is not None:
+                image = warp.compose(warp.parts_model(x, batched), x, batched, model.expand_state(full, len(x))).float()
+            else:
+                image = model(x, batched).float()
+                if image.shape[-1] != self.size:
+                    image = torch.nn.functional.interpolate(image, size=(self.size, self.size), mode="bicubic",
+                                                            align_corners=False)
             out.append(image.add(1).mul(127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(out)
 

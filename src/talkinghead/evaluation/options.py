@@ -32,6 +32,9 @@ class EvaluateOptions:
         batch_size: frames synthesised per call.
         workers: threads that load the next videos while one is evaluated.
         qualitative_videos: videos whose first hold-out frame goes into the qualitative grid.
+        output_size: side of the frames compared with the ground truth (None: the model's size).
+            A method that warps its source at the output size (MetaPortrait) renders there
+            from the shots' own pixels; other methods' frames are resized to it.
     """
 
     ks: list[int] = field(default_factory=lambda: [1, 4])
@@ -49,6 +52,7 @@ class EvaluateOptions:
     batch_size: int = 8
     workers: int = 2
     qualitative_videos: int = 4
+    output_size: int | None = None
 
     def __post_init__(self):
         if not self.ks or min(self.ks) < 1:
@@ -57,5 +61,7 @@ class EvaluateOptions:
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise InvalidInputError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+        if self.output_size is not None and self.output_size < 16:
+            raise InvalidInputError(f"output_size must be at least 16 px, got {self.output_size}")
         if self.finetune_steps < 0 or self.targets_per_video < 0 or self.batch_size < 1:
             raise InvalidInputError("finetune_steps and targets_per_video must be >= 0 and batch_size >= 1")

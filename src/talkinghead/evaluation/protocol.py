@@ -111,7 +111,7 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     prepared = PreparedDataset(dataset_root)
     is_baseline = method in BASELINES
     if is_baseline:
-        model: Any = BaselineMethod(method, prepared.size)
+        model: Any = BaselineMethod(method, options.output_size or prepared.size)
     else:
         if not Path(method).exists():
             raise InputNotFoundError(

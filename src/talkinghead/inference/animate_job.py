@@ -48,6 +48,9 @@ from talkinghead.utils.output_guard import (
 log = logging.getLogger(__name__)
 
 
+# Side of the result when --output-size is not given (issue 24: MetaPortrait warps the photo at it).
+DEFAULT_OUTPUT_SIZE = 256
+
 @dataclass
 class OutputSpec:
     """One file (or PNG folder) to write and what it shows (``result`` or ``side_by_side``)."""
@@ -71,7 +74,10 @@ class AnimateJob:
         source_face_index: which face of the source photos to animate (0 = the main face).
         neutral_frame: driving frame that relative motion is measured from.
         max_frames: animate only the first N driving frames.
-        output_size: height of crop views in pixels (None = the model's size).
+        output_size: side of the result in pixels (None: :data:`DEFAULT_OUTPUT_SIZE`, or with
+            ``upscale`` twice the model's size). A method that warps its source (MetaPortrait)
+            renders at this size from the photo's own pixels with its networks at the model's
+            size; other methods' frames are resized to it.
         fps: frame rate for a folder of driving images (videos keep their own).
         overwrite: replace outputs that exist.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -265,8 +271,10 @@ def _run_animate(
             pipeline.set_source(job.sources, face_index=job.source_face_index)
         if job.save_source is not None:
             pipeline.save_source(job.save_source)
+        if upscaler is None:  # the upscaler doubles the model's own frames
+            pipeline.set_output_size(job.output_size or DEFAULT_OUTPUT_SIZE)
         runtime = pipeline.set_runtime(job.runtime, batch_size=options.batch_size).describe()
-        size = job.output_size or pipeline.size * (2 if upscaler else 1)
+        size = job.output_size or (pipeline.size * 2 if upscaler else DEFAULT_OUTPUT_SIZE)
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
         if options.paste_back:

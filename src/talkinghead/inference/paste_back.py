@@ -14,8 +14,12 @@ Geometry of the mask (all in crop pixels):
   distance (measured along the axis); the real hairline sits about half that distance
   above the brows, so the default 0.6 reaches into the hair a little;
 * the convex hull of the jaw, the brows and the lifted brows is grown about its area
-  centroid by ``grow``, filled, and blurred with sigma = ``feather`` x face size, where the
-  face size is the square root of the hull's area (stable under yaw, unlike a width);
+  centroid by ``grow``, filled, dilated by ``cover`` sigmas and blurred with sigma =
+  ``feather`` x face size, where the face size is the square root of the hull's area
+  (stable under yaw, unlike a width). The dilation puts the feathered band *outside* the
+  face outline: on the outline itself the mask is about 0.98 (Phi(2)), so neither the
+  photo's own head nor the driven one shows through as a translucent doubled contour
+  (the band blends the warped background, which matches the photo);
 * the mask is faded to 0 over a band of two sigmas at the crop's edges, so that a face
   that touches the crop border cannot leave a hard seam along the box in the photo.
 """
@@ -168,6 +172,7 @@ def face_mask(
     grow: float = 0.08,
     forehead: float = 0.6,
     feather: float = 0.08,
+    cover: float = 2.0,
 ) -> np.ndarray:
     """Soft mask of the face and forehead in a square crop (geometry in the module doc).
 
@@ -179,6 +184,8 @@ def face_mask(
         forehead: lift of the brow line, as a fraction of the brow-to-chin distance.
         feather: Gaussian sigma of the border, as a fraction of the face size; 0 gives a
             hard mask.
+        cover: how many sigmas the filled hull is dilated before the blur (0: the blur is
+            centred on the hull's edge, where the mask is then only 0.5).
 
     Returns:
         (size, size) float32 in [0, 1]: 1 inside the face, 0 far outside it.
@@ -187,9 +194,9 @@ def face_mask(
     size = _check_size(size, "face_mask")
     if not grow > -1:
         raise ValueError(f"face_mask: grow must be > -1 (a fraction), got {grow}")
-    if not forehead >= 0 or not feather >= 0:
+    if not forehead >= 0 or not feather >= 0 or not cover >= 0:
         raise ValueError(
-            f"face_mask: forehead and feather must be >= 0, got {forehead} and {feather}"
+            f"face_mask: forehead, feather and cover must be >= 0, got {forehead}, {feather} and {cover}"
         )
 
     up, height = _face_up(p)
@@ -207,10 +214,14 @@ def face_mask(
     sigma = feather * math.sqrt(area)
     # Draw on a canvas padded by 3 sigmas, so the blur sees the part of the face that lies
     # outside the crop instead of a made-up border.
-    pad = int(math.ceil(3 * sigma)) + 1
+    grow_px = int(round(cover * sigma))
+    pad = int(math.ceil(3 * sigma)) + grow_px + 1
     canvas = np.zeros((size + 2 * pad, size + 2 * pad), dtype=np.uint8)
     vertices = np.round((hull + pad) * (1 << _SHIFT)).astype(np.int32)
     cv2.fillConvexPoly(canvas, vertices, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+    if grow_px > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1, 2 * grow_px + 1))
+        canvas = cv2.dilate(canvas, kernel)
     mask = canvas.astype(np.float32) / 255.0
     if sigma > 0:
         mask = cv2.GaussianBlur(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from talkinghead.config.prepare import PrepareConfig
+from talkinghead.data.crop import crop_image
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
 from talkinghead.data.video import read_image
 from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTracker
@@ -59,7 +60,7 @@ class AnimatedFrame:
 
     Attributes:
         index: position in the driving stream.
-        image: (s, s, 3) uint8 RGB synthesised crop.
+        image: (S, S, 3) uint8 RGB synthesised crop, at the pipeline's :attr:`~AnimationPipeline.frame_size`.
         driving: (H, W, 3) uint8 RGB driving frame it was made from.
         driving_box: (4,) the driving video's face crop (for side-by-side views).
         landmarks: the target landmarks drawn for the model, in crop pixels.
@@ -124,7 +125,12 @@ class AnimationPipeline:
         self.stats = AnimationStats()
         self._landmarker = None
         self.runtime = None  # a SynthesisRuntime (set_runtime); None: eager
+        self._runtime_args: dict | None = None  # what set_runtime was asked for (rebuilt when the output size changes it)
         self._rewritten = False  # fuse_for_inference applied (set_runtime)
+        self.output_warp = model.output_warp()  # None: the method renders at its own size only
+        self.output_size = self.size
+        self._faces: list[SourceFace] = []  # the encoded photos (their crops at the output size)
+        self._full_state: dict[str, torch.Tensor] | None = None  # output_warp.source_state, one person
 
     @classmethod
     def from_weights(cls, pretrained: PretrainedModel, *, device: str | torch.device = "auto") -> "AnimationPipeline":
@@ -160,14 +166,72 @@ class AnimationPipeline:
         from talkinghead.inference.rewrites import fuse_for_inference
         from talkinghead.inference.runtime import build_runtime
 
+        self._runtime_args = {"kind": kind, "batch_size": batch_size, "cache_dir": cache_dir,
+                              "compile_mode": compile_mode, "rewrite": rewrite}
         reference = None
         if rewrite and not self._rewritten:
             reference = copy.deepcopy(self.model)  # the original, to check the rewritten runtime against
             fuse_for_inference(self.model)
             self._rewritten = True
-        self.runtime = build_runtime(self.model, kind, batch_size=batch_size, fingerprint=self.fingerprint,
+        target = self.model
+        if self._warps_at_output:  # the networks' parts at s; the warp at S runs after, in PyTorch
+            target = self.output_warp.parts_model
+            reference = reference.output_warp().parts_model if reference is not None else None
+        self.runtime = build_runtime(target, kind, batch_size=batch_size, fingerprint=self.fingerprint,
                                      cache_dir=cache_dir, compile_mode=compile_mode, reference=reference)
         return self.runtime
+
+    # ------------------------------------------------------------------ output size
+
+    @property
+    def _warps_at_output(self) -> bool:
+        return self.output_warp is not None and self.output_size > self.size
+
+    @property
+    def frame_size(self) -> int:
+        """Side of the frames :meth:`synthesize` and :meth:`animate` return.
+
+        The output size when the method warps at it (:meth:`InferenceModel.output_warp`),
+        else the model's size (callers resize those frames).
+        """
+        return self.output_size if self._warps_at_output else self.size
+
+    def set_output_size(self, size: int | None) -> int:
+        """Render frames at ``size`` px (None: the model's size); returns :attr:`frame_size`.
+
+        A method with an :class:`~talkinghead.models.inference_model.OutputWarp` (MetaPortrait)
+        keeps its networks at the model's size and warps the source photo at ``size``, so
+        the photo's own detail survives; other methods keep their size.
+
+        Raises:
+            InvalidInputError: a size smaller than 16 px.
+        """
+        size = self.size if size is None else int(size)
+        if size < 16:
+            raise InvalidInputError(f"output size must be at least 16 px, got {size}")
+        was = self._warps_at_output
+        self.output_size = size
+        self._full_state = self._source_full_state() if self.source is not None else None
+        if self._runtime_args is not None and was != self._warps_at_output:
+            self.set_runtime(**self._runtime_args)
+        return self.frame_size
+
+    def _source_full_state(self) -> dict[str, torch.Tensor] | None:
+        """The output warp's source state at the output size (None when frames stay at the model's size)."""
+        if not self._warps_at_output:
+            return None
+        size = self.output_size
+        if self._faces and self.subject_state is None:
+            crops = image_to_tensor(np.stack([crop_image(f.photo, f.box, size) for f in self._faces]))
+            drawings = image_to_tensor(np.stack([self.rasterizer(rasterizer_points(f.dense, self.rasterizer), self.size)
+                                                 for f in self._faces]))
+            state = self.output_warp.source_state(crops[None], drawings[None])
+            return {name: value[0].float() for name, value in state.items()}
+        # A loaded source or a fine-tuned subject state: the photos behind its slots are not known
+        # here, so the state's own frames are enlarged (the warp still runs at the output size).
+        log.info("%s: the source frames at %d px are not available; warping the model's %d px frames enlarged",
+                 self.name, size, self.size)
+        return self.output_warp.enlarged_source_state(self.source.state, size)
 
     # ------------------------------------------------------------------ landmarks
 
@@ -221,6 +285,7 @@ class AnimationPipeline:
             VideoReadError: a file that cannot be read (named).
         """
         faces = self._source_faces(images, face_index)
+        self._faces = faces
         if self.subject_state is not None:
             log.info("%s: using the fine-tuned subject state stored with the model", self.name)
             state = self.subject_state
@@ -238,6 +303,7 @@ class AnimationPipeline:
             source_names=[f.name for f in faces],
             model_fingerprint=self.fingerprint,
         )
+        self._full_state = self._source_full_state()
         return self.source
 
     def save_source(self, path: str | Path) -> Path:
@@ -264,6 +330,8 @@ class AnimationPipeline:
                 f"{self.fingerprint}); encode the source again with this model (--source ... --save-source)"
             )
         self.source = source
+        self._faces = []
+        self._full_state = self._source_full_state()
         return source
 
     # ------------------------------------------------------------------ driving
@@ -277,14 +345,23 @@ class AnimationPipeline:
 
     @torch.no_grad()
     def synthesize(self, landmark_images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
-        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, s, s) frames of the source person."""
+        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, S, S) frames of the source person (S: :attr:`frame_size`)."""
         if self.source is None:
             raise SourceError("no source person; call set_source (or load_source) before animating")
+        landmark_images = landmark_images.to(self.device)
         state = self.model.expand_state(self.source.state, landmark_images.shape[0])
+        target = self.output_warp.parts_model if self._warps_at_output else self.model
         if self.runtime is not None and precision == "fp32":
-            return self.runtime(landmark_images.to(self.device), state).float()
-        with self._autocast(precision):
-            return self.model(landmark_images.to(self.device), state).float()
+            out = self.runtime(landmark_images, state).float()
+        else:
+            with self._autocast(precision):
+                out = target(landmark_images, state).float()
+        if not self._warps_at_output:
+            return out
+        if self._full_state is None:
+            self._full_state = self._source_full_state()
+        full = self.model.expand_state(self._full_state, landmark_images.shape[0])
+        return self.output_warp.compose(out, landmark_images, state, full).float()
 
     def _reference(self, neutral: np.ndarray | None, tracker: DrivingTracker) -> np.ndarray | None:
         if neutral is None:
@@ -356,7 +433,9 @@ class AnimationPipeline:
         tracker = DrivingTracker(self.landmarker, face_index=options.face_index)
         reference_face = self._reference(neutral, tracker)
         ref = self.source.reference
-        paste = PasteBack(ref.photo, ref.box, self.size, ref.ibug68) if options.paste_back else None
+        frame_size = self.frame_size
+        scale = frame_size / self.size  # landmarks are in the model's crop pixels
+        paste = PasteBack(ref.photo, ref.box, frame_size, ref.ibug68 * scale) if options.paste_back else None
         radius = self.model.temporal_radius
         window = TemporalWindow(radius) if radius > 0 else None
         batch: list[tuple[DrivingFrame, np.ndarray, np.ndarray]] = []
@@ -392,7 +471,7 @@ class AnimationPipeline:
                 pasted = None
                 if paste is not None:
                     t0 = time.perf_counter()
-                    pasted = paste(image, ibug68_points(target))
+                    pasted = paste(image, ibug68_points(target) * scale)
                     stats.seconds["paste_back"] += time.perf_counter() - t0
                 stats.frames += 1
                 yield AnimatedFrame(

@@ -117,7 +117,60 @@ class InferenceModel(nn.Module):
         """
         return window[:, window.shape[1] // 2]
 
+    def output_warp(self) -> "OutputWarp | None":
+        """The method's way to render frames larger than :attr:`image_size` from the source photo's own pixels.
+
+        None (the default): the method cannot, and callers resize its frames. A method that
+        warps its source (MetaPortrait) returns an :class:`OutputWarp`, so shared code (the
+        animation pipeline, evaluation) can ask for 256 or 512 px frames while the networks
+        keep running at ``image_size``.
+        """
+        return None
+
     def expand_state(self, state: Mapping[str, torch.Tensor], batch_size: int) -> dict[str, torch.Tensor]:
         """One person's state (no batch dimension) repeated ``batch_size`` times, on this model's device."""
         device = next(self.parameters()).device
         return {name: value.to(device)[None].expand(batch_size, *value.shape) for name, value in state.items()}
+
+
+class OutputWarp:
+    """An optional capability of an :class:`InferenceModel`: frames at an output size S > s for the same network cost.
+
+    The per-frame networks run at the model's size s and return *parts* (what the method
+    needs to render at S: e.g. the frame, the flow, the occlusion); :meth:`compose` then
+    renders the (b, 3, S, S) frame from the parts and the source frames kept at S. Shared
+    code runs :attr:`parts_model` wherever it would run the model itself (eager, compiled,
+    or exported to ONNX), so the exported graph stays the small-resolution networks.
+
+    Attributes:
+        parts_model: an :class:`InferenceModel` with the same person state whose forward
+            returns (b, p, s, s) parts instead of frames.
+    """
+
+    parts_model: InferenceModel
+
+    def source_state(self, source_images: torch.Tensor, source_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What :meth:`compose` needs of the person at S, from (b, k, 3, S, S) frames and (b, k, c, s, s) landmark images.
+
+        The frames are the same K frames given to :meth:`InferenceModel.encode`, cut at S.
+        Returns {name: (b, ...)}.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement source_state")
+
+    def enlarged_source_state(self, state: Mapping[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+        """:meth:`source_state` from a person state alone (no photos at S: a saved or fine-tuned state).
+
+        Args:
+            state: one person's state, no batch dimension.
+            size: the output size S.
+
+        Returns:
+            {name: tensor} without a batch dimension; the state's own frames enlarged to S.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement enlarged_source_state")
+
+    def compose(self, parts: torch.Tensor, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor],
+                full_state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(b, 3, S, S) frames in [-1, 1] from (b, p, s, s) parts, the (b, c, s, s) landmark images,
+        the batched person state and the batched :meth:`source_state`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compose")

@@ -39,8 +39,9 @@ from torch import nn
 from talkinghead.config.landmark_styles import DRAWING, FORWARD_FIELD, INVERSE_FIELD, STYLE_CHANNELS
 from talkinghead.config.metaportrait import GENERATOR_MODULES, MetaPortraitModelConfig
 from talkinghead.models.flow_network import FlowNetwork
-from talkinghead.models.inference_model import InferenceModel, StateTensor
+from talkinghead.models.inference_model import InferenceModel, OutputWarp, StateTensor
 from talkinghead.models.motion_encoder import MotionEncoder
+from talkinghead.models.output_compose import compose_at_output
 from talkinghead.models.patch_discriminator import MultiScalePatchDiscriminator
 from talkinghead.models.refinement_network import RefinementNetwork
 from talkinghead.models.registry import MethodSpec, register_method
@@ -297,13 +298,90 @@ class MetaPortraitModel(InferenceModel):
             "z_id": z_id.to(images.dtype),
         }
 
-    def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(b, 3, s, s) frames for driving landmark images (b, c, s, s) and a batched person state."""
+    def _warp_and_refine(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]
+                         ) -> tuple[WarpOutput, torch.Tensor]:
         pick = nearest_slot(state["source_landmarks"], landmarks)  # (b, m)
         warped = predict_warp(self.motion_encoder, self.flow_network, take_slot(state["source_image"], pick),
                               take_slot(state["source_landmarks"], pick), landmarks, self.config.warp_size,
                               self.config.mesh_prior)
-        return refine(self.refinement_network, take_slot(state["source_features"], pick), warped, state["z_id"])
+        return warped, refine(self.refinement_network, take_slot(state["source_features"], pick), warped,
+                              state["z_id"])
+
+    def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(b, 3, s, s) frames for driving landmark images (b, c, s, s) and a batched person state."""
+        return self._warp_and_refine(landmarks, state)[1]
+
+    def forward_parts(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(b, 9, s, s): the refined frame I~_y (3), the warped source I~_s (3), the flow (2), the occlusion (1).
+
+        What :func:`~talkinghead.models.output_compose.compose_at_output` renders a larger frame from.
+        """
+        warped, refined = self._warp_and_refine(landmarks, state)
+        return torch.cat([refined, warped.warped, warped.flow.to(refined.dtype), warped.occlusion.to(refined.dtype)], 1)
+
+    def output_warp(self) -> "MetaPortraitOutputWarp":
+        """Frames at 256 or 512 px: the flow and occlusion warp the source kept at that size."""
+        return MetaPortraitOutputWarp(self)
+
+
+class MetaPortraitParts(InferenceModel):
+    """:meth:`MetaPortraitModel.forward_parts` as an inference model (same person state), for any runtime.
+
+    It holds the model's networks (shared, not copied), so exact rewrites of the model and
+    its weights show through; its ``method`` differs from the model's so that runtime caches
+    (ONNX exports) of frames and of parts never mix.
+    """
+
+    method = f"{METHOD}-parts"
+
+    def __init__(self, model: MetaPortraitModel):
+        super().__init__(model.config)
+        self.model = model
+
+    def synthesis_networks(self) -> list[str]:
+        return ["model"]
+
+    @classmethod
+    def state_spec(cls, config: MetaPortraitModelConfig) -> dict[str, StateTensor]:
+        return MetaPortraitModel.state_spec(config)
+
+    def forward(self, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(b, 9, s, s) parts (:meth:`MetaPortraitModel.forward_parts`)."""
+        return self.model.forward_parts(landmarks, state)
+
+
+class MetaPortraitOutputWarp(OutputWarp):
+    """MetaPortrait at an output size S: the networks at s, the warp of the source frames kept at S.
+
+    The person state's slots are the frames :func:`slot_indices` picks; :meth:`source_state`
+    picks the same frames at S, and :meth:`compose` warps the slot each driving frame uses.
+    """
+
+    def __init__(self, model: MetaPortraitModel):
+        self.model = model
+        self.parts_model = MetaPortraitParts(model)
+
+    def source_state(self, source_images: torch.Tensor, source_landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"source_image_full": (b, m, 3, S, S)}: the state's slot frames at S."""
+        if source_images.ndim != 5 or source_images.shape[:2] != source_landmarks.shape[:2]:
+            raise ValueError(f"expected (b, k, 3, S, S) images for (b, k, c, s, s) landmarks, got "
+                             f"{tuple(source_images.shape)} and {tuple(source_landmarks.shape)}")
+        index = slot_indices(source_landmarks, self.model.config.source_slots)  # (b, m)
+        rows = torch.arange(source_images.shape[0], device=source_images.device)[:, None]
+        return {"source_image_full": source_images[rows, index]}
+
+    def enlarged_source_state(self, state: Mapping[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+        """{"source_image_full": (m, 3, S, S)}: the state's (m, 3, s, s) slot frames, bicubic-enlarged."""
+        enlarged = F.interpolate(state["source_image"].float(), size=(size, size), mode="bicubic", align_corners=False)
+        return {"source_image_full": enlarged.clamp(-1.0, 1.0)}
+
+    def compose(self, parts: torch.Tensor, landmarks: torch.Tensor, state: Mapping[str, torch.Tensor],
+                full_state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(b, 3, S, S) from (b, 9, s, s) parts; the slot is picked again from the landmarks (cheap)."""
+        pick = nearest_slot(state["source_landmarks"], landmarks)  # (b, m)
+        source = take_slot(full_state["source_image_full"], pick).to(parts.dtype)
+        refined, warped, flow, occlusion = parts.split([3, 3, 2, 1], dim=1)
+        return compose_at_output(source, flow, occlusion, warped, refined)
 
 
 register_method(
