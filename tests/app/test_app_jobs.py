@@ -5,6 +5,8 @@ These need neither Gradio nor Chromium, so they run everywhere.
 
 from __future__ import annotations
 
+import shutil
+
 from pathlib import Path
 
 import av
@@ -32,9 +34,16 @@ def test_bundled_examples_and_model_are_offered(runner):
     assert runner.models[runner.default_model] == REPO / "models" / "demo"
 
 
+def test_every_bundled_model_is_offered_by_name(tmp_path):
+    runner = AppJobRunner(tmp_path)
+    assert list(runner.models) == ["demo (MetaPortrait, 128 px)", "lsr_demo (LSR, 64 px)"]  # not models/upscale
+
+
 def test_a_checkpoint_is_labelled_from_its_release(tmp_path):
-    runner = AppJobRunner(tmp_path, checkpoints=[REPO / "models" / "lsr_demo"])
-    assert list(runner.models)[1] == f"{REPO / 'models' / 'lsr_demo'} (LSR, 64 px)"
+    release = tmp_path / "my_release"
+    shutil.copytree(REPO / "models" / "lsr_demo", release)
+    runner = AppJobRunner(tmp_path / "work", checkpoints=[release])
+    assert list(runner.models)[-1] == f"{release} (LSR, 64 px)"
 
 
 def test_driving_videos_get_thumbnails_of_their_first_frame(runner):
