@@ -165,4 +165,4 @@ def test_the_readme_python_snippet_animates_a_photo(monkeypatch):
     snippet += "\n        images.append(frame.image)\n"
     namespace = {"images": []}
     exec(compile(snippet, "README.md", "exec"), namespace)
-    assert len(namespace["images"]) == 3 and namespace["images"][0].shape == (128, 128, 3)
+    assert len(namespace["images"]) == 3 and namespace["images"][0].shape == (256, 256, 3)
