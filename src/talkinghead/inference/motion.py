@@ -6,9 +6,10 @@ landmarks for the *source* person in the source's square crop pixels. Two ways:
 - ``absolute``: the driver's landmarks themselves, mapped into a crop box. The output
   keeps the driver's face shape (right for self-reenactment).
 - ``relative``: the driver's *motion* relative to a neutral reference frame is put on
-  the source's own landmarks, in the spirit of the relative motion transfer of FOMM
-  (Siarohin et al. 2019) and LivePortrait (Guo et al. 2024). The source keeps its face
-  shape and size; only pose changes and expressions come from the driver.
+  the source's own landmarks. For mediapipe's 478 3-D points this happens in the
+  canonical 3-D frame of LivePortrait (Guo et al. 2024): pose and expression are
+  separated, and the expression change is added before the source's own rotation, so
+  it lands right on a turned source. The source keeps its face shape and size.
 
 Landmark arrays are (N, 2) or (N, 3): x, y in pixels and an optional depth z on the
 same pixel scale (all zeros for 2-D detectors).
@@ -30,27 +31,83 @@ from talkinghead.data.landmarks.similarity import (  # noqa: F401 - re-exported
     face_scale,
     fit_similarity,
 )
+from talkinghead.data.landmarks.canonical_frame import (
+    CanonicalPose,
+    canonical_shape,
+    decompose,
+    is_canonical_layout,
+)
+from talkinghead.data.landmarks.openings import (
+    EYE_CONTOURS,
+    LIP_CONTOURS,
+    OUTER_EYE_CORNERS,
+    eye_opening,
+    mouth_opening,
+)
 
 MODES = ("absolute", "relative")
+
+RETARGET_REGIONS = ("eyes", "lips")
+
+
+def _bump(x: np.ndarray) -> np.ndarray:
+    """Weights 1 at the middle of x's extent falling to 0 at its ends (a parabola)."""
+    low, high = x.min(), x.max()
+    half = max((high - low) / 2, MIN_SPREAD)
+    return np.clip(1.0 - ((x - (low + high) / 2) / half) ** 2, 0.0, 1.0)
+
+
+def _set_opening(shape: np.ndarray, region: str, target: float) -> np.ndarray:
+    """(478, 3) canonical shape with the eyes' or lips' opening ratio moved to ``target``.
+
+    The upper contour moves up and the lower contour down (along the canonical y axis) by
+    half the change of gap each, weighted so that the corners stay where they are.
+    """
+    measure = mouth_opening if region == "lips" else eye_opening
+    upper, lower = LIP_CONTOURS if region == "lips" else EYE_CONTOURS
+    corners = np.linalg.norm(shape[OUTER_EYE_CORNERS[0], :2] - shape[OUTER_EYE_CORNERS[1], :2])
+    change = (target - float(measure(shape))) * corners  # the gap change in canonical units
+    out = shape.copy()
+    # eye contours hold the right eye then the left: weight each eye over its own width
+    groups = [(upper, lower)] if region == "lips" else [
+        (upper[: len(upper) // 2], lower[: len(lower) // 2]),
+        (upper[len(upper) // 2 :], lower[len(lower) // 2 :]),
+    ]
+    for up, down in groups:
+        members = list(up) + list(down)
+        weights = _bump(shape[members, 0])
+        out[list(up), 1] -= 0.5 * change * weights[: len(up)]
+        out[list(down), 1] += 0.5 * change * weights[len(up) :]
+    return out
+
 
 class MotionTransfer:
     """Turns each driving frame's landmarks into target landmarks for the source person.
 
-    In ``relative`` mode the driver's motion is split into a rigid part and an
-    expression residual. With ``T`` the similarity fitted from the reference onto the
-    current frame (``current ≈ T(reference)``), ``s`` and ``R`` its scale and rotation:
+    ``relative`` mode, for mediapipe's 478 3-D points, works in the canonical 3-D frame
+    (``data.landmarks.canonical_frame``; LivePortrait, Guo et al. 2024, §3.2): source,
+    neutral driver frame ``d0`` and current driver frame ``di`` are each decomposed into
+    ``s R (x_c + delta) + t``, and the output is composed from
 
-    - expression residual ``e = T^-1(current) - reference`` (in the reference's pose
-      and scale, so head motion does not leak into it);
-    - ``k = face_scale(source) / face_scale(reference)`` carries it to the source's
-      size;
-    - ``S_e = source + k e`` is the source with the driver's expression;
-    - ``delta = T(c_ref) - c_ref`` is the driver's centroid displacement;
-    - output ``= s R (S_e - c_S) + c_S + k delta``: the source rotates and scales about
-      its own centre ``c_S`` and moves ``k`` times as far as the driver.
+    - ``R = R_s R_d0^T R_di``: the driver's rotation since its neutral frame, taken in the
+      head's own frame and put on the source's pose (LivePortrait's ``R_di R_d0^-1 R_s``
+      written for column vectors);
+    - ``delta = delta_s + g (delta_di - delta_d0)``: the expression change, added in the
+      canonical frame *before* the rotation, so it lands in the right directions on a
+      turned source; ``g`` is ``expression_scale`` (0 = pose only);
+    - ``s = s_s s_di / s_d0`` and ``t = t_s + (s_s / s_d0)(t_di - t_d0)``: the driver's
+      relative zoom and its moves, carried to the source crop's scale (depth included).
 
-    So the reference frame itself gives back the source points, and the source keeps its
-    face shape and size while pose and expression follow the driver.
+    The neutral frame gives back the source points exactly. A source whose own mouth is
+    open or eyes are closed keeps that as its rest state; ``retarget`` (``"eyes"``,
+    ``"lips"``) instead sets the result's opening ratios to the canonical face's (mouth
+    closed, eyes open) plus ``g`` times the driver's change of ratio since its neutral
+    frame, so such a source follows the driver too.
+
+    Other landmark layouts (68 points, 2-D detectors) keep the 2-D similarity path: the
+    expression residual ``e = T^-1(current) - reference`` in the reference's pose, times
+    ``k = face_scale(source) / face_scale(reference)`` and ``g``, is added to the source,
+    which then turns and moves like the driver about its own centre.
 
     Args:
         mode: ``"absolute"`` or ``"relative"``.
@@ -59,6 +116,8 @@ class MotionTransfer:
         reference_points: (N, d) driver landmarks of a neutral frame, usually the first,
             in driver image pixels (``relative``).
         driver_box: (4,) crop box x0, y0, x1, y1 in driver image pixels (``absolute``).
+        expression_scale: gain ``g`` on the driver's expression change (``relative``).
+        retarget: regions whose opening ratios follow the driver's (``relative``, 478 points).
     """
 
     def __init__(
@@ -69,6 +128,8 @@ class MotionTransfer:
         source_points: np.ndarray | None = None,
         reference_points: np.ndarray | None = None,
         driver_box: np.ndarray | None = None,
+        expression_scale: float = 1.0,
+        retarget: tuple[str, ...] = (),
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -77,8 +138,17 @@ class MotionTransfer:
             )
         if size <= 0:
             raise ValueError(f"size must be a positive crop side in pixels, got {size}")
+        if not math.isfinite(expression_scale) or expression_scale < 0:
+            raise ValueError(f"expression_scale must be a finite number >= 0, got {expression_scale}")
+        unknown = set(retarget) - set(RETARGET_REGIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown retarget region(s) {', '.join(sorted(unknown))}; valid: {', '.join(RETARGET_REGIONS)}"
+            )
         self.mode = mode
         self.size = int(size)
+        self.expression_scale = float(expression_scale)
+        self.retarget = tuple(retarget)
         if mode == "absolute":
             if driver_box is None:
                 raise ValueError(
@@ -110,9 +180,53 @@ class MotionTransfer:
         reference_scale = face_scale(self.reference)
         if reference_scale < MIN_SPREAD:
             raise ValueError("reference_points are degenerate: all landmarks coincide")
+        self.canonical = is_canonical_layout(self.source) and is_canonical_layout(self.reference)
+        if self.retarget and not self.canonical:
+            raise ValueError(
+                "retargeting needs mediapipe's 478 3-D landmarks for the source and the driver; "
+                "use the mediapipe landmark backend or drop the retarget option"
+            )
+        if self.canonical:
+            self.source_pose = decompose(self.source)
+            self.reference_pose = decompose(self.reference)
+            shape = canonical_shape()
+            self._rest_openings = {"lips": float(mouth_opening(shape)), "eyes": float(eye_opening(shape))}
+            neutral = shape + self.reference_pose.delta
+            self._neutral_openings = {"lips": float(mouth_opening(neutral)), "eyes": float(eye_opening(neutral))}
         self.ratio = face_scale(self.source) / reference_scale  # k
         self.source_centroid = self.source.mean(axis=0)  # (d,) c_S
         self.reference_centroid = self.reference.mean(axis=0)  # (d,) c_ref
+
+    def target_pose(self, driver_points: np.ndarray) -> CanonicalPose:
+        """The result's head pose and canonical expression for one driving frame.
+
+        Args:
+            driver_points: (478, 3) driver landmarks in driver image pixels.
+
+        Returns:
+            The composed :class:`CanonicalPose` in the source crop's pixels.
+        """
+        current = decompose(driver_points)
+        source, neutral = self.source_pose, self.reference_pose
+        rotation = source.rotation @ neutral.rotation.T @ current.rotation  # R_s R_d0^T R_di
+        delta = source.delta + self.expression_scale * (current.delta - neutral.delta)
+        zoom = source.scale / neutral.scale
+        pose = CanonicalPose(
+            scale=source.scale * current.scale / neutral.scale,
+            rotation=rotation,
+            translation=source.translation + zoom * (current.translation - neutral.translation),
+            delta=delta,
+        )
+        if self.retarget:
+            shape = canonical_shape() + pose.delta
+            driven = canonical_shape() + current.delta
+            for region in self.retarget:
+                measure = mouth_opening if region == "lips" else eye_opening
+                change = float(measure(driven)) - self._neutral_openings[region]
+                target = max(0.0, self._rest_openings[region] + self.expression_scale * change)
+                shape = _set_opening(shape, region, target)
+            pose.delta = shape - canonical_shape()
+        return pose
 
     def __call__(self, driver_points: np.ndarray) -> np.ndarray:
         """Target landmarks for one driving frame.
@@ -132,9 +246,11 @@ class MotionTransfer:
                 f"{self.reference.shape}; "
                 f"every frame must use the same landmark detector"
             )
+        if self.canonical and is_canonical_layout(current):
+            return self.target_pose(current).compose().astype(np.float32)
         transform = fit_similarity(self.reference, current)  # T
         expression = transform.inverse_apply(current) - self.reference  # (N, d) e
-        expressive_source = self.source + self.ratio * expression  # (N, d) S_e
+        expressive_source = self.source + self.expression_scale * self.ratio * expression  # (N, d) S_e
         # (d,) delta: how far the driver's face centre moved
         moved_centroid = transform.apply(self.reference_centroid)
         displacement = moved_centroid - self.reference_centroid
