@@ -118,6 +118,8 @@ class MotionTransfer:
         driver_box: (4,) crop box x0, y0, x1, y1 in driver image pixels (``absolute``).
         expression_scale: gain ``g`` on the driver's expression change (``relative``).
         retarget: regions whose opening ratios follow the driver's (``relative``, 478 points).
+        use_canonical: False keeps the similarity path for 478 points too (the relative motion
+            before the canonical frame, for before/after benchmarks).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class MotionTransfer:
         driver_box: np.ndarray | None = None,
         expression_scale: float = 1.0,
         retarget: tuple[str, ...] = (),
+        use_canonical: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -180,7 +183,7 @@ class MotionTransfer:
         reference_scale = face_scale(self.reference)
         if reference_scale < MIN_SPREAD:
             raise ValueError("reference_points are degenerate: all landmarks coincide")
-        self.canonical = is_canonical_layout(self.source) and is_canonical_layout(self.reference)
+        self.canonical = use_canonical and is_canonical_layout(self.source) and is_canonical_layout(self.reference)
         if self.retarget and not self.canonical:
             raise ValueError(
                 "retargeting needs mediapipe's 478 3-D landmarks for the source and the driver; "

@@ -32,6 +32,8 @@ class AnimateOptions:
         retarget: regions (``eyes``, ``lips``) whose opening ratios follow the driver's change
             since its neutral frame from a neutral rest (mouth closed, eyes open), whatever the
             source photo shows; ``relative`` mode with mediapipe landmarks.
+        canonical_frame: False uses the earlier 2-D/3-D similarity relative motion instead of the
+            canonical 3-D frame (for before/after comparisons; not a CLI option).
         batch_size: driving frames synthesised per network call.
         paste_back: also blend each synthesised face into the full source photo.
         face_index: which face of the driving video to follow (0 = the main face).
@@ -45,6 +47,7 @@ class AnimateOptions:
     smooth: float = 0.0
     expression_scale: float = 1.0
     retarget: tuple[str, ...] = ()
+    canonical_frame: bool = True
     batch_size: int = 8
     paste_back: bool = False
     face_index: int = 0
