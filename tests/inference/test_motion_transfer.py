@@ -478,3 +478,14 @@ def test_retarget_needs_the_dense_layout_and_known_regions():
         MotionTransfer("relative", size=128, source_points=face, reference_points=face, retarget=("nose",))
     with pytest.raises(ValueError, match="expression_scale"):
         MotionTransfer("relative", size=128, source_points=face, reference_points=face, expression_scale=-1)
+
+
+def test_canonical_relative_closes_lips_instead_of_crossing_them():
+    from talkinghead.data.landmarks.canonical_frame import canonical_shape, decompose
+
+    source = _face_3d(np.eye(3), 120.0, [64, 70, 3])
+    neutral = _face_3d(np.eye(3), 300.0, [250, 240, 0], _mouth_delta(0.06))  # driver talking at frame 0
+    closed = _face_3d(np.eye(3), 300.0, [250, 240, 0])
+    out = MotionTransfer("relative", size=128, source_points=source, reference_points=neutral)(closed)
+    shape = canonical_shape() + decompose(out).delta
+    assert shape[14, 1] - shape[13, 1] == pytest.approx(0.0, abs=1e-4)  # lower inner lip meets the upper

@@ -40,9 +40,9 @@ from talkinghead.data.landmarks.canonical_frame import (
 from talkinghead.data.landmarks.openings import (
     EYE_CONTOURS,
     LIP_CONTOURS,
+    EYE_LIDS,
+    INNER_LIPS,
     OUTER_EYE_CORNERS,
-    eye_opening,
-    mouth_opening,
 )
 
 MODES = ("absolute", "relative")
@@ -57,16 +57,22 @@ def _bump(x: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - ((x - (low + high) / 2) / half) ** 2, 0.0, 1.0)
 
 
+def _signed_opening(shape: np.ndarray, region: str) -> float:
+    """Opening ratio of a (478, 3) canonical shape along its y axis, negative when lips or lids cross."""
+    corners = np.linalg.norm(shape[OUTER_EYE_CORNERS[0], :2] - shape[OUTER_EYE_CORNERS[1], :2])
+    pairs = [INNER_LIPS] if region == "lips" else list(EYE_LIDS)
+    return float(np.mean([shape[lower, 1] - shape[upper, 1] for upper, lower in pairs]) / corners)
+
+
 def _set_opening(shape: np.ndarray, region: str, target: float) -> np.ndarray:
     """(478, 3) canonical shape with the eyes' or lips' opening ratio moved to ``target``.
 
     The upper contour moves up and the lower contour down (along the canonical y axis) by
     half the change of gap each, weighted so that the corners stay where they are.
     """
-    measure = mouth_opening if region == "lips" else eye_opening
     upper, lower = LIP_CONTOURS if region == "lips" else EYE_CONTOURS
     corners = np.linalg.norm(shape[OUTER_EYE_CORNERS[0], :2] - shape[OUTER_EYE_CORNERS[1], :2])
-    change = (target - float(measure(shape))) * corners  # the gap change in canonical units
+    change = (target - _signed_opening(shape, region)) * corners  # the gap change in canonical units
     out = shape.copy()
     # eye contours hold the right eye then the left: weight each eye over its own width
     groups = [(upper, lower)] if region == "lips" else [
@@ -99,7 +105,8 @@ class MotionTransfer:
       relative zoom and its moves, carried to the source crop's scale (depth included).
 
     The neutral frame gives back the source points exactly. A source whose own mouth is
-    open or eyes are closed keeps that as its rest state; ``retarget`` (``"eyes"``,
+    open or eyes are closed keeps that as its rest state; lips or lids that would cross (a
+    driver whose neutral frame is more open than the current one) close instead; ``retarget`` (``"eyes"``,
     ``"lips"``) instead sets the result's opening ratios to the canonical face's (mouth
     closed, eyes open) plus ``g`` times the driver's change of ratio since its neutral
     frame, so such a source follows the driver too.
@@ -193,9 +200,12 @@ class MotionTransfer:
             self.source_pose = decompose(self.source)
             self.reference_pose = decompose(self.reference)
             shape = canonical_shape()
-            self._rest_openings = {"lips": float(mouth_opening(shape)), "eyes": float(eye_opening(shape))}
             neutral = shape + self.reference_pose.delta
-            self._neutral_openings = {"lips": float(mouth_opening(neutral)), "eyes": float(eye_opening(neutral))}
+            self._rest_openings = {region: _signed_opening(shape, region) for region in RETARGET_REGIONS}
+            self._neutral_openings = {region: _signed_opening(neutral, region) for region in RETARGET_REGIONS}
+            # how far the source's own lips (lids) may cross: not at all, or as far as its photo shows
+            own = shape + self.source_pose.delta
+            self._closed = {region: min(0.0, _signed_opening(own, region)) for region in RETARGET_REGIONS}
         self.ratio = face_scale(self.source) / reference_scale  # k
         self.source_centroid = self.source.mean(axis=0)  # (d,) c_S
         self.reference_centroid = self.reference.mean(axis=0)  # (d,) c_ref
@@ -220,15 +230,17 @@ class MotionTransfer:
             translation=source.translation + zoom * (current.translation - neutral.translation),
             delta=delta,
         )
-        if self.retarget:
-            shape = canonical_shape() + pose.delta
-            driven = canonical_shape() + current.delta
-            for region in self.retarget:
-                measure = mouth_opening if region == "lips" else eye_opening
-                change = float(measure(driven)) - self._neutral_openings[region]
-                target = max(0.0, self._rest_openings[region] + self.expression_scale * change)
-                shape = _set_opening(shape, region, target)
-            pose.delta = shape - canonical_shape()
+        shape = canonical_shape() + pose.delta
+        driven = canonical_shape() + current.delta
+        for region in RETARGET_REGIONS:
+            if region in self.retarget:
+                change = _signed_opening(driven, region) - self._neutral_openings[region]
+                shape = _set_opening(shape, region, max(0.0, self._rest_openings[region] + self.expression_scale * change))
+            elif _signed_opening(shape, region) < self._closed[region]:
+                # a driver whose neutral mouth (eyes) was more open than now would push the
+                # source's lips (lids) through each other: they close instead
+                shape = _set_opening(shape, region, self._closed[region])
+        pose.delta = shape - canonical_shape()
         return pose
 
     def __call__(self, driver_points: np.ndarray) -> np.ndarray:
