@@ -5,8 +5,8 @@ pose (scale ``s``, 3-D rotation ``R``, translation ``t``) and an expression ``de
 canonical frame, with ``x_c`` the project's canonical mesh: ``CANONICAL_MESH`` (x, y as
 fractions of the head crop) with the depth column ``CANONICAL_DEPTH``. The pose is fitted
 (Umeyama similarity, depth included) on :data:`RIGID_POINTS` only, points that do not move
-with expression: the forehead, the nose bridge and tip, and the temples and upper cheek
-sides (no eyelids, brows, lips or jaw). ``delta`` is everything else, measured in the
+with expression: the forehead, the nose bridge, tip and sides, and the temples and outer
+cheek bones (no eyelids, brows, lips or jaw). ``delta`` is everything else, measured in the
 canonical frame, so it holds the person's face shape plus the expression; differences of
 ``delta`` between two frames of one person are the expression change alone, whatever the
 head pose.
@@ -30,9 +30,10 @@ NUM_POINTS = 478
 
 FOREHEAD = (10, 151, 9, 109, 338, 67, 297, 108, 337, 69, 299, 104, 333)
 NOSE_BRIDGE = (168, 6, 197, 195, 5, 4, 1)
-TEMPLES = (54, 284, 21, 251, 162, 389, 127, 356, 234, 454)
+NOSE_SIDES = (48, 278, 115, 344, 220, 440, 45, 275, 3, 248, 196, 419, 122, 351)
+TEMPLES = (54, 284, 21, 251, 162, 389, 127, 356, 234, 454, 139, 368, 143, 372, 116, 345, 117, 346)
 # Points whose position does not change with expression; the head pose is fitted on these.
-RIGID_POINTS: tuple[int, ...] = FOREHEAD + NOSE_BRIDGE + TEMPLES
+RIGID_POINTS: tuple[int, ...] = FOREHEAD + NOSE_BRIDGE + NOSE_SIDES + TEMPLES
 
 
 @dataclass
@@ -59,10 +60,13 @@ class CanonicalPose:
 
 @lru_cache(maxsize=1)
 def canonical_shape() -> np.ndarray:
-    """(478, 3) float64 canonical mesh x_c: x, y, depth as fractions of the head crop."""
+    """(478, 3) float64 canonical mesh x_c: x, y, depth as fractions of the head crop, centred."""
     shape = np.zeros((NUM_POINTS, 3))
     shape[:, :2] = np.asarray(CANONICAL_MESH, dtype=np.float64)
     shape[:, 2] = np.asarray(CANONICAL_DEPTH, dtype=np.float64)
+    # Centred on the rigid points, so that rotations turn the head about its own centre and
+    # t is where that centre is: a driver's rotation then does not also show up in its t.
+    shape -= shape[list(RIGID_POINTS)].mean(axis=0)
     shape.setflags(write=False)
     return shape
 
