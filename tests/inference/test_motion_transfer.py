@@ -489,3 +489,17 @@ def test_canonical_relative_closes_lips_instead_of_crossing_them():
     out = MotionTransfer("relative", size=128, source_points=source, reference_points=neutral)(closed)
     shape = canonical_shape() + decompose(out).delta
     assert shape[14, 1] - shape[13, 1] == pytest.approx(0.0, abs=1e-4)  # lower inner lip meets the upper
+
+
+def test_cli_passes_expression_scale_and_retarget():
+    from talkinghead.cli import _animate_options, build_parser
+    from talkinghead.errors import InvalidInputError
+    from talkinghead.inference.options import AnimateOptions
+
+    base = ["animate", "--checkpoint", "m", "--source", "s.jpg", "--driving", "d.mp4", "--output", "o.mp4"]
+    options = _animate_options(build_parser().parse_args(base + ["--expression-scale", "0.5", "--retarget", "lips"]))
+    assert options.expression_scale == 0.5 and options.retarget == ("lips",)
+    default = _animate_options(build_parser().parse_args(base))
+    assert default.expression_scale == 1.0 and default.retarget == () and default.canonical_frame
+    with pytest.raises(InvalidInputError, match="expression_scale"):
+        AnimateOptions(expression_scale=-0.5)
