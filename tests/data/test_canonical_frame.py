@@ -59,7 +59,8 @@ def test_openings_measure_the_lip_and_lid_gaps():
     shape = canonical_shape()
     opened = shape + open_mouth_delta(0.05)
     corners = np.linalg.norm(shape[33, :2] - shape[263, :2])
-    assert mouth_opening(opened) - mouth_opening(shape) == pytest.approx(0.05 / corners, rel=1e-3)  # 13, 14 are near vertical
+    # rel=1e-3: points 13 and 14 are near, not exactly, vertical
+    assert mouth_opening(opened) - mouth_opening(shape) == pytest.approx(0.05 / corners, rel=1e-3)
     assert eye_opening(opened) == pytest.approx(eye_opening(shape))
     # batched over frames, scale-free
     both = np.stack([shape, opened * 3.0])

@@ -235,7 +235,8 @@ class MotionTransfer:
         for region in RETARGET_REGIONS:
             if region in self.retarget:
                 change = _signed_opening(driven, region) - self._neutral_openings[region]
-                shape = _set_opening(shape, region, max(0.0, self._rest_openings[region] + self.expression_scale * change))
+                target = max(0.0, self._rest_openings[region] + self.expression_scale * change)
+                shape = _set_opening(shape, region, target)
             elif _signed_opening(shape, region) < self._closed[region]:
                 # a driver whose neutral mouth (eyes) was more open than now would push the
                 # source's lips (lids) through each other: they close instead
