@@ -401,7 +401,8 @@ def _animate_options(args: argparse.Namespace):
     from talkinghead.inference.options import AnimateOptions
 
     return AnimateOptions(
-        motion=args.motion, smooth=args.smooth, batch_size=args.batch_size,
+        motion=args.motion, smooth=args.smooth, expression_scale=args.expression_scale,
+        retarget=tuple(args.retarget or ()), batch_size=args.batch_size,
         paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
         overlap=args.overlap,
     )
@@ -420,6 +421,12 @@ def _add_motion_arguments(p) -> None:
     )
     p.add_argument("--smooth", type=float, default=option.smooth, metavar="SIGMA",
                    help="smooth the driving landmark track with a Gaussian of SIGMA frames against jitter (0 = off)")
+    p.add_argument("--expression-scale", type=float, default=option.expression_scale, metavar="G",
+                   help=f"gain on the driver's expression change in relative mode (default {option.expression_scale:g}; "
+                   "0 = head pose only, >1 exaggerates)")
+    p.add_argument("--retarget", nargs="+", choices=("eyes", "lips"), metavar="REGION",
+                   help="eyes and/or lips: their opening follows the driver's change from a neutral rest "
+                   "(mouth closed, eyes open), even when the source photo's mouth is open or eyes closed")
     p.add_argument("--batch-size", type=int, default=option.batch_size,
                    help=f"frames synthesised per network call (default {option.batch_size})")
     p.add_argument("--face-index", type=int, default=option.face_index,

@@ -118,6 +118,13 @@ def test_copy_source_model_compare_and_cross(test_set, tiny_model, baseline_resu
     assert cross["settings"]["cross"] and "cross-identity" in cross["metrics"]["id_sim"]["description"]
     # copying the source person's frame: identity of the source is kept, the driver's pose is not
     assert cross["runs"][0]["summary"]["id_sim"] > 0.8
+    # the cross-identity motion metrics, in results.json and in the report's table
+    summary = cross["runs"][0]["summary"]
+    for name in ("mouth_r", "mouth_amp", "eye_r", "eye_amp", "pose_err", "expr_err", "id_kept"):
+        assert name in cross["metrics"] and name in summary
+    assert summary["id_kept"] is not None and summary["id_kept"] > 0.5  # copy-source shows the source itself
+    assert summary["pose_err"] is not None and summary["pose_err"] >= 0
+    assert "mouth_r" in (tmp_path / "cross" / "summary.md").read_text()
 
 
 def test_bad_arguments(test_set, tmp_path, capsys):

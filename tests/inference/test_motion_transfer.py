@@ -392,3 +392,114 @@ def test_smoother_rejects_bad_inputs():
     smoother.push(np.zeros((68, 2)))
     with pytest.raises(ValueError, match="do not match"):
         smoother.push(np.zeros((478, 3)))
+
+
+# ------------------------------------------------ relative motion in the canonical 3-D frame
+
+def _face_3d(rotation: np.ndarray, scale: float, translation, delta=None) -> np.ndarray:
+    """(478, 3) mediapipe-layout face composed from a pose and an expression."""
+    from talkinghead.data.landmarks.canonical_frame import CanonicalPose
+
+    delta = np.zeros((478, 3)) if delta is None else delta
+    return CanonicalPose(scale, rotation, np.asarray(translation, dtype=np.float64), delta).compose()
+
+
+def _yaw(degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def _mouth_delta(gap: float) -> np.ndarray:
+    from talkinghead.data.landmarks.openings import LIP_CONTOURS
+
+    delta = np.zeros((478, 3))
+    delta[list(LIP_CONTOURS[1]), 1] = gap
+    return delta
+
+
+def test_canonical_relative_returns_the_source_for_the_neutral_frame():
+    source = _face_3d(_yaw(35), 120.0, [64, 70, 3])
+    neutral = _face_3d(_yaw(-5), 300.0, [250, 240, 0], _mouth_delta(0.01))
+    transfer = MotionTransfer("relative", size=128, source_points=source, reference_points=neutral)
+    np.testing.assert_allclose(transfer(neutral), source, atol=1e-4)
+
+
+def test_canonical_relative_rotates_a_pure_expression_with_the_source_pose():
+    source_rotation = _yaw(35)
+    source = _face_3d(source_rotation, 120.0, [64, 70, 3])
+    neutral = _face_3d(np.eye(3), 300.0, [250, 240, 0])
+    opened = _face_3d(np.eye(3), 300.0, [250, 240, 0], _mouth_delta(0.04))
+    out = MotionTransfer("relative", size=128, source_points=source, reference_points=neutral)(opened)
+    # the same lip drop, turned with the source's 35 degree yaw, at the source's scale
+    expected = _face_3d(source_rotation, 120.0, [64, 70, 3], _mouth_delta(0.04))
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+def test_canonical_relative_expression_scale_zero_is_pose_only():
+    source = _face_3d(_yaw(20), 120.0, [64, 70, 3])
+    neutral = _face_3d(np.eye(3), 300.0, [250, 240, 0])
+    turned_and_talking = _face_3d(_yaw(15), 330.0, [260, 230, 5], _mouth_delta(0.05))
+    out = MotionTransfer(
+        "relative", size=128, source_points=source, reference_points=neutral, expression_scale=0.0
+    )(turned_and_talking)
+    expected = _face_3d(_yaw(20) @ _yaw(15), 132.0, np.array([64, 70, 3]) + 0.4 * np.array([10, -10, 5]))
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+    doubled = MotionTransfer(
+        "relative", size=128, source_points=source, reference_points=neutral, expression_scale=2.0
+    )(turned_and_talking)
+    np.testing.assert_allclose(
+        doubled, _face_3d(_yaw(35), 132.0, [68, 66, 5], _mouth_delta(0.10)), atol=1e-3
+    )
+
+
+def test_canonical_relative_retargets_an_open_mouth_source():
+    from talkinghead.data.landmarks.canonical_frame import canonical_shape
+    from talkinghead.data.landmarks.openings import mouth_opening
+
+    rest = mouth_opening(canonical_shape())
+    source = _face_3d(np.eye(3), 120.0, [64, 70, 3], _mouth_delta(0.06))  # photo with an open mouth
+    neutral = _face_3d(np.eye(3), 300.0, [250, 240, 0])
+    kwargs = dict(size=128, source_points=source, reference_points=neutral)
+    plain = MotionTransfer("relative", **kwargs)
+    retargeted = MotionTransfer("relative", retarget=("lips",), **kwargs)
+    # driver at rest: without retargeting the mouth stays open, with it the result is at rest
+    assert mouth_opening(plain(neutral)) > rest + 0.1
+    assert mouth_opening(retargeted(neutral)) == pytest.approx(rest, abs=2e-3)
+    opened = _face_3d(np.eye(3), 300.0, [250, 240, 0], _mouth_delta(0.05))
+    driver_change = mouth_opening(opened) - mouth_opening(neutral)
+    assert mouth_opening(retargeted(opened)) - rest == pytest.approx(driver_change, abs=2e-3)
+
+
+def test_retarget_needs_the_dense_layout_and_known_regions():
+    face = synthetic_face(100, 120, (64, 64))
+    with pytest.raises(ValueError, match="478 3-D landmarks"):
+        MotionTransfer("relative", size=128, source_points=face, reference_points=face, retarget=("lips",))
+    with pytest.raises(ValueError, match="unknown retarget"):
+        MotionTransfer("relative", size=128, source_points=face, reference_points=face, retarget=("nose",))
+    with pytest.raises(ValueError, match="expression_scale"):
+        MotionTransfer("relative", size=128, source_points=face, reference_points=face, expression_scale=-1)
+
+
+def test_canonical_relative_closes_lips_instead_of_crossing_them():
+    from talkinghead.data.landmarks.canonical_frame import canonical_shape, decompose
+
+    source = _face_3d(np.eye(3), 120.0, [64, 70, 3])
+    neutral = _face_3d(np.eye(3), 300.0, [250, 240, 0], _mouth_delta(0.06))  # driver talking at frame 0
+    closed = _face_3d(np.eye(3), 300.0, [250, 240, 0])
+    out = MotionTransfer("relative", size=128, source_points=source, reference_points=neutral)(closed)
+    shape = canonical_shape() + decompose(out).delta
+    assert shape[14, 1] - shape[13, 1] == pytest.approx(0.0, abs=1e-4)  # lower inner lip meets the upper
+
+
+def test_cli_passes_expression_scale_and_retarget():
+    from talkinghead.cli import _animate_options, build_parser
+    from talkinghead.errors import InvalidInputError
+    from talkinghead.inference.options import AnimateOptions
+
+    base = ["animate", "--checkpoint", "m", "--source", "s.jpg", "--driving", "d.mp4", "--output", "o.mp4"]
+    options = _animate_options(build_parser().parse_args(base + ["--expression-scale", "0.5", "--retarget", "lips"]))
+    assert options.expression_scale == 0.5 and options.retarget == ("lips",)
+    default = _animate_options(build_parser().parse_args(base))
+    assert default.expression_scale == 1.0 and default.retarget == () and default.canonical_frame
+    with pytest.raises(InvalidInputError, match="expression_scale"):
+        AnimateOptions(expression_scale=-0.5)

@@ -205,16 +205,25 @@ class DlibFaceEmbedder:
         self._network = dlib.face_recognition_model_v1(models.face_recognition_model_location())
         self.num_jitters = num_jitters
 
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        """(n, h, w, 3) uint8 RGB -> (n, 128) float32 unit rows, NaN rows where no face was found."""
+    def descriptors(self, images: np.ndarray) -> np.ndarray:
+        """(n, h, w, 3) uint8 RGB -> (n, 128) float32 raw dlib descriptors, NaN rows where no face was found.
+
+        Raw (not normalised) so that dlib's same-person rule applies: Euclidean distance under 0.6.
+        """
         images = check_image_batch(images, "images")
         out = np.full((len(images), self.dim), np.nan, dtype=np.float32)
         for i, image in enumerate(images):
             face = self.finder.find(image)
             if face is not None:
-                descriptor = self._network.compute_face_descriptor(face.image, face.shape, self.num_jitters)
-                out[i] = _unit_rows(np.asarray(descriptor))
+                out[i] = np.asarray(self._network.compute_face_descriptor(face.image, face.shape, self.num_jitters))
         return out
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """(n, h, w, 3) uint8 RGB -> (n, 128) float32 unit rows, NaN rows where no face was found."""
+        raw = self.descriptors(images)
+        found = np.isfinite(raw).all(axis=1)
+        raw[found] = _unit_rows(raw[found])
+        return raw
 
 
 def square_crop(image: np.ndarray, center: tuple[float, float], side: float, size: int) -> np.ndarray:

@@ -39,9 +39,11 @@ from talkinghead.data.episodes import EpisodeDataset
 from talkinghead.evaluation.baselines import BASELINES
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.evaluation.coverage import check_k_coverage, check_report_folder, input_frame_counts
+from talkinghead.evaluation.cross_motion import cross_motion, metric_entries
 from talkinghead.evaluation.methods import BaselineMethod, TrainedMethod
 from talkinghead.evaluation.metric_suite import MetricSuite
 from talkinghead.evaluation.metrics import METRICS
+from talkinghead.evaluation.metrics.motion_transfer import CROSS_METRICS
 from talkinghead.evaluation.metrics.nmke import normalized_mean_error
 from talkinghead.evaluation.options import EvaluateOptions
 from talkinghead.evaluation.test_set import TestVideo, load_test_video
@@ -238,6 +240,8 @@ def _evaluate_run(model, suite: MetricSuite, video: TestVideo, run: dict, option
         row["pose_difference"] = _finite(pose)[i]
         frames.append(row)
     result["frames"] = frames
+    if driver is not None:
+        result["cross_motion"] = cross_motion(video, shots, driver, outputs)
     warp = None
     if "warp_error" in suite.video and driver is None and video.consecutive and len(outputs) > 1:
         warp = _mean(_finite(suite.video["warp_error"](outputs, reference=truth)))
@@ -313,6 +317,8 @@ def _assemble(runs, per_run, fid_features, suite: MetricSuite, settings: dict, q
 
                 summary["fid"] = float(fid_from_features(np.concatenate([a for a, _ in feats]),
                                                          np.concatenate([b for _, b in feats])))
+        if settings["cross"]:
+            summary.update({n: _mean([(v.get("cross_motion") or {}).get(n) for v in videos]) for n in CROSS_METRICS})
         summary["num_frames"] = len(frames)
         summary["num_videos"] = sum(1 for v in videos if v.get("frames"))
         buckets = None
@@ -331,6 +337,7 @@ def _assemble(runs, per_run, fid_features, suite: MetricSuite, settings: dict, q
         for n, text in (("id_sim", "to the source person's shots"), ("nmke", "to the retargeted driver landmarks")):
             if n in metrics:
                 metrics[n]["description"] += f" (cross-identity: {text})"
+        metrics.update(metric_entries())
     return {
         "format": RESULTS_FORMAT, "settings": settings, "metrics": metrics, "pose_bucket_edges": edges,
         "runs": out_runs, "qualitative_inputs": qualitative,

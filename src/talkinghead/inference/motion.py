@@ -6,9 +6,10 @@ landmarks for the *source* person in the source's square crop pixels. Two ways:
 - ``absolute``: the driver's landmarks themselves, mapped into a crop box. The output
   keeps the driver's face shape (right for self-reenactment).
 - ``relative``: the driver's *motion* relative to a neutral reference frame is put on
-  the source's own landmarks, in the spirit of the relative motion transfer of FOMM
-  (Siarohin et al. 2019) and LivePortrait (Guo et al. 2024). The source keeps its face
-  shape and size; only pose changes and expressions come from the driver.
+  the source's own landmarks. For mediapipe's 478 3-D points this happens in the
+  canonical 3-D frame of LivePortrait (Guo et al. 2024): pose and expression are
+  separated, and the expression change is added before the source's own rotation, so
+  it lands right on a turned source. The source keeps its face shape and size.
 
 Landmark arrays are (N, 2) or (N, 3): x, y in pixels and an optional depth z on the
 same pixel scale (all zeros for 2-D detectors).
@@ -18,191 +19,102 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from talkinghead.data.crop import points_to_crop
+from talkinghead.data.landmarks.similarity import (  # noqa: F401 - re-exported
+    MIN_SPREAD,
+    Similarity,
+    check_points,
+    face_scale,
+    fit_similarity,
+)
+from talkinghead.data.landmarks.canonical_frame import (
+    CanonicalPose,
+    canonical_shape,
+    decompose,
+    is_canonical_layout,
+)
+from talkinghead.data.landmarks.openings import (
+    EYE_CONTOURS,
+    LIP_CONTOURS,
+    EYE_LIDS,
+    INNER_LIPS,
+    OUTER_EYE_CORNERS,
+)
 
 MODES = ("absolute", "relative")
 
-# A z column whose largest magnitude is below this fraction of the x, y extent is taken
-# as "no depth" (2-D detectors fill it with zeros).
-_FLAT_DEPTH_TOLERANCE = 1e-6
-# Point sets whose RMS spread is below this (in pixels) have no usable shape.
-_MIN_SPREAD = 1e-9
+RETARGET_REGIONS = ("eyes", "lips")
 
 
-@dataclass
-class Similarity:
-    """A similarity transform ``x -> scale * rotation @ x + translation``.
+def _bump(x: np.ndarray) -> np.ndarray:
+    """Weights 1 at the middle of x's extent falling to 0 at its ends (a parabola)."""
+    low, high = x.min(), x.max()
+    half = max((high - low) / 2, MIN_SPREAD)
+    return np.clip(1.0 - ((x - (low + high) / 2) / half) ** 2, 0.0, 1.0)
 
-    Args:
-        scale: positive isotropic scale factor.
-        rotation: (d, d) proper rotation matrix (orthonormal, determinant +1).
-        translation: (d,) translation in the target's pixels.
+
+def _signed_opening(shape: np.ndarray, region: str) -> float:
+    """Opening ratio of a (478, 3) canonical shape along its y axis, negative when lips or lids cross."""
+    corners = np.linalg.norm(shape[OUTER_EYE_CORNERS[0], :2] - shape[OUTER_EYE_CORNERS[1], :2])
+    pairs = [INNER_LIPS] if region == "lips" else list(EYE_LIDS)
+    return float(np.mean([shape[lower, 1] - shape[upper, 1] for upper, lower in pairs]) / corners)
+
+
+def _set_opening(shape: np.ndarray, region: str, target: float) -> np.ndarray:
+    """(478, 3) canonical shape with the eyes' or lips' opening ratio moved to ``target``.
+
+    The upper contour moves up and the lower contour down (along the canonical y axis) by
+    half the change of gap each, weighted so that the corners stay where they are.
     """
-
-    scale: float
-    rotation: np.ndarray
-    translation: np.ndarray
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        """Map (..., d) points forward: ``scale * points @ rotation.T + translation``.
-
-        Args:
-            points: (..., d) points in the source's pixels.
-        """
-        points = np.asarray(points, dtype=np.float64)
-        return self.scale * points @ self.rotation.T + self.translation
-
-    def inverse_apply(self, points: np.ndarray) -> np.ndarray:
-        """Map (..., d) points back: the inverse of :meth:`apply`.
-
-        Args:
-            points: (..., d) points in the target's pixels.
-        """
-        points = np.asarray(points, dtype=np.float64)
-        # The rotation is orthonormal, so its inverse is its transpose; with row
-        # vectors, x @ R is R.T applied to each point.
-        return (points - self.translation) @ self.rotation / self.scale
-
-
-def _check_points(points: np.ndarray, name: str) -> np.ndarray:
-    """Return ``points`` as a float64 (N, d) array, d in {2, 3}, or raise ValueError."""
-    array = np.asarray(points, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] not in (2, 3):
-        raise ValueError(
-            f"{name} must be an (N, 2) or (N, 3) landmark array, "
-            f"got shape {array.shape}"
-        )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(
-            f"{name} contains NaN or infinite coordinates; "
-            "drop or fill the missing landmarks first"
-        )
-    return array
-
-
-def _rms_spread(points: np.ndarray) -> float:
-    """RMS distance of (N, d) points from their centroid."""
-    centred = points - points.mean(axis=0)
-    return float(np.sqrt(np.mean(np.sum(centred**2, axis=1))))
-
-
-def _has_flat_depth(points: np.ndarray) -> bool:
-    """Whether the z column of (N, 3) points is (near) all zero, i.e. a 2-D detector."""
-    extent = max(1.0, float(np.abs(points[:, :2]).max()))
-    return bool(np.abs(points[:, 2]).max() <= _FLAT_DEPTH_TOLERANCE * extent)
-
-
-def _umeyama(source: np.ndarray, target: np.ndarray) -> Similarity:
-    """Least-squares similarity from (N, d) ``source`` onto (N, d) ``target``.
-
-    Umeyama (1991), "Least-squares estimation of transformation parameters between two
-    point patterns", eqs. 38-42. Inputs are already validated and non-degenerate.
-    """
-    dim = source.shape[1]
-    mean_source = source.mean(axis=0)  # (d,)
-    mean_target = target.mean(axis=0)  # (d,)
-    centred_source = source - mean_source  # (N, d)
-    centred_target = target - mean_target  # (N, d)
-    covariance = centred_target.T @ centred_source / len(source)  # (d, d), eq. 38
-    u, singular_values, vt = np.linalg.svd(covariance)
-    # Umeyama Eq. 39: flip the weakest axis when U V^T would be a reflection, so the result is
-    # always a proper rotation (det +1), the best one in the least-squares sense.
-    signs = np.ones(dim)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        signs[-1] = -1.0
-    rotation = u @ np.diag(signs) @ vt  # eq. 40
-    variance_source = np.mean(np.sum(centred_source**2, axis=1))
-    scale = float(np.sum(singular_values * signs) / variance_source)  # eq. 42
-    translation = mean_target - scale * rotation @ mean_source  # eq. 41
-    return Similarity(scale=scale, rotation=rotation, translation=translation)
-
-
-def fit_similarity(source: np.ndarray, target: np.ndarray) -> Similarity:
-    """Least-squares similarity transform mapping ``source`` onto ``target`` points.
-
-    Minimises ``sum_i |target_i - (s R source_i + t)|^2`` over scale ``s > 0``, proper
-    rotation ``R`` (no reflections) and translation ``t`` (Umeyama's method). When
-    either input is (N, 3) with a (near) all-zero z column, as 2-D detectors give, the
-    fit uses x and y only and is returned as a 3-D transform that rotates about the z
-    axis and scales z by ``s``.
-
-    Args:
-        source: (N, d) points, d = 2 or 3.
-        target: (N, d) corresponding points in the same order.
-
-    Returns:
-        The fitted :class:`Similarity` with a (d, d) rotation and (d,) translation.
-
-    Raises:
-        ValueError: shapes differ, fewer than 3 points, non-finite values, or either
-            point set has (near) zero spread.
-    """
-    source = _check_points(source, "source")
-    target = _check_points(target, "target")
-    if source.shape != target.shape:
-        raise ValueError(
-            f"source and target must have the same shape (same landmarks, same order), "
-            f"got {source.shape} and {target.shape}"
-        )
-    if len(source) < 3:
-        raise ValueError(f"fit_similarity needs at least 3 points, got {len(source)}")
-    dim = source.shape[1]
-    flat_depth = dim == 3 and (_has_flat_depth(source) or _has_flat_depth(target))
-    fit_dim = 2 if flat_depth else dim
-    for name, points in (("source", source), ("target", target)):
-        if _rms_spread(points[:, :fit_dim]) < _MIN_SPREAD:
-            raise ValueError(
-                f"{name} points are degenerate: they all coincide, "
-                "so no similarity can be fitted"
-            )
-    transform = _umeyama(source[:, :fit_dim], target[:, :fit_dim])
-    if fit_dim == dim:
-        return transform
-    # Embed the planar fit in 3-D: rotation about z, depth scaled like x and y, no
-    # depth shift, so the transform stays a similarity.
-    rotation = np.eye(3)
-    rotation[:2, :2] = transform.rotation
-    translation = np.zeros(3)
-    translation[:2] = transform.translation
-    return Similarity(scale=transform.scale, rotation=rotation, translation=translation)
-
-
-def face_scale(points: np.ndarray) -> float:
-    """Size of a face: RMS distance of its x, y landmarks from their centroid.
-
-    Args:
-        points: (N, 2) or (N, 3) landmarks; z is ignored.
-
-    Returns:
-        The size in the points' pixels.
-    """
-    points = _check_points(points, "points")
-    return _rms_spread(points[:, :2])
+    upper, lower = LIP_CONTOURS if region == "lips" else EYE_CONTOURS
+    corners = np.linalg.norm(shape[OUTER_EYE_CORNERS[0], :2] - shape[OUTER_EYE_CORNERS[1], :2])
+    change = (target - _signed_opening(shape, region)) * corners  # the gap change in canonical units
+    out = shape.copy()
+    # eye contours hold the right eye then the left: weight each eye over its own width
+    groups = [(upper, lower)] if region == "lips" else [
+        (upper[: len(upper) // 2], lower[: len(lower) // 2]),
+        (upper[len(upper) // 2 :], lower[len(lower) // 2 :]),
+    ]
+    for up, down in groups:
+        members = list(up) + list(down)
+        weights = _bump(shape[members, 0])
+        out[list(up), 1] -= 0.5 * change * weights[: len(up)]
+        out[list(down), 1] += 0.5 * change * weights[len(up) :]
+    return out
 
 
 class MotionTransfer:
     """Turns each driving frame's landmarks into target landmarks for the source person.
 
-    In ``relative`` mode the driver's motion is split into a rigid part and an
-    expression residual. With ``T`` the similarity fitted from the reference onto the
-    current frame (``current ≈ T(reference)``), ``s`` and ``R`` its scale and rotation:
+    ``relative`` mode, for mediapipe's 478 3-D points, works in the canonical 3-D frame
+    (``data.landmarks.canonical_frame``; LivePortrait, Guo et al. 2024, §3.2): source,
+    neutral driver frame ``d0`` and current driver frame ``di`` are each decomposed into
+    ``s R (x_c + delta) + t``, and the output is composed from
 
-    - expression residual ``e = T^-1(current) - reference`` (in the reference's pose
-      and scale, so head motion does not leak into it);
-    - ``k = face_scale(source) / face_scale(reference)`` carries it to the source's
-      size;
-    - ``S_e = source + k e`` is the source with the driver's expression;
-    - ``delta = T(c_ref) - c_ref`` is the driver's centroid displacement;
-    - output ``= s R (S_e - c_S) + c_S + k delta``: the source rotates and scales about
-      its own centre ``c_S`` and moves ``k`` times as far as the driver.
+    - ``R = R_s R_d0^T R_di``: the driver's rotation since its neutral frame, taken in the
+      head's own frame and put on the source's pose (LivePortrait's ``R_di R_d0^-1 R_s``
+      written for column vectors);
+    - ``delta = delta_s + g (delta_di - delta_d0)``: the expression change, added in the
+      canonical frame *before* the rotation, so it lands in the right directions on a
+      turned source; ``g`` is ``expression_scale`` (0 = pose only);
+    - ``s = s_s s_di / s_d0`` and ``t = t_s + (s_s / s_d0)(t_di - t_d0)``: the driver's
+      relative zoom and its moves, carried to the source crop's scale (depth included).
 
-    So the reference frame itself gives back the source points, and the source keeps its
-    face shape and size while pose and expression follow the driver.
+    The neutral frame gives back the source points exactly. A source whose own mouth is
+    open or eyes are closed keeps that as its rest state; lips or lids that would cross (a
+    driver whose neutral frame is more open than the current one) close instead; ``retarget`` (``"eyes"``,
+    ``"lips"``) instead sets the result's opening ratios to the canonical face's (mouth
+    closed, eyes open) plus ``g`` times the driver's change of ratio since its neutral
+    frame, so such a source follows the driver too.
+
+    Other landmark layouts (68 points, 2-D detectors) keep the 2-D similarity path: the
+    expression residual ``e = T^-1(current) - reference`` in the reference's pose, times
+    ``k = face_scale(source) / face_scale(reference)`` and ``g``, is added to the source,
+    which then turns and moves like the driver about its own centre.
 
     Args:
         mode: ``"absolute"`` or ``"relative"``.
@@ -211,6 +123,10 @@ class MotionTransfer:
         reference_points: (N, d) driver landmarks of a neutral frame, usually the first,
             in driver image pixels (``relative``).
         driver_box: (4,) crop box x0, y0, x1, y1 in driver image pixels (``absolute``).
+        expression_scale: gain ``g`` on the driver's expression change (``relative``).
+        retarget: regions whose opening ratios follow the driver's (``relative``, 478 points).
+        use_canonical: False keeps the similarity path for 478 points too (the relative motion
+            before the canonical frame, for before/after benchmarks).
     """
 
     def __init__(
@@ -221,6 +137,9 @@ class MotionTransfer:
         source_points: np.ndarray | None = None,
         reference_points: np.ndarray | None = None,
         driver_box: np.ndarray | None = None,
+        expression_scale: float = 1.0,
+        retarget: tuple[str, ...] = (),
+        use_canonical: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -229,8 +148,17 @@ class MotionTransfer:
             )
         if size <= 0:
             raise ValueError(f"size must be a positive crop side in pixels, got {size}")
+        if not math.isfinite(expression_scale) or expression_scale < 0:
+            raise ValueError(f"expression_scale must be a finite number >= 0, got {expression_scale}")
+        unknown = set(retarget) - set(RETARGET_REGIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown retarget region(s) {', '.join(sorted(unknown))}; valid: {', '.join(RETARGET_REGIONS)}"
+            )
         self.mode = mode
         self.size = int(size)
+        self.expression_scale = float(expression_scale)
+        self.retarget = tuple(retarget)
         if mode == "absolute":
             if driver_box is None:
                 raise ValueError(
@@ -251,8 +179,8 @@ class MotionTransfer:
                 "(source landmarks in its crop) "
                 "and reference_points (the driver's neutral frame landmarks)"
             )
-        self.source = _check_points(source_points, "source_points")
-        self.reference = _check_points(reference_points, "reference_points")
+        self.source = check_points(source_points, "source_points")
+        self.reference = check_points(reference_points, "reference_points")
         if self.source.shape != self.reference.shape:
             raise ValueError(
                 f"source_points {self.source.shape} and "
@@ -260,11 +188,61 @@ class MotionTransfer:
                 f"must have the same shape: use the same landmark detector for both"
             )
         reference_scale = face_scale(self.reference)
-        if reference_scale < _MIN_SPREAD:
+        if reference_scale < MIN_SPREAD:
             raise ValueError("reference_points are degenerate: all landmarks coincide")
+        self.canonical = use_canonical and is_canonical_layout(self.source) and is_canonical_layout(self.reference)
+        if self.retarget and not self.canonical:
+            raise ValueError(
+                "retargeting needs mediapipe's 478 3-D landmarks for the source and the driver; "
+                "use the mediapipe landmark backend or drop the retarget option"
+            )
+        if self.canonical:
+            self.source_pose = decompose(self.source)
+            self.reference_pose = decompose(self.reference)
+            shape = canonical_shape()
+            neutral = shape + self.reference_pose.delta
+            self._rest_openings = {region: _signed_opening(shape, region) for region in RETARGET_REGIONS}
+            self._neutral_openings = {region: _signed_opening(neutral, region) for region in RETARGET_REGIONS}
+            # how far the source's own lips (lids) may cross: not at all, or as far as its photo shows
+            own = shape + self.source_pose.delta
+            self._closed = {region: min(0.0, _signed_opening(own, region)) for region in RETARGET_REGIONS}
         self.ratio = face_scale(self.source) / reference_scale  # k
         self.source_centroid = self.source.mean(axis=0)  # (d,) c_S
         self.reference_centroid = self.reference.mean(axis=0)  # (d,) c_ref
+
+    def target_pose(self, driver_points: np.ndarray) -> CanonicalPose:
+        """The result's head pose and canonical expression for one driving frame.
+
+        Args:
+            driver_points: (478, 3) driver landmarks in driver image pixels.
+
+        Returns:
+            The composed :class:`CanonicalPose` in the source crop's pixels.
+        """
+        current = decompose(driver_points)
+        source, neutral = self.source_pose, self.reference_pose
+        rotation = source.rotation @ neutral.rotation.T @ current.rotation  # R_s R_d0^T R_di
+        delta = source.delta + self.expression_scale * (current.delta - neutral.delta)
+        zoom = source.scale / neutral.scale
+        pose = CanonicalPose(
+            scale=source.scale * current.scale / neutral.scale,
+            rotation=rotation,
+            translation=source.translation + zoom * (current.translation - neutral.translation),
+            delta=delta,
+        )
+        shape = canonical_shape() + pose.delta
+        driven = canonical_shape() + current.delta
+        for region in RETARGET_REGIONS:
+            if region in self.retarget:
+                change = _signed_opening(driven, region) - self._neutral_openings[region]
+                target = max(0.0, self._rest_openings[region] + self.expression_scale * change)
+                shape = _set_opening(shape, region, target)
+            elif _signed_opening(shape, region) < self._closed[region]:
+                # a driver whose neutral mouth (eyes) was more open than now would push the
+                # source's lips (lids) through each other: they close instead
+                shape = _set_opening(shape, region, self._closed[region])
+        pose.delta = shape - canonical_shape()
+        return pose
 
     def __call__(self, driver_points: np.ndarray) -> np.ndarray:
         """Target landmarks for one driving frame.
@@ -277,16 +255,18 @@ class MotionTransfer:
         """
         if self.mode == "absolute":
             return points_to_crop(driver_points, self.driver_box, self.size)
-        current = _check_points(driver_points, "driver_points")
+        current = check_points(driver_points, "driver_points")
         if current.shape != self.reference.shape:
             raise ValueError(
                 f"driver_points have shape {current.shape} but the reference has "
                 f"{self.reference.shape}; "
                 f"every frame must use the same landmark detector"
             )
+        if self.canonical and is_canonical_layout(current):
+            return self.target_pose(current).compose().astype(np.float32)
         transform = fit_similarity(self.reference, current)  # T
         expression = transform.inverse_apply(current) - self.reference  # (N, d) e
-        expressive_source = self.source + self.ratio * expression  # (N, d) S_e
+        expressive_source = self.source + self.expression_scale * self.ratio * expression  # (N, d) S_e
         # (d,) delta: how far the driver's face centre moved
         moved_centroid = transform.apply(self.reference_centroid)
         displacement = moved_centroid - self.reference_centroid

@@ -6,6 +6,7 @@ the detector and crop come with the model (its training data's preparation setti
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +27,13 @@ class AnimateOptions:
             source person).
         smooth: sigma in frames of a centred Gaussian over the driver's landmark track
             (0 = off); 1-2 removes detector jitter. Delays output by ``ceil(3 * smooth)`` frames.
+        expression_scale: gain on the driver's expression change in ``relative`` mode
+            (1 = as the driver; 0 = head pose only; above 1 exaggerates).
+        retarget: regions (``eyes``, ``lips``) whose opening ratios follow the driver's change
+            since its neutral frame from a neutral rest (mouth closed, eyes open), whatever the
+            source photo shows; ``relative`` mode with mediapipe landmarks.
+        canonical_frame: False uses the earlier 2-D/3-D similarity relative motion instead of the
+            canonical 3-D frame (for before/after comparisons; not a CLI option).
         batch_size: driving frames synthesised per network call.
         paste_back: also blend each synthesised face into the full source photo.
         face_index: which face of the driving video to follow (0 = the main face).
@@ -37,6 +45,9 @@ class AnimateOptions:
 
     motion: Literal["relative", "absolute"] = "relative"
     smooth: float = 0.0
+    expression_scale: float = 1.0
+    retarget: tuple[str, ...] = ()
+    canonical_frame: bool = True
     batch_size: int = 8
     paste_back: bool = False
     face_index: int = 0
@@ -48,6 +59,11 @@ class AnimateOptions:
             raise InvalidInputError(f"motion must be one of {', '.join(MOTION_MODES)}, got {self.motion!r}")
         if self.smooth < 0:
             raise InvalidInputError(f"smooth must be >= 0 frames, got {self.smooth}")
+        if not math.isfinite(self.expression_scale) or self.expression_scale < 0:
+            raise InvalidInputError(f"expression_scale must be a number >= 0, got {self.expression_scale}")
+        self.retarget = tuple(self.retarget)
+        if not set(self.retarget) <= {"eyes", "lips"}:
+            raise InvalidInputError(f"retarget takes eyes and/or lips, got {', '.join(self.retarget)}")
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.face_index < 0:

@@ -398,6 +398,8 @@ class AnimationPipeline:
                     transfer = MotionTransfer(
                         options.motion, size=self.size, source_points=ref.dense,
                         reference_points=base_points, driver_box=driving_box,
+                        expression_scale=options.expression_scale, retarget=options.retarget,
+                        use_canonical=options.canonical_frame,
                     )
                 target = transfer(points)
                 yield frame, target, self.rasterizer(rasterizer_points(target, self.rasterizer), self.size), driving_box
