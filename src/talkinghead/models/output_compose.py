@@ -8,7 +8,7 @@ frame:
     W_S = w_S(I_s^S)                            the source kept at S, warped by the upsampled flow
     C_S = up(I~_y - I~_s)                       the refinement's correction, upsampled
     D_S = W_S + C_S                             photo detail, with the network's correction
-    out = M_S * D_S + (1 - M_S) * up(I~_y)      blended through the mask M (Eq. 2's form)
+    out = M_S * D_S + (1 - M_S) * up(I~_y)      blended through the mask M (MetaPortrait Eq. 2's form)
 
 M = O x T: the upsampled occlusion map O (where F_w says the source is visible) times the
 warp's trust T, which falls from 1 to 0 where the flow magnifies the source by 1.5x to 3x in

@@ -94,7 +94,7 @@ def _umeyama(source: np.ndarray, target: np.ndarray) -> Similarity:
     centred_target = target - mean_target  # (N, d)
     covariance = centred_target.T @ centred_source / len(source)  # (d, d), eq. 38
     u, singular_values, vt = np.linalg.svd(covariance)
-    # Eq. 39: flip the weakest axis when U V^T would be a reflection, so the result is
+    # Umeyama Eq. 39: flip the weakest axis when U V^T would be a reflection, so the result is
     # always a proper rotation (det +1), the best one in the least-squares sense.
     signs = np.ones(dim)
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
