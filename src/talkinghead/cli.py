@@ -402,7 +402,7 @@ def _animate_options(args: argparse.Namespace):
 
     return AnimateOptions(
         motion=args.motion, smooth=args.smooth, expression_scale=args.expression_scale,
-        retarget=tuple(args.retarget or ()), batch_size=args.batch_size,
+        retarget=tuple(args.retarget or ()), stabilize=args.stabilize, batch_size=args.batch_size,
         paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
         overlap=args.overlap,
     )
@@ -427,6 +427,9 @@ def _add_motion_arguments(p) -> None:
     p.add_argument("--retarget", nargs="+", choices=("eyes", "lips"), metavar="REGION",
                    help="eyes and/or lips: their opening follows the driver's change from a neutral rest "
                    "(mouth closed, eyes open), even when the source photo's mouth is open or eyes closed")
+    p.add_argument("--no-stabilize", dest="stabilize", action="store_false",
+                   help="do not steady the driver's head pose (default: an adaptive low-pass on head pose only, "
+                   "no delay, against detector jitter of a still head)")
     p.add_argument("--batch-size", type=int, default=option.batch_size,
                    help=f"frames synthesised per network call (default {option.batch_size})")
     p.add_argument("--face-index", type=int, default=option.face_index,

@@ -37,6 +37,7 @@ from talkinghead.data.landmarks.canonical_frame import (
     decompose,
     is_canonical_layout,
 )
+from talkinghead.inference.pose_filter import PoseFilter
 from talkinghead.data.landmarks.openings import (
     EYE_CONTOURS,
     LIP_CONTOURS,
@@ -127,6 +128,8 @@ class MotionTransfer:
         retarget: regions whose opening ratios follow the driver's (``relative``, 478 points).
         use_canonical: False keeps the similarity path for 478 points too (the relative motion
             before the canonical frame, for before/after benchmarks).
+        pose_filter: steadies the driver's head pose frame by frame (canonical frame only);
+            then frames must be passed in video order, one transfer per video. None: off.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class MotionTransfer:
         expression_scale: float = 1.0,
         retarget: tuple[str, ...] = (),
         use_canonical: bool = True,
+        pose_filter: PoseFilter | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -159,6 +163,7 @@ class MotionTransfer:
         self.size = int(size)
         self.expression_scale = float(expression_scale)
         self.retarget = tuple(retarget)
+        self.pose_filter = pose_filter
         if mode == "absolute":
             if driver_box is None:
                 raise ValueError(
@@ -220,6 +225,8 @@ class MotionTransfer:
             The composed :class:`CanonicalPose` in the source crop's pixels.
         """
         current = decompose(driver_points)
+        if self.pose_filter is not None:
+            current = self.pose_filter(current)  # the head pose steadied; the expression as detected
         source, neutral = self.source_pose, self.reference_pose
         rotation = source.rotation @ neutral.rotation.T @ current.rotation  # R_s R_d0^T R_di
         delta = source.delta + self.expression_scale * (current.delta - neutral.delta)

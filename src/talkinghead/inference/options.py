@@ -32,6 +32,9 @@ class AnimateOptions:
         retarget: regions (``eyes``, ``lips``) whose opening ratios follow the driver's change
             since its neutral frame from a neutral rest (mouth closed, eyes open), whatever the
             source photo shows; ``relative`` mode with mediapipe landmarks.
+        stabilize: steady the driver's head pose with an adaptive low-pass (One Euro filter on
+            scale, rotation and translation; no delay, expressions untouched) in ``relative``
+            mode with mediapipe landmarks, against detector jitter of a still head.
         canonical_frame: False uses the earlier 2-D/3-D similarity relative motion instead of the
             canonical 3-D frame (for before/after comparisons; not a CLI option).
         batch_size: driving frames synthesised per network call.
@@ -47,6 +50,7 @@ class AnimateOptions:
     smooth: float = 0.0
     expression_scale: float = 1.0
     retarget: tuple[str, ...] = ()
+    stabilize: bool = True
     canonical_frame: bool = True
     batch_size: int = 8
     paste_back: bool = False

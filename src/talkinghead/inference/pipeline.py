@@ -29,6 +29,7 @@ from talkinghead.data.crop import crop_image
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
 from talkinghead.data.video import read_image
 from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTracker
+from talkinghead.inference.pose_filter import PoseFilter
 from talkinghead.inference.motion import MotionTransfer, TemporalSmoother
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.paste_back import PasteBack
@@ -400,6 +401,7 @@ class AnimationPipeline:
                         reference_points=base_points, driver_box=driving_box,
                         expression_scale=options.expression_scale, retarget=options.retarget,
                         use_canonical=options.canonical_frame,
+                        pose_filter=PoseFilter() if options.stabilize else None,
                     )
                 target = transfer(points)
                 yield frame, target, self.rasterizer(rasterizer_points(target, self.rasterizer), self.size), driving_box
