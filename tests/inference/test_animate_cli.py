@@ -169,5 +169,5 @@ def test_demo_runs_on_the_bundled_model(tmp_path, capsys):
         assert probe_video(out / name).num_frames == 12
     assert probe_video(out / "side_by_side.mp4").width == 3 * probe_video(out / "result.mp4").width
     strip = read_image(out / "strip.png")
-    assert strip.shape[0] == 2 * 128 and strip.shape[1] == 7 * 128
+    assert strip.shape[0] == 2 * 256 and strip.shape[1] == 7 * 256  # the strip shows the 256 px result
     assert "result.mp4" in capsys.readouterr().out

@@ -145,7 +145,7 @@ def run_demo(
         command="demo",
     )
     total = open_frame_source(driving).info.num_frames
-    strip = StripCollector(min(total, max_frames or total))
+    strip = StripCollector(min(total, max_frames or total), size=VIEW_SIZE)  # at the result's 256 px
     summary = run_animate(job, options or AnimateOptions(motion="relative"), on_frame=strip)
     with output_errors(output_dir / "strip.png"):
         strip_path = strip.save(output_dir / "strip.png", summary.source.reference.crop)
