@@ -48,3 +48,39 @@ def quiet_native_logs() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextmanager
+def output_to_file(path: str | os.PathLike) -> Iterator[None]:
+    """Send everything written to descriptors 1 and 2 inside the block to the file ``path``.
+
+    For chatty tools (the ONNX exporter prints about 320 lines, from Python and from C++):
+    their log is kept where a user can read it when something fails, and the terminal shows
+    only what the command has to say. ``path`` is replaced; Python's streams are flushed
+    before and after, so nothing is lost or interleaved.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+    except (OSError, ValueError):  # no descriptors (embedded interpreters): nothing to redirect
+        yield
+        return
+    try:
+        log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+        finally:
+            os.close(log_fd)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # the log file's disk is full: the terminal comes back all the same
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
