@@ -914,4 +914,6 @@ def main(argv: list[str] | None = None) -> int:
             return code
     finally:
         for signum, previous in handlers.items():
-            signal.signal(signum, previous)
+            # The program's work is done: a Ctrl-C now (while the interpreter shuts down) has
+            # nothing left to stop, and must not kill the process with no word after a success.
+            signal.signal(signum, signal.SIG_IGN if argv is None and signum == signal.SIGINT else previous)
