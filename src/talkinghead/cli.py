@@ -877,8 +877,9 @@ def main(argv: list[str] | None = None) -> int:
     command = None
     handlers = {}
     if threading.current_thread() is threading.main_thread():
-        handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),  # clean up like Ctrl-C
-                    signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupt)}
+        handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}  # clean up like Ctrl-C
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job (`cmd &`) keeps ignoring it
+            handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
     code = 0
     try:
         try:
