@@ -85,6 +85,8 @@ def test_interrupt_messages_say_what_was_kept(command, monkeypatch, capsys):
     (PermissionError(errno.EACCES, "Permission denied", "/root/x"), "permissions"),
     (RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
                   "data/3: file write failed"), "disk is full"),
+    (type("SafetensorError", (Exception,), {})(
+        "Error while serializing: I/O error: No space left on device (os error 28)"), "disk is full"),
 ])
 def test_disk_errors_at_the_boundary_are_one_line(error, words, monkeypatch, capsys):
     def command(args):

@@ -842,22 +842,38 @@ def _os_error_line(err: OSError) -> str | None:
     name = errno.errorcode.get(err.errno or -1)
     if name not in _OS_ERROR_FIXES:
         return None
-    path = err.filename if err.filename is not None else "an output file"
+    path = err.filename if err.filename is not None else "writing an output"
     return f"error: {path}: {err.strerror or os.strerror(err.errno)}; {_OS_ERROR_FIXES[name]}"
 
 
 def _disk_error(err: BaseException) -> OSError | None:
-    """The OSError behind ``err`` (itself or its cause), or one parsed from torch.save's RuntimeError."""
-    seen = 0
-    while err is not None and seen < 5:
+    """The I/O error behind ``err`` (itself or a cause), also when a library reports it in words only.
+
+    torch.save raises ``RuntimeError("... PytorchStreamWriter failed writing file ...: file write
+    failed")`` on a full disk, safetensors ``SafetensorError("... No space left on device (os error
+    28)")``: both are read back into the ``OSError`` they stand for.
+    """
+    import errno
+    import re
+
+    for _ in range(5):
+        if err is None:
+            return None
         if isinstance(err, OSError) and _os_error_line(err):
             return err
-        # torch.save on a full disk: RuntimeError("... PytorchStreamWriter failed writing file ...")
-        if isinstance(err, RuntimeError) and "file write failed" in str(err):
-            import errno
-
-            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "a checkpoint being saved")
-        err, seen = err.__cause__ or err.__context__, seen + 1
+        text = str(err)
+        number = re.search(r"\(os error (\d+)\)", text)
+        if number:
+            code = int(number.group(1))
+        elif "No space left on device" in text or "file write failed" in text:
+            code = errno.ENOSPC
+        else:
+            code = None
+        if code is not None:
+            disk = OSError(code, os.strerror(code))
+            if _os_error_line(disk):
+                return disk
+        err = err.__cause__ or err.__context__
     return None
 
 
@@ -899,10 +915,12 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 print(f"error: {err}", file=sys.stderr)
                 return 2
-            except (OSError, RuntimeError) as err:
+            except Exception as err:
                 disk = _disk_error(err)
                 if disk is None or args.verbose:
-                    raise
+                    raise  # a bug: its traceback
+                if disk.filename is None:  # said in words only: the command's output is the path written
+                    disk.filename = getattr(args, "output", None) or getattr(args, "run_dir", None)
                 print(_os_error_line(disk), file=sys.stderr)
                 return 2
         except KeyboardInterrupt as stop:
