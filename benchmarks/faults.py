@@ -15,7 +15,8 @@ shipped ``models/demo``) and is judged as a user would:
 Cases: Ctrl-C (SIGINT) at random moments over ``--runs`` runs of ``animate`` (also in the first
 seconds, while Python imports); SIGKILL mid-run, then the same command again; a full disk
 (a 5 MiB tmpfs, filled) and a read-only mount as the output; the runtime cache with a damaged
-ONNX file, with a file where a folder belongs, and two first builds at once. Mount cases
+ONNX file, with a file where a folder belongs, and two first builds at once; the app on a
+port in use, and a killed app's temporary folder. Mount cases
 are skipped (and said so) without root. Prints one line per case and the counts.
 """
 
@@ -223,6 +224,46 @@ def case_runtime_cache(work: Path, driving: Path) -> list[Verdict]:
     return verdicts
 
 
+def _start_app(port: int) -> subprocess.Popen:
+    """``talkinghead app --port PORT``, once it answers (or has exited)."""
+    import urllib.request
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", "app", "--port", str(port), "--device", "cpu"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    return proc
+
+
+def case_app(rng: random.Random) -> list[Verdict]:
+    """A second app on a taken port; a killed app's temporary folder, removed when the next app starts."""
+    port = rng.randrange(20000, 30000)
+    first = _start_app(port)
+    folders = list(Path(tempfile.gettempdir()).glob(f"talkinghead-app-{first.pid}-*"))
+    second = talkinghead(["app", "--port", str(port)])
+    verdicts = [judge_error("app on a port in use", second, 2, ("--port", str(port)), [])]
+    first.kill()
+    first.wait()
+    stale = [f for f in folders if f.is_dir()]
+    restarted = _start_app(port + 1)
+    restarted.send_signal(signal.SIGINT)
+    _, err = restarted.communicate(timeout=60)
+    gone = stale and not any(f.exists() for f in stale)
+    verdicts.append(Verdict("a killed app's temporary folder", "good" if gone else "bad",
+                            f"left {[f.name for f in stale]} when killed; removed at the next start: {bool(gone)}"))
+    own_left = list(Path(tempfile.gettempdir()).glob(f"talkinghead-app-{restarted.pid}-*"))
+    said = "\n".join(line for line in err.splitlines() if not line.startswith("INFO: "))  # start-up notes
+    verdicts.append(judge_error("Ctrl-C on the app", Run(restarted.returncode, said, 0), 130, ("interrupted",),
+                                [f.name for f in own_left]))
+    return verdicts
+
+
 def make_clip(folder: Path) -> Path:
     import imageio_ffmpeg
 
@@ -252,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             verdicts += case_kill(work, driving)
             verdicts += case_disks(work, driving)
             verdicts += case_runtime_cache(work, driving)
+            verdicts += case_app(rng)
     for v in verdicts:
         print(f"{v.grade:7s} {v.case}: {v.note}")
     counts = {g: sum(v.grade == g for v in verdicts) for g in ("good", "poor", "bad", "skipped")}

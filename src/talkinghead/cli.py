@@ -809,6 +809,7 @@ _INTERRUPTED = {
     "prepare": "finished clips are kept; run the same command again to resume",
     "evaluate": "finished videos are cached in the --output folder; run the same command again to resume",
     "train": "checkpoints already saved in the run folder are kept; continue with --resume",
+    "app": "the app stopped and removed its temporary folder (uploads and results)",
     "finetune": "nothing was written (outputs appear only when complete); run the command again",
     "animate": "nothing was kept and the output is untouched (the partial result was removed); "
                "run the command again to start over",

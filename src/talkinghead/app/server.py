@@ -117,6 +117,7 @@ def serve(
         MissingDependencyError: Gradio is not installed.
         AppInputError: a ``--checkpoint`` that does not exist, or no model at all.
         PortInUseError: ``port`` is taken on ``host``.
+        KeyboardInterrupt: when stopped (Ctrl-C / SIGTERM), after the clean-up.
     """
     check_port_free(host, port)
     remove_dead_app_folders()
@@ -136,6 +137,9 @@ def serve(
                 max_file_size=f"{max_upload_mb:g}mb", allowed_paths=[work], ssr_mode=False, pwa=False,
                 mcp_server=False, footer_links=[], theme=offline_theme(), quiet=False,
             )
+            # launch() blocks until Ctrl-C / SIGTERM; Gradio catches that itself and returns. Raised
+            # again, so the command ends as every interrupted command does (one line, exit 130).
+            raise KeyboardInterrupt
         finally:
             page.close()
             gr.close_all()
