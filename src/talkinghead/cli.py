@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from talkinghead import __version__
+from talkinghead.config.base import default_of
 
 
 def _overrides_help() -> str:
@@ -365,7 +366,6 @@ def _animate_options(args: argparse.Namespace):
 
 
 def _add_motion_arguments(p) -> None:
-    from talkinghead.config.base import default_of  # here: `import talkinghead.cli` stays instant
     from talkinghead.inference.animate_job import AnimateJob
     from talkinghead.inference.options import AnimateOptions
 
@@ -432,7 +432,6 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 
 def add_animate(sub) -> None:
-    from talkinghead.config.base import default_of  # here: `import talkinghead.cli` stays instant
     from talkinghead.inference.animate_job import AnimateJob
 
     p = sub.add_parser(
