@@ -882,10 +882,25 @@ def _raise_terminated(signum, frame) -> None:
     raise _Terminated()
 
 
+def _raise_interrupt(signum, frame) -> None:
+    """The first Ctrl-C stops the command; more while it cleans up do not stop the clean-up."""
+    import signal
+
+    signal.signal(signal.SIGINT, _cleaning_up)
+    raise KeyboardInterrupt()
+
+
+def _cleaning_up(signum, frame) -> None:
+    print("interrupted; removing temporary files, a moment", file=sys.stderr, flush=True)
+
+
 # What an interrupted command leaves behind, said as it is (the rest: nothing is written half).
 _INTERRUPTED = {
     "prepare": "finished clips are kept; run the same command again to resume",
     "evaluate": "finished videos are cached in the --output folder; run the same command again to resume",
+    "train": "checkpoints already saved in the run folder are kept; continue with --resume",
+    "app": "the app stopped and removed its temporary folder (uploads and results)",
+    "finetune": "nothing was written (outputs appear only when complete); run the command again",
     "animate": "nothing was kept and the output is untouched (the partial result was removed); "
                "run the command again to start over",
     "demo": "nothing was kept and the output folder is untouched (the partial result was removed); "
@@ -893,36 +908,122 @@ _INTERRUPTED = {
 }
 
 
-def _interrupted_message(command: str) -> str:
+def _interrupted_message(command: str | None) -> str:
     return "interrupted; " + _INTERRUPTED.get(
         command, "nothing was written (outputs appear only when complete); run the command again"
     )
 
 
+# errno -> what to do, for the I/O errors a user can act on (the rest are bugs and keep a traceback)
+_OS_ERROR_FIXES = {
+    "ENOSPC": "the disk is full: free some space there or choose an output on another disk, then run the "
+              "command again",
+    "EDQUOT": "the disk quota is used up: free some space or choose an output elsewhere, then run the command again",
+    "EROFS": "that disk is mounted read-only: choose an output on a writable disk",
+    "EACCES": "this user may not use that path: choose one you can read and write, or fix its permissions",
+    "EPERM": "this user may not use that path: choose one you can read and write, or fix its permissions",
+    "EIO": "the disk reported an input/output error: check the disk, or choose an output on another one",
+}
+
+
+def _os_error_line(err: OSError) -> str | None:
+    """One line for an I/O error a user can act on (path, reason, fix), or None for any other."""
+    import errno
+
+    name = errno.errorcode.get(err.errno or -1)
+    if name not in _OS_ERROR_FIXES:
+        return None
+    path = err.filename if err.filename is not None else "writing an output"
+    return f"error: {path}: {err.strerror or os.strerror(err.errno)}; {_OS_ERROR_FIXES[name]}"
+
+
+def _disk_error(err: BaseException) -> OSError | None:
+    """The I/O error behind ``err`` (itself or a cause), also when a library reports it in words only.
+
+    torch.save raises ``RuntimeError("... PytorchStreamWriter failed writing file ...: file write
+    failed")`` on a full disk, safetensors ``SafetensorError("... No space left on device (os error
+    28)")``: both are read back into the ``OSError`` they stand for.
+    """
+    import errno
+    import re
+
+    for _ in range(5):
+        if err is None:
+            return None
+        if isinstance(err, OSError) and _os_error_line(err):
+            return err
+        text = str(err)
+        number = re.search(r"\(os error (\d+)\)", text)
+        if number:
+            code = int(number.group(1))
+        elif "No space left on device" in text or "file write failed" in text:
+            code = errno.ENOSPC
+        else:
+            code = None
+        if code is not None:
+            disk = OSError(code, os.strerror(code))
+            if _os_error_line(disk):
+                return disk
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``talkinghead`` console script."""
+    """Entry point of the ``talkinghead`` console script.
+
+    Every way a command ends is decided here: its exit code (0), a user error as one line
+    (exit 2), an I/O error a user can act on (full or read-only disk, no permission) as one
+    line with the path and the fix (exit 2), and Ctrl-C / SIGTERM at any moment, also while
+    the parser imports the libraries, as one line saying what was kept (exit 130 / 143).
+    Temporaries are removed on the way out by the writers' own clean-up. When run as the
+    program (``argv`` None) an interrupted process ends without the interpreter's shutdown,
+    where native threads (mediapipe's) could abort it.
+    """
     import signal
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.verbose:
-        os.environ.setdefault("TALKINGHEAD_VERBOSE", "1")  # shows mediapipe's start-up log lines
-    previous = None
+    command = None
+    handlers = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)  # clean up like Ctrl-C, exit 143
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
-    from talkinghead.errors import TalkingHeadError
-
+        handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}  # clean up like Ctrl-C
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job (`cmd &`) keeps ignoring it
+            handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
+    code = 0
     try:
-        return int(args.func(args) or 0)
-    except TalkingHeadError as err:
-        if args.verbose:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as stop:
-        print(_interrupted_message(args.command), file=sys.stderr)
-        return 143 if isinstance(stop, _Terminated) else 130
+        try:
+            parser = build_parser()  # imports torch and the libraries: seconds
+            args = parser.parse_args(argv)
+            command = args.command
+            if args.verbose:
+                os.environ.setdefault("TALKINGHEAD_VERBOSE", "1")  # shows mediapipe's start-up log lines
+            logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                                format="%(levelname)s: %(message)s")
+            from talkinghead.errors import TalkingHeadError
+
+            try:
+                return int(args.func(args) or 0)
+            except TalkingHeadError as err:
+                if args.verbose:
+                    raise
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            except Exception as err:
+                disk = _disk_error(err)
+                if disk is None or args.verbose:
+                    raise  # a bug: its traceback
+                if disk.filename is None:  # said in words only: the command's output is the path written
+                    disk.filename = getattr(args, "output", None) or getattr(args, "run_dir", None)
+                print(_os_error_line(disk), file=sys.stderr)
+                return 2
+        except KeyboardInterrupt as stop:
+            code = 143 if isinstance(stop, _Terminated) else 130
+            print(_interrupted_message(command), file=sys.stderr)
+            if argv is None:  # the program itself: skip shutdown, where native threads may abort
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+            return code
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, previous in handlers.items():
+            # The program's work is done: a Ctrl-C now (while the interpreter shuts down) has
+            # nothing left to stop, and must not kill the process with no word after a success.
+            signal.signal(signum, signal.SIG_IGN if argv is None and signum == signal.SIGINT else previous)

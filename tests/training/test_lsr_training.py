@@ -73,12 +73,37 @@ def test_both_stages_train_with_finite_losses_and_write_everything(trained_run):
     assert set(state["optimizers"]) == {"generator", "discriminator"}
 
 
-def test_an_interrupted_run_resumes_to_the_identical_result(trained_run, real_train_data, tmp_path):
+def test_an_interrupted_run_resumes_to_the_identical_result(trained_run, real_train_data, tmp_path, monkeypatch):
+    from talkinghead.training.trainer import Trainer
+
     run = tmp_path / "run"
     # Stops inside the full stage (global step 5 of 7); the checkpoint is written on the way out.
     assert main(tiny_args(real_train_data, "--run-dir", str(run), "--max-steps", "5")) == 0
-    assert CheckpointManager(run).load_latest()["global_step"] == 5
+    saved = CheckpointManager(run).load_latest()
+    assert saved["global_step"] == 5
+
+    # Training is seeded, so a --resume that silently restarted from step 0 would also end
+    # identical: record where the resumed run really starts and what optimiser state it holds.
+    starts = []
+    run_stage = Trainer.run_stage
+
+    def spy(self, plan, resume=None):
+        first_step = self.steps_this_run
+        result = run_stage(self, plan, resume)
+        adam_steps = {name: max(float(s["step"]) for s in opt.state.values())
+                      for name, opt in plan.optimizers.items()}
+        starts.append((plan.name, resume and resume["stage_step"], self.steps_this_run - first_step, adam_steps))
+        return result
+
+    monkeypatch.setattr(Trainer, "run_stage", spy)
     assert main(tiny_args(real_train_data, "--run-dir", str(run), "--resume")) == 0
+    # only the full stage runs, from the checkpoint's step: 2 more steps, not 7
+    ((stage, from_step, steps_run, adam_steps),) = starts
+    assert (stage, from_step, steps_run) == ("full", saved["stage_step"], 2)
+    # the optimisers continue the saved state: Adam's step counters count the steps before the interruption too
+    for name, saved_opt in saved["optimizers"].items():
+        before = max(float(s["step"]) for s in saved_opt["state"].values())
+        assert before > 0 and adam_steps[name] > before, (name, before, adam_steps[name])
     _assert_identical(trained_run / "release", run / "release")
 
 

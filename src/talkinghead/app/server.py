@@ -8,13 +8,16 @@ removed when the server stops.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 from talkinghead.app.jobs import DEFAULT_MAX_UPLOAD_MB, AppJobRunner
-from talkinghead.errors import MissingDependencyError
+from talkinghead.errors import MissingDependencyError, TalkingHeadError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,55 @@ def import_gradio():
     return gradio
 
 
+TEMP_PREFIX = "talkinghead-app-"  # + owner pid + "-": the app's temporary folder in the system's temp folder
+
+
+class PortInUseError(TalkingHeadError, OSError):
+    """The app's port is taken by another program (or another app)."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, with the fix, a ``port`` that something already listens on at ``host``.
+
+    Checked before Gradio starts: its own message advises an environment variable and a
+    ``launch()`` argument, not the command's ``--port``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                return  # not ours to judge here (an unknown host...): Gradio says what it says
+            raise PortInUseError(
+                f"port {port} on {host} is already in use (another talkinghead app or another server); "
+                f"choose a free one with --port, e.g. --port {port + 1}"
+            ) from None
+
+
+def remove_dead_app_folders(root: str | Path | None = None) -> list[Path]:
+    """Delete the temporary folders of apps that were killed (their process no longer runs).
+
+    A stopped app removes its folder; one killed with SIGKILL (or a power cut) cannot, and its
+    uploads and results stayed in the temp folder for ever. Only ``talkinghead-app-PID-*``
+    folders whose PID is dead are touched. Returns what was removed.
+    """
+    from talkinghead.inference.stale_temporaries import process_alive
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not folder.is_dir() or process_alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            log.warning("%s: the temporary folder of a stopped app could not be removed entirely; delete it", folder)
+        else:
+            removed.append(folder)
+            log.info("removed %s, left by an app that was killed", folder)
+    return removed
+
+
 def serve(
     *,
     host: str = DEFAULT_HOST,
@@ -64,8 +116,12 @@ def serve(
     Raises:
         MissingDependencyError: Gradio is not installed.
         AppInputError: a ``--checkpoint`` that does not exist, or no model at all.
+        PortInUseError: ``port`` is taken on ``host``.
+        KeyboardInterrupt: when stopped (Ctrl-C / SIGTERM), after the clean-up.
     """
-    with tempfile.TemporaryDirectory(prefix="talkinghead-app-") as work:
+    check_port_free(host, port)
+    remove_dead_app_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as work:
         # Uploads and Gradio's copies of results live here too, so stopping removes them all.
         os.environ["GRADIO_TEMP_DIR"] = str(Path(work) / "gradio")
         gr = import_gradio()
@@ -81,6 +137,9 @@ def serve(
                 max_file_size=f"{max_upload_mb:g}mb", allowed_paths=[work], ssr_mode=False, pwa=False,
                 mcp_server=False, footer_links=[], theme=offline_theme(), quiet=False,
             )
+            # launch() blocks until Ctrl-C / SIGTERM; Gradio catches that itself and returns. Raised
+            # again, so the command ends as every interrupted command does (one line, exit 130).
+            raise KeyboardInterrupt
         finally:
             page.close()
             gr.close_all()

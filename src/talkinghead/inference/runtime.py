@@ -12,9 +12,18 @@ What is slow to build is cached on disk under ``$TALKINGHEAD_HOME/runtime`` (def
 batch size:
 
     onnx/<method>-<fingerprint>-b<batch>/synthesis.onnx   # an export, reused by the next run
+    onnx/<method>-<fingerprint>-b<batch>.export.log       # the exporter's log of that export (~320 lines)
     inductor/                                             # torch.compile's own cache of compiled code
     compiled/<method>-<fingerprint>-b<batch>.json         # marks a compile that completed (a cache hit)
+    locks/<kind>-<key>.lock                               # held while one process builds that entry
     auto.json                                             # which runtime ``auto`` measured fastest, per key
+
+The cache repairs itself: an entry that fails to load, to run or to match eager, or that is of
+the wrong type (a file where a folder belongs, or the reverse), is set aside as
+``<name>.bad-<time>`` with a warning and built again. Two processes building the same entry
+take turns (a file lock): the second one waits and then finds the build in the cache. A
+compiled runtime always runs at its batch size (a shorter last batch is padded), so
+``torch.compile`` builds once per job instead of once more for the last batch.
 
 ``auto`` times the candidates for the device once (CPU: eager and onnx; CUDA: eager and
 compile) and remembers the winner in ``auto.json``, so later runs start without timing.
@@ -32,9 +41,11 @@ from pathlib import Path
 
 import torch
 
-from talkinghead.errors import InvalidInputError
+from talkinghead.errors import InvalidInputError, TalkingHeadError
 from talkinghead.models.inference_model import InferenceModel
 from talkinghead.utils.atomic import atomic_write_json
+from talkinghead.utils.native_logs import native_logs_wanted, output_to_file
+from talkinghead.utils.run_lock import wait_for_lock
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,57 @@ SynthesisFunction = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.T
 
 class RuntimeMismatchError(InvalidInputError):
     """A runtime whose outputs differ from eager PyTorch by more than the tolerance."""
+
+
+class RuntimeCacheError(TalkingHeadError, OSError):
+    """A runtime cache entry that is damaged and cannot be set aside (the message says what to delete)."""
+
+
+def _set_aside(path: Path, reason: str) -> Path:
+    """Rename the damaged cache entry ``path`` to ``<name>.bad-<time>`` beside it, with a warning."""
+    aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        path.rename(aside)
+    except OSError as err:
+        raise RuntimeCacheError(
+            f"{path}: {reason}, and it cannot be moved aside ({err.strerror or err}); delete it, "
+            "or set TALKINGHEAD_HOME to another folder"
+        ) from err
+    log.warning("%s: %s; set aside as %s and built again (delete that when you no longer need it)",
+                path, reason, aside.name)
+    return aside
+
+
+def _ensure_folder(path: Path) -> Path:
+    """``path`` as a folder of the cache: a file in its place is set aside first."""
+    if path.exists() and not path.is_dir():
+        _set_aside(path, "a file where the runtime cache keeps a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fixed_batch(run: SynthesisFunction, batch_size: int) -> SynthesisFunction:
+    """``run`` called at ``batch_size`` only: other batches are split, the last one padded.
+
+    ``torch.compile`` with static shapes compiles again for every new batch size; a job's
+    last, shorter batch used to cost a second full compile (428 s for 10 frames on a CPU).
+    Padding repeats the last frame's inputs; the padded rows' outputs are dropped.
+    """
+
+    def run_fixed(landmarks: torch.Tensor, state: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        total = landmarks.shape[0]
+        if total == batch_size:
+            return run(landmarks, state)
+        outputs = []
+        for start in range(0, total, batch_size):
+            part = [landmarks[start:start + batch_size]] + [state[n][start:start + batch_size] for n in state]
+            count = part[0].shape[0]
+            if count < batch_size:  # (count, ...) -> (batch_size, ...), repeating the last row
+                part = [torch.cat([t, t[-1:].expand(batch_size - count, *t.shape[1:])]) for t in part]
+            outputs.append(run(part[0], dict(zip(state, part[1:])))[:count])  # (count, 3, s, s)
+        return torch.cat(outputs)
+
+    return run_fixed
 
 
 @dataclass
@@ -112,15 +174,37 @@ def _eager(model: InferenceModel) -> SynthesisFunction:
 
 
 def _onnx(model: InferenceModel, key: str, cache: Path, threads: int) -> tuple[SynthesisFunction, bool]:
-    """An onnxruntime session of the contract's export, exported once per key and reused."""
-    from talkinghead.inference.onnx_export import MANIFEST_FILE, ONNX_FILE, export_onnx, load_synthesis_session
+    """An onnxruntime session of the contract's export, exported once per key and reused.
 
-    folder = cache / "onnx" / key
+    The exporter's log goes to ``onnx/<key>.export.log`` (shown on the terminal with ``-v``).
+    """
+    from talkinghead.inference.onnx_export import (
+        MANIFEST_FILE,
+        ONNX_FILE,
+        OnnxExportError,
+        export_onnx,
+        load_synthesis_session,
+    )
+
+    folder = _ensure_folder(cache / "onnx") / key
+    if folder.exists() and not folder.is_dir():
+        _set_aside(folder, "a file where the cached ONNX export's folder belongs")
     hit = (folder / MANIFEST_FILE).is_file() and (folder / ONNX_FILE).is_file()
     if not hit:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        # overwrite: a folder left by an interrupted export (no manifest) is replaced
-        export_onnx(model, folder, overwrite=folder.exists())
+        if folder.is_dir() and any(folder.iterdir()):
+            _set_aside(folder, f"an incomplete cached ONNX export (no {MANIFEST_FILE} or {ONNX_FILE})")
+        elif folder.is_dir():
+            folder.rmdir()
+        log_path = cache / "onnx" / f"{key}.export.log"
+        log.info("exporting the %s synthesis network to ONNX (once; the exporter's log: %s)", model.method, log_path)
+        try:
+            if native_logs_wanted():
+                export_onnx(model, folder)
+            else:
+                with output_to_file(log_path):
+                    export_onnx(model, folder)
+        except OnnxExportError as err:
+            raise OnnxExportError(f"{err} (the exporter's log: {log_path})") from err
     session = load_synthesis_session(folder, threads=threads)
     names = ["landmarks", *model.person_state_spec()]
     output = session.get_outputs()[0].name
@@ -134,11 +218,17 @@ def _onnx(model: InferenceModel, key: str, cache: Path, threads: int) -> tuple[S
     return run, hit
 
 
-def _compile(model: InferenceModel, key: str, cache: Path, mode: str | None) -> tuple[SynthesisFunction, bool]:
-    """``torch.compile`` of the whole per-frame function; inductor's code cache lives under the runtime cache."""
+def _compile(model: InferenceModel, key: str, cache: Path, mode: str | None,
+             batch_size: int) -> tuple[SynthesisFunction, bool]:
+    """``torch.compile`` of the whole per-frame function; inductor's code cache lives under the runtime cache.
+
+    The compiled function only ever sees ``batch_size`` (:func:`_fixed_batch`): one compile per job.
+    """
     # Set before the first compile of the process; a user's own setting wins.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
-    marker = cache / "compiled" / f"{key}.json"
+    marker = _ensure_folder(cache / "compiled") / f"{key}.json"
+    if marker.exists() and not marker.is_file():
+        _set_aside(marker, "a folder where the compile marker file belongs")
     hit = marker.is_file()
     compiled = torch.compile(model, mode=mode, dynamic=False)
 
@@ -146,7 +236,18 @@ def _compile(model: InferenceModel, key: str, cache: Path, mode: str | None) -> 
         with torch.no_grad():
             return compiled(landmarks, state)
 
-    return run, hit
+    return _fixed_batch(run, batch_size), hit
+
+
+def _set_aside_compiled(cache: Path, key: str, reason: str) -> None:
+    """A cached compile that failed: set aside its marker and inductor's code cache, forget in-memory graphs."""
+    marker = cache / "compiled" / f"{key}.json"
+    if marker.exists():
+        _set_aside(marker, reason)
+    inductor = cache / "inductor"
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") == str(inductor) and inductor.exists():
+        _set_aside(inductor, reason)
+    torch._dynamo.reset()
 
 
 def _max_abs_diff(model: InferenceModel, run: SynthesisFunction, batch_size: int, device: torch.device) -> float:
@@ -180,13 +281,18 @@ def _auto_candidates(device: torch.device) -> list[str]:
 
 def _auto_choices(path: Path) -> dict[str, str]:
     """``auto.json``: remembered choice per :func:`_auto_key` (empty when missing or unreadable)."""
+    if path.exists() and not path.is_file():
+        _set_aside(path, "a folder where auto's choices file belongs")
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        choices = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        choices = None
+    if not isinstance(choices, dict):
         log.warning("%s: unreadable; auto measures the runtimes again", path)
         return {}
+    return choices
 
 
 def _auto_key(key: str, device: torch.device) -> str:
@@ -201,7 +307,7 @@ def _remembered(cache: Path, key: str, device: torch.device) -> str | None:
 def _remember(cache: Path, key: str, device: torch.device, choice: str) -> None:
     choices = _auto_choices(cache / AUTO_FILE)
     choices[_auto_key(key, device)] = choice
-    cache.mkdir(parents=True, exist_ok=True)
+    _ensure_folder(cache)
     atomic_write_json(cache / AUTO_FILE, choices)
 
 
@@ -259,23 +365,64 @@ def build_runtime(
         chosen.cache_hit = chosen.cache_hit and hit
         chosen.build_seconds, chosen.timings = time.perf_counter() - start, timings
         return chosen
+    checked = reference if reference is not None else model
     if kind == "eager":
         run, hit = _eager(model), True
-    elif kind == "onnx":
-        run, hit = _onnx(model, key, cache, torch.get_num_threads())
+        diff = 0.0 if checked is model else _checked_diff(kind, model, checked, run, batch_size, device, tolerance,
+                                                           hit=False)
     else:
-        run, hit = _compile(model, key, cache, compile_mode)
-    checked = reference if reference is not None else model
-    diff = 0.0 if kind == "eager" and checked is model else _max_abs_diff(checked, run, batch_size, device)
+        _ensure_folder(cache)
+        with wait_for_lock(cache / "locks" / f"{kind}-{key}.lock",
+                           f"another process is building the {kind} runtime {key}; waiting for it"):
+            run, hit, diff = _build_cached(kind, model, checked, key, cache, batch_size, device, compile_mode,
+                                           tolerance)
+            if kind == "compile" and not hit:
+                atomic_write_json_mkdir(cache / "compiled" / f"{key}.json",
+                                        {"key": key, "torch": torch.__version__, "mode": compile_mode,
+                                         "max_abs_diff": diff})
+    return SynthesisRuntime(kind, run, diff, hit, time.perf_counter() - start, key, timings)
+
+
+def _checked_diff(kind: str, model: InferenceModel, checked: InferenceModel, run: SynthesisFunction,
+                  batch_size: int, device: torch.device, tolerance: float, *, hit: bool) -> float:
+    """|run - eager| on the check inputs, or :class:`RuntimeMismatchError` when over ``tolerance``."""
+    diff = _max_abs_diff(checked, run, batch_size, device)
     if not diff <= tolerance:  # NaN too
+        fix = "it is rebuilt" if hit else "use --runtime eager, and report this model and runtime as a bug"
         raise RuntimeMismatchError(
             f"the {kind} runtime of this {model.method} model differs from eager PyTorch by up to {diff:.3g} "
-            f"(tolerance {tolerance:g}); use --runtime eager, or delete {cache} to rebuild the cache"
+            f"(tolerance {tolerance:g}); {fix}"
         )
-    if kind == "compile" and not hit:
-        atomic_write_json_mkdir(cache / "compiled" / f"{key}.json",
-                                {"key": key, "torch": torch.__version__, "mode": compile_mode, "max_abs_diff": diff})
-    return SynthesisRuntime(kind, run, diff, hit, time.perf_counter() - start, key, timings)
+    return diff
+
+
+def _build_cached(kind: str, model: InferenceModel, checked: InferenceModel, key: str, cache: Path,
+                  batch_size: int, device: torch.device, compile_mode: str | None,
+                  tolerance: float) -> tuple[SynthesisFunction, bool, float]:
+    """Build ``onnx`` or ``compile`` (from the cache when there) and check it; a cached build that
+    fails to load, run or check is set aside and built once more from scratch."""
+    for attempt in range(2):
+        # what the cache holds before the build (the builders below raise before returning it)
+        if kind == "onnx":
+            hit = (cache / "onnx" / key / "onnx_export.json").is_file()
+        else:
+            hit = (cache / "compiled" / f"{key}.json").is_file()
+        try:
+            if kind == "onnx":
+                run, hit = _onnx(model, key, cache, torch.get_num_threads())
+            else:
+                run, hit = _compile(model, key, cache, compile_mode, batch_size)
+            return run, hit, _checked_diff(kind, model, checked, run, batch_size, device, tolerance, hit=hit)
+        # onnxruntime and inductor raise their own types (no common base) for damaged files
+        except Exception as err:
+            if not hit or attempt:
+                raise
+            reason = f"the cached {kind} build fails ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})"
+            if kind == "onnx":
+                _set_aside(cache / "onnx" / key, reason)
+            else:
+                _set_aside_compiled(cache, key, reason)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def atomic_write_json_mkdir(path: Path, data: dict) -> None:

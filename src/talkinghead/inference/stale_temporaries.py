@@ -17,7 +17,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (this one counts as running; another user's too)."""
     if pid == os.getpid():
         return True
     try:
@@ -49,7 +50,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     for entry in path.parent.iterdir():
         for pattern in patterns:
             match = pattern.match(entry.name)
-            if match is None or _process_alive(int(match.group(1))):
+            if match is None or process_alive(int(match.group(1))):
                 continue
             try:
                 if entry.is_dir() and not entry.is_symlink():

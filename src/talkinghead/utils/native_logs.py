@@ -10,6 +10,7 @@ points descriptor 2 at ``/dev/null`` for the duration of such a call; with ``-v`
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -48,3 +49,52 @@ def quiet_native_logs() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextmanager
+def output_to_file(path: str | os.PathLike) -> Iterator[None]:
+    """Send what is written to the terminal inside the block to the file ``path``.
+
+    For chatty tools (the ONNX exporter logs about 320 lines, from Python and from C++):
+    their log is kept where a user can read it when something fails, and the terminal shows
+    only what the command has to say. Covered: descriptors 1 and 2 (C++ and ``print``) and
+    the root logger's handlers that write to the terminal (``logging.basicConfig``'s, which
+    keep their own reference to the stream). ``path`` is replaced.
+    """
+    terminal = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None}
+    handlers = [h for h in logging.getLogger().handlers
+                if type(h) is logging.StreamHandler and id(h.stream) in terminal]
+    with open(path, "w") as log_file:
+        previous = [h.setStream(log_file) for h in handlers]
+        try:
+            with _descriptors_to(log_file):
+                yield
+        finally:
+            for handler, stream in zip(handlers, previous):
+                handler.setStream(stream)
+
+
+@contextmanager
+def _descriptors_to(log_file) -> Iterator[None]:
+    """Descriptors 1 and 2 point at ``log_file`` inside the block (Python's streams flushed around it)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+    except (OSError, ValueError):  # no descriptors (embedded interpreters): nothing to redirect
+        yield
+        return
+    try:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # the log file's disk is full: the terminal comes back all the same
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

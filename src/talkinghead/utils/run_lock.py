@@ -79,3 +79,35 @@ def hold_run_dir(run_dir: str | Path) -> Iterator[Path]:
         yield run_dir
     finally:
         handle.close()  # closing the descriptor releases the lock
+
+
+@contextmanager
+def wait_for_lock(path: str | Path, waiting_message: str | None = None) -> Iterator[Path]:
+    """Hold an exclusive lock on the file ``path`` while the block runs, waiting for any holder.
+
+    For work that two processes must not do at once but that the second can simply wait for
+    (the first build of a cached runtime: the second process then finds it built). The lock
+    is released when the block ends, or by the operating system when the process dies.
+
+    Args:
+        path: the lock file (created, with its folder, when missing).
+        waiting_message: logged once when another process holds the lock.
+    """
+    import logging
+
+    path = Path(path)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting_message:
+                logging.getLogger(__name__).info("%s", waiting_message)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield path
+    finally:
+        handle.close()
