@@ -120,3 +120,18 @@ def browser_page(playwright, app_server):
     yield page, external
     context.close()
     browser.close()
+
+
+@pytest.fixture
+def two_people_photo(real_data, tmp_path) -> Path:
+    """A 460 x 256 PNG with two real faces: sadtalker_happy (face 0, the larger) and a smaller second one."""
+    import numpy as np
+    from PIL import Image
+
+    canvas = np.full((256, 460, 3), 200, np.uint8)
+    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
+    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
+                                         .resize((180, 168)))
+    photo = tmp_path / "two_people.png"
+    Image.fromarray(canvas).save(photo)
+    return photo

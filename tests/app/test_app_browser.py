@@ -170,14 +170,9 @@ def test_photo_without_a_face_gets_a_message(browser_page, app_server, tmp_path)
     assert external == [], f"the page tried to reach the internet: {external}"
 
 
-def test_two_people_get_a_warning_and_the_face_number_chooses(browser_page, app_server, real_data, tmp_path):
+def test_two_people_get_a_warning_and_the_face_number_chooses(browser_page, app_server, two_people_photo):
     page, external = browser_page
-    canvas = np.full((256, 460, 3), 200, np.uint8)
-    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
-    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
-                                         .resize((180, 168)))
-    photo = tmp_path / "two_people.png"
-    Image.fromarray(canvas).save(photo)
+    photo = two_people_photo
     page.goto(app_server["url"])
     page.wait_for_selector("#animate")
     page.locator("#source-files input[type=file]").set_input_files(str(photo))

@@ -54,7 +54,7 @@ def test_driving_videos_get_thumbnails_of_their_first_frame(runner):
         assert max(picture.shape[:2]) <= 320 and picture.std() > 10  # a real frame, not a blank
 
 
-def test_source_check_shows_the_face_and_says_when_there_are_several(runner, real_data, tmp_path):
+def test_source_check_shows_the_face_and_says_when_there_are_several(runner, real_data, two_people_photo):
     check = runner.check_sources(AppRequest(bundled_source="sadtalker_happy.png"))
     assert check.error is None and check.notes == []
     (photo, photo_caption), (crop, crop_caption) = check.previews
@@ -62,12 +62,7 @@ def test_source_check_shows_the_face_and_says_when_there_are_several(runner, rea
     assert "face 0 of 1" in photo_caption and "128 px" in crop_caption
 
     # two real faces side by side (facerec_obama1.jpg's second "face" is a false detection lying on its side)
-    canvas = np.full((256, 460, 3), 200, np.uint8)
-    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
-    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
-                                         .resize((180, 168)))
-    two = str(tmp_path / "two_people.png")
-    Image.fromarray(canvas).save(two)
+    two = str(two_people_photo)
     check = runner.check_sources(AppRequest(sources=[two]))
     assert len(check.notes) == 1 and "2 faces found" in check.notes[0] and "Face number" in check.notes[0]
     assert "--source-face-index" not in check.notes[0]
@@ -176,13 +171,8 @@ def test_unknown_checkpoint_is_refused_at_start(tmp_path):
         AppJobRunner(tmp_path, checkpoints=[tmp_path / "nowhere"])
 
 
-def test_live_mode_animates_the_chosen_face(runner, real_data, tmp_path):
-    canvas = np.full((256, 460, 3), 200, np.uint8)
-    canvas[:, :256] = np.asarray(Image.open(real_data / "sadtalker_happy.png").convert("RGB"))
-    canvas[40:208, 270:450] = np.asarray(Image.open(real_data / "facerec_alex-lacamoire.png").convert("RGB")
-                                         .resize((180, 168)))
-    two = tmp_path / "two_people.png"
-    Image.fromarray(canvas).save(two)
+def test_live_mode_animates_the_chosen_face(runner, two_people_photo):
+    two = two_people_photo
     session, line = runner.live_session(AppRequest(sources=[str(two)], face_index=1))
     try:
         assert session is not None, line
