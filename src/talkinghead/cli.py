@@ -424,7 +424,7 @@ def _add_motion_arguments(p) -> None:
     p.add_argument("--expression-scale", type=float, default=option.expression_scale, metavar="G",
                    help=f"gain on the driver's expression change in relative mode (default {option.expression_scale:g}; "
                    "0 = head pose only, >1 exaggerates)")
-    p.add_argument("--retarget", nargs="+", choices=("eyes", "lips"), metavar="REGION",
+    p.add_argument("--retarget", nargs="+", choices=("eyes", "lips"), default=option.retarget, metavar="REGION",
                    help="eyes and/or lips: their opening follows the driver's change from a neutral rest "
                    "(mouth closed, eyes open), even when the source photo's mouth is open or eyes closed")
     p.add_argument("--no-stabilize", dest="stabilize", action="store_false",

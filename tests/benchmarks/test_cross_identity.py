@@ -30,8 +30,10 @@ def test_cross_identity_benchmark_on_two_bundled_pairs(tmp_path):
     for pair in pairs:
         relative = pair["variants"]["relative"]
         assert set(relative["landmark"]) == set(METRICS) == set(relative["image"])
-        # the target landmarks are the canonical targets themselves; the render is re-detected
-        assert relative["landmark"]["pose_err"] < 1e-3
+        # the target landmarks are the canonical targets, their head pose steadied by the
+        # stabiliser (a fraction of a degree of lag); the expression is not touched
+        assert relative["landmark"]["pose_err"] < 0.5
+        assert relative["landmark"]["expr_err"] < 1e-3
         assert relative["image"]["pose_err"] is not None and relative["faces_found"] > 0.5
         assert relative["image"]["id_kept"] > 0.5 and "landmark" not in pair["variants"]["landmark-warp"]
         strip = cv2.imread(str(out / "strips" / f"sadtalker_happy__{Path(pair['driver']).stem}.png"))
