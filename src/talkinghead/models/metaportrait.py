@@ -231,11 +231,6 @@ def build_networks(config: MetaPortraitModelConfig) -> dict[str, nn.Module]:
     }
 
 
-def parameter_counts(networks: dict[str, nn.Module]) -> dict[str, int]:
-    """Number of parameters of every network."""
-    return {name: sum(p.numel() for p in net.parameters()) for name, net in networks.items()}
-
-
 def source_feature_shape(config: MetaPortraitModelConfig) -> tuple[int, int, int]:
     """(C, s', s') of the refinement network's source features."""
     ref = config.refinement_network
