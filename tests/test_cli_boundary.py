@@ -31,8 +31,11 @@ def one_line(err: str) -> str:
 def test_ctrl_c_while_the_command_starts_is_one_line(delay, tmp_path):
     """SIGINT while Python imports torch and builds the parser (the first seconds): exit 130, no traceback."""
     out = tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", "animate", "--source", "x.png",
-                             "--driving", "y.mp4", "--output", str(out)],
+    # Real inputs, so the command is still starting (not refusing a missing file) when the signal lands.
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", "animate",
+                             "--source", str(examples / "portraits" / "sadtalker_happy.png"),
+                             "--driving", str(examples / "videos" / "liveportrait_d18.mp4"), "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)

@@ -170,7 +170,7 @@ def test_photo_without_a_face_gets_a_message(browser_page, app_server, tmp_path)
     assert external == [], f"the page tried to reach the internet: {external}"
 
 
-def test_two_people_get_a_warning_and_the_face_number_chooses(browser_page, app_server, two_people_photo):
+def test_two_people_get_a_warning_and_the_face_number_chooses(browser_page, app_server, two_people_photo, tmp_path):
     page, external = browser_page
     photo = two_people_photo
     page.goto(app_server["url"])
