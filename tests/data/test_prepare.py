@@ -193,14 +193,20 @@ def test_killed_run_resumes_to_identical_output(prepared_dataset, real_videos, t
            "--size", "64", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
+
+    def finished_clips() -> list[Path]:
+        # a clip is finished once its folder has its real name (meta.json is written inside the
+        # temporary folder first, so seeing meta.json alone is not enough)
+        return [p.parent for p in (out / fmt.CLIPS_DIR).glob(f"*/*/{fmt.META_FILE}") if fmt.TMP_PREFIX not in str(p)]
+
     # kill -9 as soon as the first clip is complete, while the next one is being written
     while time.time() < deadline and proc.poll() is None:
-        if list((out / fmt.CLIPS_DIR).glob(f"*/*/{fmt.META_FILE}")):
+        if finished_clips():
             break
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = [p.parent for p in (out / fmt.CLIPS_DIR).glob(f"*/*/{fmt.META_FILE}") if fmt.TMP_PREFIX not in str(p)]
+    finished = finished_clips()
     assert 1 <= len(finished) <= len(REAL_VIDEOS)
     for folder in (out / fmt.CLIPS_DIR).glob("*/*"):
         # every clip folder under its real name is complete
