@@ -693,8 +693,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             landmark_backend=args.landmarks, seed=args.seed, device=args.device, batch_size=args.batch_size,
             workers=args.workers, output_size=args.output_size,
         )
-        model = resolve_model(args.target[0])  # a bundled name (demo) or a path; reference methods pass through
-        results = evaluate(str(model) if model.exists() else args.target[0], args.target[1], args.output, options,
+        # a bundled name (demo) becomes its folder; paths and reference methods (landmark-warp) pass through
+        results = evaluate(str(resolve_model(args.target[0])), args.target[1], args.output, options,
                            progress=not args.no_progress)
     paths = write_reports(results, args.output)
     summary = Path(paths.get("summary", Path(args.output) / "summary.md"))

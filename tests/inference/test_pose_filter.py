@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from talkinghead.cli import build_parser
-from talkinghead.data.landmarks.canonical_frame import RIGID_POINTS, CanonicalPose, canonical_shape, rotation_angle
+from talkinghead.data.landmarks.canonical_frame import RIGID_POINTS, CanonicalPose, rotation_angle
 from talkinghead.data.landmarks.openings import LIP_CONTOURS, mouth_opening
 from talkinghead.inference.motion import MotionTransfer
 from talkinghead.inference.pose_filter import PoseFilter
@@ -75,4 +75,5 @@ def test_the_cli_turns_it_off_with_no_stabilize():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="min_cutoff"):
         PoseFilter(min_cutoff=0)
-    assert canonical_shape().shape == (478, 3)
+    with pytest.raises(ValueError, match="beta"):
+        PoseFilter(beta=-1)
