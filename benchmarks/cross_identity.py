@@ -1,6 +1,7 @@
 """Cross-identity motion transfer: each portrait driven by each driving video of another person.
 
     OMP_NUM_THREADS=1 python benchmarks/cross_identity.py PORTRAITS DRIVERS OUT [--max-frames 48] [--start-frame 0]
+        [--output-size 256]
 
 PORTRAITS and DRIVERS are files or folders (photos; videos). For every pair this animates the
 portrait with ``--checkpoint`` (default: the shipped ``models/demo``) and measures the metrics of
@@ -11,9 +12,11 @@ portrait with ``--checkpoint`` (default: the shipped ``models/demo``) and measur
 * **image level**: mediapipe re-run on the rendered result, against the driver; what a
   viewer gets (the synthesis may limit how far a mouth opens).
 
-Variants (``--variants``): ``relative`` (the canonical 3-D frame), ``similarity`` (the relative
-motion before it), and ``landmark-warp`` (a piecewise-affine warp of the source photo onto the
-``relative`` targets: the identity reference for ``id_kept``). Writes ``OUT/results.json``
+Variants (``--variants``): ``relative`` (the canonical 3-D frame), ``no-mouth`` (the same
+without the model's mouth generator), ``similarity`` (the relative motion before the canonical
+frame), and ``landmark-warp`` (a piecewise-affine warp of the source photo onto the
+``relative`` targets: the identity reference for ``id_kept``). Frames are rendered and
+measured at ``--output-size`` (default 256 px); landmarks are compared in the model's crop pixels. Writes ``OUT/results.json``
 (per pair and means) and ``OUT/strips/PORTRAIT__DRIVER.png`` (rows: driver, then each variant;
 six frames across the clip), and prints a table.
 """
@@ -40,10 +43,10 @@ from talkinghead.inference.pipeline import AnimationPipeline
 from talkinghead.utils.atomic import atomic_write_json
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
-VARIANTS = ("similarity", "relative", "landmark-warp")
+VARIANTS = ("similarity", "relative", "no-mouth", "landmark-warp")
 STRIP_COLUMNS = 6
-# mediapipe finds faces in small crops more reliably at twice the model's 128 px
-REDETECT_UPSCALE = 2
+# mediapipe finds faces in small crops more reliably at 256 px or more
+REDETECT_SIZE = 256
 
 
 def _files(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -57,11 +60,12 @@ def _main_face(landmarker, image: np.ndarray) -> np.ndarray | None:
     return faces[0].dense.astype(np.float64) if faces else None
 
 
-def _redetect(landmarker, crop: np.ndarray) -> np.ndarray | None:
-    """(478, 3) landmarks of a rendered crop, in its own pixels, or None."""
-    big = cv2.resize(crop, None, fx=REDETECT_UPSCALE, fy=REDETECT_UPSCALE, interpolation=cv2.INTER_CUBIC)
+def _redetect(landmarker, crop: np.ndarray, size: int) -> np.ndarray | None:
+    """(478, 3) landmarks of a rendered crop, in pixels of a ``size`` px crop, or None."""
+    upscale = max(1.0, REDETECT_SIZE / crop.shape[0])
+    big = cv2.resize(crop, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC) if upscale > 1 else crop
     points = _main_face(landmarker, big)
-    return None if points is None else points / REDETECT_UPSCALE
+    return None if points is None else points * (size / big.shape[0])
 
 
 def _identity_distances(embedder: DlibFaceEmbedder, source: np.ndarray, images: np.ndarray) -> np.ndarray:
@@ -83,31 +87,33 @@ def _run_pair(pipeline: AnimationPipeline, landmarker, embedder, portrait: Path,
     out = {"portrait": portrait.name, "driver": driver.name, "frames": len(frames), "variants": {}}
     rows: dict[str, list[np.ndarray]] = {}
     relative_targets = None
+    size = pipeline.frame_size
+    source_crop = crop_image(source.reference.photo, source.reference.box, size)
     for variant in args.variants:
         if variant == "landmark-warp":
             if relative_targets is None:
                 relative_targets = [reference(p) for p in driver_points]
-            crop = source.reference.crop
-            images = np.stack([landmark_warp(crop[None], source.reference.dense[None, :, :2], t[:, :2])
-                               for t in relative_targets])
+            images = np.stack([landmark_warp(source_crop[None], pipeline.to_frame_pixels(source.reference.dense)[None],
+                                             pipeline.to_frame_pixels(t)) for t in relative_targets])
             asked = relative_targets
         else:
-            options = AnimateOptions(motion="relative", canonical_frame=variant == "relative", overlap=False)
+            options = AnimateOptions(motion="relative", canonical_frame=variant != "similarity",
+                                     mouth=variant != "no-mouth", overlap=False)
             animated = list(pipeline.animate(frames, options))
             images = np.stack([a.image for a in animated])
             asked = [a.landmarks for a in animated]
-            rows.setdefault("driver", [crop_image(a.driving, a.driving_box, pipeline.size) for a in animated])
+            rows.setdefault("driver", [crop_image(a.driving, a.driving_box, size) for a in animated])
             if variant == "relative":
                 relative_targets = asked
-        redetected = [_redetect(landmarker, image) for image in images]
-        distances = _identity_distances(embedder, source.reference.crop, images)
+        redetected = [_redetect(landmarker, image, pipeline.size) for image in images]
+        distances = _identity_distances(embedder, source_crop, images)
         figures = {"image": cross_identity_metrics(redetected, driver_points, target, distances),
                    "faces_found": sum(p is not None for p in redetected) / len(images)}
         if variant != "landmark-warp":
             figures["landmark"] = cross_identity_metrics(asked, driver_points, target)
         out["variants"][variant] = figures
         rows[variant] = list(images)
-    _write_strip(args.out / "strips" / f"{portrait.stem}__{driver.stem}.png", source.reference.crop, rows)
+    _write_strip(args.out / "strips" / f"{portrait.stem}__{driver.stem}.png", source_crop, rows)
     return out
 
 
@@ -119,7 +125,7 @@ def _write_strip(path: Path, source_crop: np.ndarray, rows: dict[str, list[np.nd
     lines = []
     for name, images in rows.items():
         first = source_crop.copy() if name == "driver" else np.zeros_like(source_crop)
-        cv2.putText(first, name, (4, size - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1)
+        cv2.putText(first, name, (4, size - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * size / 128, (255, 255, 0), 1)
         lines.append(np.concatenate([first] + [cv2.resize(images[c], (size, size)) for c in columns], axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(lines, axis=0), cv2.COLOR_RGB2BGR))
@@ -159,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-frame", type=int, default=0,
                         help="first driving frame used (the neutral frame of relative motion; default 0)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--output-size", type=int, default=256, help="side of the rendered frames (default 256)")
     args = parser.parse_args(argv)
     portraits = _files(args.portraits, PHOTO_SUFFIXES)
     drivers = _files(args.drivers, (".mp4", ".mov", ".mkv", ".avi"))
     if not portraits or not drivers:
         parser.error(f"no portraits in {args.portraits} or no driving videos in {args.drivers}")
     pipeline = AnimationPipeline.from_pretrained(args.checkpoint, device="cpu")
+    pipeline.set_output_size(args.output_size)
     landmarker = create_landmarker("mediapipe")
     embedder = DlibFaceEmbedder()
     pairs = []
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     means = _means(pairs)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "results.json", {"checkpoint": str(args.checkpoint), "max_frames": args.max_frames,
-                                                   "start_frame": args.start_frame,
+                                                   "start_frame": args.start_frame, "output_size": args.output_size,
                                                    "pairs": pairs, "means": means})
     print(_table(means))
     return 0

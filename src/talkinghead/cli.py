@@ -402,7 +402,7 @@ def _animate_options(args: argparse.Namespace):
 
     return AnimateOptions(
         motion=args.motion, smooth=args.smooth, expression_scale=args.expression_scale,
-        retarget=tuple(args.retarget or ()), stabilize=args.stabilize, batch_size=args.batch_size,
+        retarget=tuple(args.retarget or ()), stabilize=args.stabilize, mouth=args.mouth, batch_size=args.batch_size,
         paste_back=getattr(args, "paste_back", False), face_index=args.face_index, precision=args.precision,
         overlap=args.overlap,
     )
@@ -430,6 +430,9 @@ def _add_motion_arguments(p) -> None:
     p.add_argument("--no-stabilize", dest="stabilize", action="store_false",
                    help="do not steady the driver's head pose (default: an adaptive low-pass on head pose only, "
                    "no delay, against detector jitter of a still head)")
+    p.add_argument("--no-mouth", dest="mouth", action="store_false",
+                   help="do not paint teeth and cavity into an opening mouth (default: the model's mouth generator, "
+                   "when it has one, paints them at the output size)")
     p.add_argument("--batch-size", type=int, default=option.batch_size,
                    help=f"frames synthesised per network call (default {option.batch_size})")
     p.add_argument("--face-index", type=int, default=option.face_index,
@@ -691,7 +694,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             holdout_fraction=args.holdout_fraction, max_videos=args.max_videos,
             targets_per_video=args.targets_per_video, metrics=args.metrics, id_network=args.id_network,
             landmark_backend=args.landmarks, seed=args.seed, device=args.device, batch_size=args.batch_size,
-            workers=args.workers, output_size=args.output_size,
+            workers=args.workers, output_size=args.output_size, mouth=args.mouth,
         )
         # a bundled name (demo) becomes its folder; paths and reference methods (landmark-warp) pass through
         results = evaluate(str(resolve_model(args.target[0])), args.target[1], args.output, options,
@@ -747,6 +750,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--workers", type=int, default=option.workers, help="threads loading upcoming videos")
     p.add_argument("--output-size", type=int, metavar="PX",
                    help="compare frames at this size (default: the model's); MetaPortrait warps the shots at it")
+    p.add_argument("--no-mouth", dest="mouth", action="store_false",
+                   help="do not let the model's mouth generator paint the mouth's opening (default: it does, "
+                   "when the model has one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 

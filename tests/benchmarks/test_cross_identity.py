@@ -37,5 +37,5 @@ def test_cross_identity_benchmark_on_two_bundled_pairs(tmp_path):
         assert relative["image"]["pose_err"] is not None and relative["faces_found"] > 0.5
         assert relative["image"]["id_kept"] > 0.5 and "landmark" not in pair["variants"]["landmark-warp"]
         strip = cv2.imread(str(out / "strips" / f"sadtalker_happy__{Path(pair['driver']).stem}.png"))
-        assert strip.shape == (3 * 128, 7 * 128, 3)  # driver, relative, landmark-warp; source + 6 frames
+        assert strip.shape == (3 * 256, 7 * 256, 3)  # driver, relative, landmark-warp; source + 6 frames, 256 px
     assert "| relative | image |" in done.stdout

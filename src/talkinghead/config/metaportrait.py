@@ -11,6 +11,9 @@ Networks, by their config/checkpoint names (paper symbols):
     refinement_network  G_r   ID-preserving refinement: source features warped by w, fusion
                               blocks with z_id = E_id(I_s) (MetaPortrait Eq. 1-2) -> output I~_y
     discriminator       D     multi-scale patch discriminator (pix2pixHD)
+    mouth_generator     -     paints teeth and cavity in an opening mouth at the output size
+                              (not in the paper; issue 24; only with ``model.mouth.enabled``)
+    mouth_discriminator -     patch discriminator of the mouth crops (the ``mouth`` stage)
 
 E_id is dlib's face ResNet (``dlib-resnet``), a frozen pretrained network from the weights
 registry; it is not part of a MetaPortrait release.
@@ -22,13 +25,16 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from talkinghead.config.base import register_config
+from talkinghead.config.mouth import MouthGeneratorConfig
 from talkinghead.config.landmark_styles import LandmarkStyle, has_mesh_fields, style_channels
 from talkinghead.config.training import check_module_names, check_stage_names, DataConfig, FinetuneConfigBase, LossWeightsBase, StageSchedule, TrainerConfig
 
-MODULE_NAMES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
-GENERATOR_MODULES = MODULE_NAMES[:3]
+FACE_MODULES = ("motion_encoder", "flow_network", "refinement_network", "discriminator")
+MOUTH_MODULES = ("mouth_generator", "mouth_discriminator")
+MODULE_NAMES = FACE_MODULES + MOUTH_MODULES
+GENERATOR_MODULES = ("motion_encoder", "flow_network", "refinement_network", "mouth_generator")
 WARP_MODULES = ("motion_encoder", "flow_network")
-StageName = Literal["warp_pretrain", "full", "meta"]
+StageName = Literal["warp_pretrain", "full", "meta", "mouth"]
 ID_DIM = 128  # dlib's face descriptor
 # Where dlib's five alignment points (outer/inner eye corners, nose base; see
 # models/face_chip.py) sit in a prepared head crop, as fractions of the crop side: the mean
@@ -140,6 +146,8 @@ class MetaPortraitModelConfig:
             face chip z_id and L_id are computed from).
         warp_scale: E_w and F_w read x_in resized by this factor and their flow and occlusion
             are upsampled back (FOMM's dense-motion scale; 1 = the paper, 0.5 quarters their cost).
+        mouth: the mouth-interior generator (``enabled: true`` adds ``mouth_generator`` and
+            ``mouth_discriminator``, trained by a ``mouth`` stage; not in the paper).
     """
 
     image_size: int = 256
@@ -153,6 +161,7 @@ class MetaPortraitModelConfig:
     flow_network: FlowNetworkConfig = field(default_factory=FlowNetworkConfig)
     refinement_network: RefinementNetworkConfig = field(default_factory=RefinementNetworkConfig)
     discriminator: PatchDiscriminatorConfig = field(default_factory=PatchDiscriminatorConfig)
+    mouth: MouthGeneratorConfig = field(default_factory=MouthGeneratorConfig)
 
     @property
     def mesh_prior(self) -> bool:
@@ -243,8 +252,15 @@ FULL_WEIGHTS = dict(
 META_WEIGHTS = dict(FULL_WEIGHTS, gan=0.0, feature_matching=0.0)
 # The meta stage learns the initialisation of what subject fine-tuning tunes (its default
 # modules, less D: no adversarial term in the inner loop).
-STAGE_MODULES = {"warp_pretrain": list(WARP_MODULES), "full": list(MODULE_NAMES), "meta": ["refinement_network"]}
-STAGE_WEIGHTS = {"warp_pretrain": WARP_WEIGHTS, "full": FULL_WEIGHTS, "meta": META_WEIGHTS}
+# The mouth stage trains the mouth generator alone on mouth crops of the full-size frames:
+# L1 ("mouth", 50 as the full stage's mouth term) and the perceptual term on the crop, LSGAN
+# and feature matching of its own D (the full stage's weights).
+MOUTH_WEIGHTS = dict(
+    warp_perceptual=0.0, perceptual=10.0, identity=0.0, eye=0.0, mouth=50.0, gan=1.0, feature_matching=10.0
+)
+STAGE_MODULES = {"warp_pretrain": list(WARP_MODULES), "full": list(FACE_MODULES), "meta": ["refinement_network"],
+                 "mouth": list(MOUTH_MODULES)}
+STAGE_WEIGHTS = {"warp_pretrain": WARP_WEIGHTS, "full": FULL_WEIGHTS, "meta": META_WEIGHTS, "mouth": MOUTH_WEIGHTS}
 # Reptile's outer step size. The authors give an outer learning rate of 2e-5 next to an inner
 # Adam lr of 2e-4 and 2 inner steps; read as a learning rate on Reptile's gradient
 # (theta - theta~) / (k * inner lr), that is epsilon = 2e-5 / (2 * 2e-4) = 0.05 of the way
@@ -292,6 +308,10 @@ class MetaPortraitStageConfig(StageSchedule):
         check_module_names(self.modules, MODULE_NAMES, f"stage {self.name}")
         if self.name == "warp_pretrain" and set(self.modules) - set(WARP_MODULES):
             raise ValueError(f"stage warp_pretrain trains only {list(WARP_MODULES)}, got {self.modules}")
+        if (self.name == "mouth") != bool(set(self.modules) & set(MOUTH_MODULES)) or (
+                self.name == "mouth" and set(self.modules) - set(MOUTH_MODULES)):
+            raise ValueError(f"stage {self.name}: {list(MOUTH_MODULES)} train in the mouth stage and only there, "
+                             f"got {self.modules}")
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(STAGE_WEIGHTS[self.name])
         if self.warp_lr_ratio < 0:
             raise ValueError(f"stage {self.name}: warp_lr_ratio must be >= 0")
@@ -330,6 +350,8 @@ class MetaPortraitTrainConfig:
 
     def __post_init__(self):
         check_stage_names(self.stages)
+        if any(stage.name == "mouth" for stage in self.stages) and not self.model.mouth.enabled:
+            raise ValueError("a mouth stage trains the mouth generator: set model.mouth.enabled=true")
 
 
 @register_config("metaportrait_finetune")
@@ -358,4 +380,4 @@ class MetaPortraitFinetuneConfig(FinetuneConfigBase):
     def __post_init__(self):
         super().__post_init__()
         self.loss_weights = (self.loss_weights or MetaPortraitLossWeights()).resolved(FULL_WEIGHTS)
-        check_module_names(self.modules, MODULE_NAMES, "modules")
+        check_module_names(self.modules, FACE_MODULES, "modules")

@@ -78,6 +78,8 @@ class EpisodeDataset(Dataset):
         target_segmentation (h, w) int64 class indices (only when the dataset has maps)
         identity_index      () int64 index into :attr:`identities`
         clip_index          () int64 item index
+        source_dense        (k, 478, 2) dense landmarks of the sources in pixels (only with dense_points)
+        target_dense        (478, 2) dense landmarks of the target (only with dense_points)
         source_indices      (k,) int64 frame indices in the clip
         target_index        () int64
     """
@@ -93,6 +95,7 @@ class EpisodeDataset(Dataset):
         require_segmentation: bool = False,
         min_frames: int | None = None,
         holdout_fraction: float = 0.0,
+        dense_points: bool = False,
     ):
         self.dataset = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
         if k < 1:
@@ -107,6 +110,7 @@ class EpisodeDataset(Dataset):
         if not 0.0 <= holdout_fraction < 1.0:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
         self.holdout_fraction = float(holdout_fraction)
+        self.dense_points = bool(dense_points)
 
         segmentation_source = self.dataset.info.get("segmentation", {}).get("source")
         self.has_segmentation = segmentation_source not in (None, "none")
@@ -227,7 +231,11 @@ class EpisodeDataset(Dataset):
         Stored points are in the stored frame's pixels; resizing maps pixel centres, so a point
         moves by ``(p + 0.5) * scale - 0.5``. The identity loss aligns face chips with them.
         """
-        points = np.asarray(clip.landmarks68[frame][:, :2], np.float32)
+        return self._scaled(clip.landmarks68[frame], stored_size)
+
+    def _scaled(self, points: np.ndarray, stored_size: int) -> torch.Tensor:
+        """(n, 2) float32 of stored (n, >= 2) points, in pixels of the (size, size) item image."""
+        points = np.asarray(points[:, :2], np.float32)
         scale = self.size / stored_size
         return torch.from_numpy((points + 0.5) * scale - 0.5)
 
@@ -289,6 +297,10 @@ class EpisodeDataset(Dataset):
             "source_indices": torch.from_numpy(source_indices),  # (k,)
             "target_index": torch.tensor(int(target_index), dtype=torch.int64),
         }
+        if self.dense_points:
+            dense = clip.dense_landmarks
+            item["source_dense"] = torch.stack([self._scaled(dense[f], stored_size) for f in source_indices.tolist()])
+            item["target_dense"] = self._scaled(dense[int(target_index)], stored_size)
         if self.has_segmentation:
             item["target_segmentation"] = self._segmentation(clip, target_index)  # (h, w)
         return item

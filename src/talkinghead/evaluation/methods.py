@@ -65,10 +65,11 @@ class TrainedMethod:
         """(inference model, person state) for the shots; fine-tuned on them when asked."""
         images, full = self._shot_images(video, shots)
         landmarks = self.landmark_images(video, shots.tolist())
+        mouth = self._mouth_reference(self.model, full, video.dense[shots] if len(video.dense) else None)
         if not finetuned:
             state = self.model.encode(images[None].to(self.device), landmarks[None].to(self.device))
             return self.model, {name: value[0] for name, value in state.items()}, self._full_state(
-                self.model, full, landmarks)
+                self.model, full, landmarks), mouth
         config = finetune_config(
             self.name, values={"steps": self.options.finetune_steps, "perceptual": "auto", "device": self.device.type}
         )
@@ -77,7 +78,14 @@ class TrainedMethod:
         for name in model.network_names:
             getattr(model, name).load_state_dict(tuned.networks[name].state_dict())
         return (model, {name: value.to(self.device) for name, value in tuned.person_state.items()},
-                self._full_state(model, full, landmarks))
+                self._full_state(model, full, landmarks), mouth)
+
+    def _mouth_reference(self, model, full: torch.Tensor, dense: np.ndarray | None) -> dict | None:
+        """The person's mouth for the model's mouth generator, from the (k, 3, S, S) shots (None: no generator)."""
+        mouth = model.mouth_interior() if self.options.mouth else None
+        if mouth is None or dense is None or dense.shape[1] < 468:
+            return None
+        return mouth.reference(full.to(self.device), torch.from_numpy(np.asarray(dense[..., :2], np.float32)))
 
     def _full_state(self, model, full: torch.Tensor, landmarks: torch.Tensor) -> dict | None:
         """The output warp's source state at the compared size (None: the model's frames are resized)."""
@@ -88,9 +96,16 @@ class TrainedMethod:
         return {name: value[0] for name, value in state.items()}
 
     @torch.no_grad()
-    def generate(self, state: Any, landmark_images: torch.Tensor, points68: np.ndarray) -> np.ndarray:
-        model, person, full = state
+    def generate(self, state: Any, landmark_images: torch.Tensor, points68: np.ndarray,
+                 dense: np.ndarray | None = None) -> np.ndarray:
+        """(n, S, S, 3) uint8 frames for (n, c, s, s) landmark images.
+
+        ``dense``: the (n, 478, >= 2) target points at the compared size; with them, a model's
+        mouth generator paints the opening of the mouth.
+        """
+        model, person, full, mouth_reference = state
         warp = model.output_warp() if full is not None else None
+        mouth = model.mouth_interior() if mouth_reference is not None and dense is not None else None
         out = []
         for start in range(0, len(landmark_images), self.options.batch_size):
             x = landmark_images[start:start + self.options.batch_size].to(self.device)
@@ -102,6 +117,9 @@ class TrainedMethod:
                 if image.shape[-1] != self.size:
                     image = torch.nn.functional.interpolate(image, size=(self.size, self.size), mode="bicubic",
                                                             align_corners=False)
+            if mouth is not None:
+                points = torch.from_numpy(np.asarray(dense[start:start + len(x), :, :2], np.float32))
+                image = mouth.paint(image, points.to(self.device), mouth_reference)
             out.append(image.add(1).mul(127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(out)
 
@@ -123,6 +141,6 @@ class BaselineMethod:
     def prepare(self, video: TestVideo, shots: np.ndarray, finetuned: bool) -> Any:
         return np.stack([video.images[f] for f in shots.tolist()]), video.landmarks68[shots]
 
-    def generate(self, state: Any, landmark_images: Any, points68: np.ndarray) -> np.ndarray:
+    def generate(self, state: Any, landmark_images: Any, points68: np.ndarray, dense: np.ndarray | None = None) -> np.ndarray:
         images, points = state
         return np.stack([self.function(images, points, target) for target in points68])

@@ -33,6 +33,7 @@ class EvaluateOptions:
         workers: threads that load the next videos while one is evaluated.
         qualitative_videos: videos whose first hold-out frame goes into the qualitative grid.
         output_size: side of the frames compared with the ground truth (None: the model's size).
+        mouth: let a model's mouth generator paint the opening of the mouth (False: ``--no-mouth``).
             A method that warps its source at the output size (MetaPortrait) renders there
             from the shots' own pixels; other methods' frames are resized to it.
     """
@@ -53,6 +54,7 @@ class EvaluateOptions:
     workers: int = 2
     qualitative_videos: int = 4
     output_size: int | None = None
+    mouth: bool = True
 
     def __post_init__(self):
         if not self.ks or min(self.ks) < 1:

@@ -144,11 +144,13 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
         "split": split, "holdout_fraction": options.holdout_fraction, "targets_per_video": options.targets_per_video,
         "landmark_backend": options.landmark_backend, "id_network": options.id_network,
         "metric_networks": suite.networks(), "skipped_metrics": suite.skipped, "image_size": size,
+        "mouth": options.mouth,
     }
     # What a cached (run, video) result depends on: not K (part of the run id), not the wording
     # of skip reasons, but which metrics ran and everything that changes frames or values.
     affecting = ("method", "dataset_manifest_sha256", "checkpoint_sha256", "seed", "finetune_steps", "cross",
-                 "split", "holdout_fraction", "targets_per_video", "landmark_backend", "id_network", "image_size")
+                 "split", "holdout_fraction", "targets_per_video", "landmark_backend", "id_network", "image_size",
+                 "mouth")
     signature_source = {k: settings[k] for k in affecting} | {"metrics": suite.names()}
     signature = hashlib.sha256(json.dumps(signature_source, sort_keys=True).encode()).hexdigest()[:16]
     cache = output / "cache"
@@ -219,13 +221,14 @@ def _evaluate_run(model, suite: MetricSuite, video: TestVideo, run: dict, option
     targets = video.targets.tolist()
     if driver is None:
         points68 = video.landmarks68[targets]
+        dense = video.dense[targets] if len(video.dense) else None
         landmark_images = model.landmark_images(video, targets)
         truth = np.stack([video.images[t] for t in targets])
     else:
-        points68, landmark_images = _retarget(model, video, shots, driver)
+        points68, landmark_images, dense = _retarget(model, video, shots, driver)
         truth = np.stack([driver.images[t] for t in driver.targets.tolist()])
         targets = driver.targets.tolist()
-    outputs = model.generate(state, landmark_images, points68)
+    outputs = model.generate(state, landmark_images, points68, dense)
     reference = None
     if driver is not None and "id_sim" in suite.frame:
         metric = suite.frame["id_sim"]
@@ -257,8 +260,12 @@ def _evaluate_run(model, suite: MetricSuite, video: TestVideo, run: dict, option
     return {"result": result, "fid": fid}
 
 
-def _retarget(model, video: TestVideo, shots: np.ndarray, driver: TestVideo) -> tuple[np.ndarray, Any]:
-    """The driver's hold-out motion applied to the first shot's landmarks (relative motion)."""
+def _retarget(model, video: TestVideo, shots: np.ndarray, driver: TestVideo) -> tuple[np.ndarray, Any, np.ndarray | None]:
+    """The driver's hold-out motion applied to the first shot's landmarks (relative motion).
+
+    Returns the target iBUG-68 points, the model's landmark images and the dense target points
+    (None without dense landmarks).
+    """
     rasterizer_dense = getattr(model, "rasterizer", None) is not None and model.rasterizer.landmarks == "dense"
     use_dense = rasterizer_dense and video.dense.shape[1] >= 468
     base = video.dense[shots[0]] if use_dense else video.landmarks68[shots[0]].astype(np.float32)
@@ -272,7 +279,7 @@ def _retarget(model, video: TestVideo, shots: np.ndarray, driver: TestVideo) -> 
         points68 = retargeted[..., :2].astype(np.float64)
     images = model.landmark_images(video, [], points=retargeted if use_dense else points68) if hasattr(
         model, "rasterizer") else None
-    return points68, images
+    return points68, images, (retargeted if use_dense else None)
 
 
 def _save_qualitative(output: Path, run: dict, video: TestVideo, shots: np.ndarray, frame: int,

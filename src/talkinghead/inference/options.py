@@ -35,6 +35,8 @@ class AnimateOptions:
         stabilize: steady the driver's head pose with an adaptive low-pass (One Euro filter on
             scale, rotation and translation; no delay, expressions untouched) in ``relative``
             mode with mediapipe landmarks, against detector jitter of a still head.
+        mouth: paint teeth, tongue and cavity into an opening mouth with the model's mouth
+            generator, when it has one (``--no-mouth``: the face networks' frame as it is).
         canonical_frame: False uses the earlier 2-D/3-D similarity relative motion instead of the
             canonical 3-D frame (for before/after comparisons; not a CLI option).
         batch_size: driving frames synthesised per network call.
@@ -51,6 +53,7 @@ class AnimateOptions:
     expression_scale: float = 1.0
     retarget: tuple[str, ...] = ()
     stabilize: bool = True
+    mouth: bool = True
     canonical_frame: bool = True
     batch_size: int = 8
     paste_back: bool = False

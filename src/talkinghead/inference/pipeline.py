@@ -132,6 +132,8 @@ class AnimationPipeline:
         self.output_size = self.size
         self._faces: list[SourceFace] = []  # the encoded photos (their crops at the output size)
         self._full_state: dict[str, torch.Tensor] | None = None  # output_warp.source_state, one person
+        self.mouth = model.mouth_interior()  # None: the model has no mouth generator
+        self._mouth_reference: dict[str, torch.Tensor] | None = None  # the person's mouth, for self.mouth
 
     @classmethod
     def from_weights(cls, pretrained: PretrainedModel, *, device: str | torch.device = "auto") -> "AnimationPipeline":
@@ -213,6 +215,7 @@ class AnimationPipeline:
         was = self._warps_at_output
         self.output_size = size
         self._full_state = self._source_full_state() if self.source is not None else None
+        self._mouth_reference = None  # cut again at the new size when first needed
         if self._runtime_args is not None and was != self._warps_at_output:
             self.set_runtime(**self._runtime_args)
         return self.frame_size
@@ -233,6 +236,22 @@ class AnimationPipeline:
         log.info("%s: the source frames at %d px are not available; warping the model's %d px frames enlarged",
                  self.name, size, self.size)
         return self.output_warp.enlarged_source_state(self.source.state, size)
+
+    def _source_mouth(self) -> dict[str, torch.Tensor] | None:
+        """The person's mouth for :attr:`mouth`, cut from the photos at the frame size (zeros for a loaded source)."""
+        if self.mouth is None:
+            return None
+        if not self._faces:
+            return self.mouth.reference(None, None)
+        size = self.frame_size
+        frames = image_to_tensor(np.stack([crop_image(f.photo, f.box, size) for f in self._faces]))
+        points = torch.from_numpy(np.stack([self.to_frame_pixels(f.dense) for f in self._faces]))
+        return self.mouth.reference(frames, points)
+
+    def to_frame_pixels(self, points: np.ndarray) -> np.ndarray:
+        """(n, >= 2) points in the model's crop pixels -> (n, 2) float32 in pixels of the :attr:`frame_size` frames."""
+        scale = self.frame_size / self.size
+        return ((np.asarray(points, np.float32)[:, :2] + 0.5) * scale - 0.5).astype(np.float32)
 
     # ------------------------------------------------------------------ landmarks
 
@@ -305,6 +324,7 @@ class AnimationPipeline:
             model_fingerprint=self.fingerprint,
         )
         self._full_state = self._source_full_state()
+        self._mouth_reference = None
         return self.source
 
     def save_source(self, path: str | Path) -> Path:
@@ -333,6 +353,7 @@ class AnimationPipeline:
         self.source = source
         self._faces = []
         self._full_state = self._source_full_state()
+        self._mouth_reference = None
         return source
 
     # ------------------------------------------------------------------ driving
@@ -345,8 +366,13 @@ class AnimationPipeline:
         return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[precision])
 
     @torch.no_grad()
-    def synthesize(self, landmark_images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
-        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, S, S) frames of the source person (S: :attr:`frame_size`)."""
+    def synthesize(self, landmark_images: torch.Tensor, precision: str = "fp32",
+                   points: np.ndarray | None = None) -> torch.Tensor:
+        """(b, c, s, s) landmark images in [-1, 1] -> (b, 3, S, S) frames of the source person (S: :attr:`frame_size`).
+
+        ``points``: the (b, n, >= 2) target face points in the model's crop pixels; with them,
+        a model's mouth generator (:attr:`mouth`) paints the opening of the mouth.
+        """
         if self.source is None:
             raise SourceError("no source person; call set_source (or load_source) before animating")
         landmark_images = landmark_images.to(self.device)
@@ -357,12 +383,17 @@ class AnimationPipeline:
         else:
             with self._autocast(precision):
                 out = target(landmark_images, state).float()
-        if not self._warps_at_output:
-            return out
-        if self._full_state is None:
-            self._full_state = self._source_full_state()
-        full = self.model.expand_state(self._full_state, landmark_images.shape[0])
-        return self.output_warp.compose(out, landmark_images, state, full).float()
+        if self._warps_at_output:
+            if self._full_state is None:
+                self._full_state = self._source_full_state()
+            full = self.model.expand_state(self._full_state, landmark_images.shape[0])
+            out = self.output_warp.compose(out, landmark_images, state, full).float()
+        if self.mouth is not None and points is not None:
+            if self._mouth_reference is None:
+                self._mouth_reference = self._source_mouth()
+            at_frame = torch.from_numpy(np.stack([self.to_frame_pixels(p) for p in points]))
+            out = self.mouth.paint(out, at_frame, self._mouth_reference)
+        return out
 
     def _reference(self, neutral: np.ndarray | None, tracker: DrivingTracker) -> np.ndarray | None:
         if neutral is None:
@@ -453,7 +484,8 @@ class AnimationPipeline:
             if not batch:
                 return
             t0 = time.perf_counter()
-            images = self.synthesize(image_to_tensor(np.stack([b[2] for b in batch])), options.precision)
+            images = self.synthesize(image_to_tensor(np.stack([b[2] for b in batch])), options.precision,
+                                     points=[b[1] for b in batch] if options.mouth else None)
             stats.seconds["synthesis"] += time.perf_counter() - t0
             done = [((frame, target), image) for (frame, target, _), image in zip(batch, images)]
             batch.clear()

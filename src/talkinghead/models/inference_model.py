@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from talkinghead.models.mouth_interior import MouthInterior
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,15 @@ class InferenceModel(nn.Module):
         warps its source (MetaPortrait) returns an :class:`OutputWarp`, so shared code (the
         animation pipeline, evaluation) can ask for 256 or 512 px frames while the networks
         keep running at ``image_size``.
+        """
+        return None
+
+    def mouth_interior(self) -> "MouthInterior | None":
+        """The model's mouth-interior generator, applied to frames at the output size (None: it has none).
+
+        A model that holds one (:mod:`talkinghead.models.mouth_generator`) returns a
+        :class:`~talkinghead.models.mouth_interior.MouthInterior`, so shared code paints
+        teeth and cavity into an opening mouth after rendering each frame.
         """
         return None
 

@@ -41,6 +41,8 @@ from talkinghead.config.metaportrait import GENERATOR_MODULES, MetaPortraitModel
 from talkinghead.models.flow_network import FlowNetwork
 from talkinghead.models.inference_model import InferenceModel, OutputWarp, StateTensor
 from talkinghead.models.motion_encoder import MotionEncoder
+from talkinghead.models.mouth_generator import MouthGenerator
+from talkinghead.models.mouth_interior import MouthInterior
 from talkinghead.models.output_compose import compose_at_output
 from talkinghead.models.patch_discriminator import MultiScalePatchDiscriminator
 from talkinghead.models.refinement_network import RefinementNetwork
@@ -48,6 +50,7 @@ from talkinghead.models.registry import MethodSpec, register_method
 from talkinghead.models.warping import correspondence_flow, warp
 
 METHOD = "metaportrait"
+FACE_GENERATORS = ("motion_encoder", "flow_network", "refinement_network")  # run for every frame at s
 
 
 @dataclass
@@ -217,11 +220,11 @@ def select_source(images: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.
 
 
 def build_networks(config: MetaPortraitModelConfig) -> dict[str, nn.Module]:
-    """The four MetaPortrait networks, by their config/checkpoint names."""
+    """The four MetaPortrait networks (six with the mouth generator and its D), by their config/checkpoint names."""
     lc = config.landmark_channels
     x_in = config.warp_input_channels
     code = config.motion_encoder.code_dim
-    return {
+    networks = {
         "motion_encoder": MotionEncoder(config.motion_encoder, x_in),  # E_w
         "flow_network": FlowNetwork(config.flow_network, x_in, code),  # F_w
         "refinement_network": RefinementNetwork(config.refinement_network, config.id_dim),  # G_r
@@ -229,6 +232,11 @@ def build_networks(config: MetaPortraitModelConfig) -> dict[str, nn.Module]:
             config.discriminator, 3 + (lc if config.discriminator.use_landmarks else 0)
         ),  # D
     }
+    if config.mouth.enabled:
+        networks["mouth_generator"] = MouthGenerator(config.mouth)
+        # D of the mouth crops, which read the crop and its inner-lip mask
+        networks["mouth_discriminator"] = MultiScalePatchDiscriminator(config.discriminator, 4)
+    return networks
 
 
 def source_feature_shape(config: MetaPortraitModelConfig) -> tuple[int, int, int]:
@@ -255,10 +263,17 @@ class MetaPortraitModel(InferenceModel):
         super().__init__(config)
         networks = build_networks(config)
         for name in GENERATOR_MODULES:
-            self.add_module(name, networks[name])
+            if name in networks:
+                self.add_module(name, networks[name])
 
     def synthesis_networks(self) -> list[str]:
-        return list(GENERATOR_MODULES)
+        return list(FACE_GENERATORS)
+
+    def mouth_interior(self) -> MouthInterior | None:
+        """The mouth generator as a :class:`MouthInterior` (None when the config has none)."""
+        if not self.config.mouth.enabled:
+            return None
+        return MouthInterior(self.mouth_generator, self.config.mouth)
 
     @classmethod
     def state_spec(cls, config: MetaPortraitModelConfig) -> dict[str, StateTensor]:

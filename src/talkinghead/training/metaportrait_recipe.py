@@ -4,6 +4,8 @@
   loss L^VGG_w (the authors pre-train the warping network first).
 * :func:`full_stage`: the refinement network and the discriminator join; every term of
   MetaPortrait Eq. 4, E_w and F_w at 0.1x the learning rate (official code).
+* :func:`mouth_stage`: the mouth generator learns to paint the opening of real mouths on
+  crops of the full-size frames (:mod:`talkinghead.training.mouth_phases`; not in the paper).
 * :func:`meta_stage`: Reptile meta-learning of the initialisation that subject
   fine-tuning starts from (§3.2); its result is the model's weights, so a release of a run
   that ends with it personalises from the meta-learned initialisation.
@@ -23,6 +25,7 @@ from talkinghead.training.metaportrait_finetune import finetune_metaportrait_net
 from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
 from talkinghead.training.metaportrait_resources import MetaPortraitResources, build_resources, needs_identity
+from talkinghead.training.mouth_phases import MouthPhases
 from talkinghead.training.recipe import TrainingRecipe, register_recipe
 from talkinghead.training.reptile import ReptileUpdate
 from talkinghead.training.stage_plumbing import eval_dataset, plan_stage, stage_dataset
@@ -66,6 +69,22 @@ def full_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage: MetaPor
     return _stage(trainer, config, stage, index, shared, with_refinement=True)
 
 
+def mouth_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage: MetaPortraitStageConfig,
+                index: int, shared: MetaPortraitResources) -> StagePlan:
+    """The mouth generator (and its D) on mouth crops of frames at ``model.mouth.frame_size``; the face networks rest."""
+    objective = MetaPortraitObjective(stage.loss_weights, config.model, shared.perceptual, None).to(trainer.device)
+    phases = MouthPhases(config.model.mouth, stage.loss_weights, objective.perceptual, stage.modules)
+    size = config.model.mouth.frame_size
+    return plan_stage(
+        trainer, config, stage, index,
+        dataset=stage_dataset(config, stage, size=size, dense_points=True),
+        trained=phases.trained,
+        optimizers=phases.optimizers(trainer, stage.lr, stage.betas),
+        phases=phases.phases(), sample=phases.sample, measure=phases.measure,
+        eval_data=eval_dataset(config, stage, size=size, dense_points=True),
+    )
+
+
 def meta_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage: MetaPortraitStageConfig,
                index: int, shared: MetaPortraitResources) -> StagePlan:
     """Reptile (§3.2): each episode is a task; ``inner_steps`` Adam steps on a copy, then epsilon of the way.
@@ -98,7 +117,7 @@ def meta_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage: MetaPor
 RECIPE = register_recipe(
     TrainingRecipe(
         method=METHOD,
-        stages={"warp_pretrain": warp_pretrain_stage, "full": full_stage, "meta": meta_stage},
+        stages={"warp_pretrain": warp_pretrain_stage, "full": full_stage, "meta": meta_stage, "mouth": mouth_stage},
         resources=resources,
         requires_segmentation=requires_segmentation,
         finetune_config_kind="metaportrait_finetune",

@@ -31,19 +31,25 @@ from talkinghead.training.trainer import Phase, StagePlan, Trainer
 
 
 def stage_dataset(
-    config: Any, stage: StageSchedule, *, require_segmentation: bool = False, split: str | None = None
+    config: Any, stage: StageSchedule, *, require_segmentation: bool = False, split: str | None = None,
+    size: int | None = None, dense_points: bool = False,
 ) -> EpisodeDataset:
-    """The K-shot episodes a stage trains on (errors name the dataset and the fix)."""
+    """The K-shot episodes a stage trains on (errors name the dataset and the fix).
+
+    ``size``: the frames' side (None: the model's ``image_size``); ``dense_points``: items
+    carry the dense landmarks too.
+    """
     try:
         return EpisodeDataset(
             config.data.root,
             split=split or config.data.split,
             k=stage.k,
-            size=config.model.image_size,
+            size=size or config.model.image_size,
             landmark_style=config.model.landmark_style,
             seed=config.trainer.seed,
             require_segmentation=require_segmentation,
             holdout_fraction=config.data.holdout_fraction,
+            dense_points=dense_points,
         )
     except ValueError as err:
         raise TrainingSetupError(f"stage {stage.name}: {err}") from err
@@ -97,11 +103,13 @@ def batch_stream(
     return stream
 
 
-def eval_dataset(config: Any, stage: StageSchedule, *, require_segmentation: bool = False) -> EpisodeDataset | None:
+def eval_dataset(config: Any, stage: StageSchedule, *, require_segmentation: bool = False,
+                 size: int | None = None, dense_points: bool = False) -> EpisodeDataset | None:
     """Episodes of the held-out numbers (``data.eval_split``), or None when no clip holds frames out."""
     split = config.data.eval_split or config.data.split
     try:
-        dataset = stage_dataset(config, stage, require_segmentation=require_segmentation, split=split)
+        dataset = stage_dataset(config, stage, require_segmentation=require_segmentation, split=split, size=size,
+                                dense_points=dense_points)
     except TrainingSetupError:
         return None
     clips = range(min(len(dataset), config.data.num_eval_clips))

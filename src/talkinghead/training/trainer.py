@@ -157,7 +157,7 @@ class Trainer:
         trainer_config: the trainer options.
         run_dir: output folder (checkpoints, logs, samples).
         networks: every network of the method, by name (moved to the device here).
-        ema_networks: names of the networks that get an EMA copy.
+        ema_networks: names of the networks that get an EMA copy (names not among ``networks`` are skipped).
         context: the distributed context (single process by default).
         max_steps: stop (with a checkpoint) after this many steps in this invocation, e.g.
             to fit a cluster's time limit; the next ``--resume`` continues exactly.
@@ -197,6 +197,7 @@ class Trainer:
                 self.networks[name], trainer_config.ema_decay, start_step=trainer_config.ema_start_step
             )
             for name in ema_networks
+            if name in self.networks  # a method's optional network (e.g. a mouth generator) may not be built
         }
         self.checkpoints = CheckpointManager(self.run_dir, keep=trainer_config.keep_checkpoints)
         self.logger = TrainingLogger(self.run_dir, enabled=context.is_main)

@@ -1,0 +1,159 @@
+"""The mouth-interior generator: paints teeth, tongue and cavity inside the target's inner lips (issue 24).
+
+Why a generator of its own. A warping model moves the photo's pixels; a photo with a closed
+mouth has no teeth to move, so a driver's open mouth became a stretched, flat patch. The
+face networks see the mouth at about 40 px (128 px face), too few to learn teeth. This
+network works on a square crop aligned with the mouth (:mod:`.mouth_geometry`) at
+``crop_size`` px cut from the *output-size* frame, and paints only inside the target
+inner-lip contour grown by ``paint_dilation`` px, so the lips, skin and everything else stay
+the face model's and the photo's:
+
+    C      = cut(frame, mouth box of the target points)          (b, 3, m, m)
+    M_in   = inner-lip polygon of the target points              (b, 1, m, m), anti-aliased
+    P      = max(soften(grow(M_in)), M_in)                       where it paints
+    x      = C * (1 - grow(M_in)) ++ M_in ++ M_out ++ R ++ M_R   9 channels; what it paints over is blanked
+    out    = paste(frame, lerp(C, G(x), P))
+
+R is the person's own mouth (the source frame whose mouth is most open, cut the same way)
+and M_R its inner-lip mask: the colour of the lips and skin, and the person's teeth when a
+photo shows them (K > 1 sources: the most open one). The generator learns from real frames
+of talking clips: the blanked inside of the target's real mouth must be painted back.
+
+The network is a small U-Net (stride-2 convs down, bilinear up with skip concatenation,
+residual blocks at the bottom) with a tanh RGB head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from talkinghead.config.mouth import MouthGeneratorConfig
+from talkinghead.models.mouth_geometry import (
+    INNER_LIP_RING,
+    OUTER_LIP_RING,
+    cut,
+    grow,
+    mouth_affine,
+    paste,
+    polygon_mask,
+    soften,
+    to_crop,
+)
+from talkinghead.models.temporal_sr import ResidualBlock
+
+MOUTH_INPUT_CHANNELS = 9  # blanked crop 3, inner mask 1, outer mask 1, reference 3, reference inner mask 1
+
+
+class MouthGenerator(nn.Module):
+    """(b, 9, m, m) inputs -> (b, 3, m, m) mouth content in [-1, 1].
+
+    Args:
+        config: the architecture (:class:`MouthGeneratorConfig`).
+    """
+
+    def __init__(self, config: MouthGeneratorConfig):
+        super().__init__()
+        self.config = config
+        widths = [min(config.base_channels * 2**i, config.max_channels) for i in range(config.num_down_blocks + 1)]
+        self.stem = nn.Conv2d(MOUTH_INPUT_CHANNELS, widths[0], 3, padding=1)
+        self.downs = nn.ModuleList(
+            nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1) for i in range(config.num_down_blocks)
+        )
+        self.bottleneck = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(config.num_res_blocks)])
+        self.ups = nn.ModuleList(
+            nn.Conv2d(widths[i + 1] + widths[i], widths[i], 3, padding=1) for i in reversed(range(config.num_down_blocks))
+        )
+        self.to_rgb = nn.Conv2d(widths[0], 3, 3, padding=1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.shape[1] != MOUTH_INPUT_CHANNELS:
+            raise ValueError(f"MouthGenerator: expected (b, {MOUTH_INPUT_CHANNELS}, m, m) inputs, got {tuple(inputs.shape)}")
+        x = F.leaky_relu(self.stem(inputs), 0.2)
+        skips = []
+        for down in self.downs:
+            skips.append(x)
+            x = F.leaky_relu(down(x), 0.2)
+        x = self.bottleneck(x)
+        for up, skip in zip(self.ups, reversed(skips)):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.leaky_relu(up(torch.cat([x, skip], 1)), 0.2)
+        return torch.tanh(self.to_rgb(x))
+
+
+@dataclass
+class MouthCrop:
+    """A frame's mouth, cut for the generator.
+
+    Attributes:
+        theta: (b, 2, 3) the crop's map into the frame (:func:`~.mouth_geometry.mouth_affine`).
+        image: (b, 3, m, m) the frame's pixels at the crop.
+        inner: (b, 1, m, m) the inner-lip region (the mouth's opening), anti-aliased.
+        outer: (b, 1, m, m) the outer-lip region (lips and opening).
+    """
+
+    theta: torch.Tensor
+    image: torch.Tensor
+    inner: torch.Tensor
+    outer: torch.Tensor
+
+
+def cut_mouth(frames: torch.Tensor, points: torch.Tensor, config: MouthGeneratorConfig) -> MouthCrop:
+    """The mouth crop of (b, 3, S, S) frames whose (b, 478, 2) face points are in the frames' pixels."""
+    size, m = frames.shape[-1], config.crop_size
+    theta = mouth_affine(points, size, config.crop_scale)
+    in_crop = to_crop(points, theta, size, m)
+    inner = polygon_mask(in_crop[:, list(INNER_LIP_RING)], m)
+    outer = polygon_mask(in_crop[:, list(OUTER_LIP_RING)], m)
+    return MouthCrop(theta=theta, image=cut(frames, theta, m), inner=inner.to(frames.dtype), outer=outer.to(frames.dtype))
+
+
+def paint_mask(crop: MouthCrop, config: MouthGeneratorConfig) -> torch.Tensor:
+    """(b, 1, m, m) where the generator's content replaces the frame's: the opening, grown and feathered.
+
+    At least the opening's own coverage, so a thin opening is painted whole, not blurred into the frame.
+    """
+    return torch.maximum(soften(grow(crop.inner, config.paint_dilation)), crop.inner).clamp(0.0, 1.0)
+
+
+def generator_inputs(crop: MouthCrop, reference: torch.Tensor, reference_inner: torch.Tensor,
+                     config: MouthGeneratorConfig) -> torch.Tensor:
+    """(b, 9, m, m): the crop blanked where it is painted, both masks, the reference mouth and its mask."""
+    blank = grow((crop.inner > 0).to(crop.image.dtype), config.paint_dilation)
+    return torch.cat([crop.image * (1.0 - blank), crop.inner, crop.outer, reference.to(crop.image.dtype),
+                      reference_inner.to(crop.image.dtype)], 1)
+
+
+def paint_crop(generator: nn.Module, crop: MouthCrop, reference: torch.Tensor, reference_inner: torch.Tensor,
+               config: MouthGeneratorConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the crop with its opening painted (b, 3, m, m), the paint mask (b, 1, m, m))."""
+    mask = paint_mask(crop, config)
+    content = generator(generator_inputs(crop, reference, reference_inner, config))
+    return torch.lerp(crop.image, content, mask), mask
+
+
+def render_mouth(generator: nn.Module, frames: torch.Tensor, points: torch.Tensor, reference: torch.Tensor,
+                 reference_inner: torch.Tensor, config: MouthGeneratorConfig) -> torch.Tensor:
+    """(b, 3, S, S) frames with the mouth's opening painted; unchanged where the target mouth is closed.
+
+    Args:
+        generator: a :class:`MouthGenerator`.
+        frames: (b, 3, S, S) in [-1, 1].
+        points: (b, 478, 2) the target face points in the frames' pixels.
+        reference: (b, 3, m, m) the person's mouth crop (:func:`cut_mouth` of a source frame;
+            zeros when there is none).
+        reference_inner: (b, 1, m, m) its inner-lip mask.
+    """
+    crop = cut_mouth(frames, points, config)
+    painted, mask = paint_crop(generator, crop, reference, reference_inner, config)
+    return paste(frames, painted, mask, crop.theta).clamp(-1.0, 1.0)
+
+
+def mouth_opening(points: torch.Tensor) -> torch.Tensor:
+    """(b,) inner-lip gap (points 13, 14) over the outer-eye-corner distance (33, 263) of (b, 478, 2) points."""
+    gap = (points[:, 13] - points[:, 14]).norm(dim=-1)
+    eyes = (points[:, 33] - points[:, 263]).norm(dim=-1).clamp_min(1e-6)
+    return gap / eyes
