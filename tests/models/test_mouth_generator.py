@@ -91,14 +91,18 @@ def test_a_closed_mouth_is_left_exactly_as_it_is():
     frame = torch.rand(2, 3, 128, 128) * 2 - 1
     closed = face_points(opening=0.0).expand(2, -1, -1)
     reference, inner = torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
-    assert torch.equal(render_mouth(generator, frame, closed, reference, inner, CONFIG), frame)
+    candidates, rings = torch.rand(3, 3, 32, 32), torch.rand(3, 20, 2) * 32
+    assert torch.equal(render_mouth(generator, frame, closed, reference, inner, candidates, rings, CONFIG), frame)
 
 
 def test_an_open_mouth_is_painted_inside_its_lips_only():
     generator = MouthGenerator(CONFIG)
     frame = torch.zeros(1, 3, 128, 128)
     points = face_points(opening=16.0)
-    out = render_mouth(generator, frame, points, torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32), CONFIG)
+    with torch.no_grad():
+        generator.to_rgb.bias.fill_(0.5)  # a constant correction shows where it paints
+    out = render_mouth(generator, frame, points, torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32),
+                       torch.zeros(0, 3, 32, 32), torch.zeros(0, 20, 2), CONFIG)
     changed = (out - frame).abs().amax(dim=1)[0] > 1e-6
     ys, xs = torch.nonzero(changed, as_tuple=True)
     assert len(ys) > 50
@@ -115,28 +119,59 @@ def test_generator_shapes_and_inputs():
     crop = cut_mouth(frames, face_points(opening=12.0).expand(3, -1, -1), CONFIG)
     assert crop.image.shape == (3, 3, 32, 32) and crop.inner.shape == (3, 1, 32, 32)
     assert (crop.outer >= crop.inner - 1e-6).all()  # the opening lies inside the lips
-    x = generator_inputs(crop, torch.zeros(3, 3, 32, 32), torch.zeros(3, 1, 32, 32), CONFIG)
+    retrieved = torch.rand(3, 3, 32, 32) * 2 - 1
+    x = generator_inputs(crop, torch.zeros(3, 3, 32, 32), torch.zeros(3, 1, 32, 32), retrieved, CONFIG)
     assert x.shape == (3, MOUTH_INPUT_CHANNELS, 32, 32)
     assert (x[:, :3][crop.inner.expand(-1, 3, -1, -1) > 0] == 0).all()  # the opening is blanked
     out = generator(x)
-    assert out.shape == (3, 3, 32, 32) and out.abs().max() <= 1
+    assert out.shape == (3, 3, 32, 32)
+    assert torch.equal(out, retrieved)  # untrained: the retrieved interior as it is (zero-initialised correction)
     mask = paint_mask(crop, CONFIG)
     assert mask.min() >= 0 and mask.max() <= 1 and (mask >= crop.inner - 1e-6).all()
-    with pytest.raises(ValueError, match="9"):
+    with pytest.raises(ValueError, match="12"):
         generator(torch.zeros(1, 4, 32, 32))
 
 
-def test_reference_is_the_most_open_source_and_zeros_without_photos():
-    generator = MouthGenerator(CONFIG)
-    interior = MouthInterior(generator, CONFIG)
-    frames = torch.stack([torch.full((3, 128, 128), -0.5), torch.full((3, 128, 128), 0.5)])
-    points = torch.cat([face_points(opening=2.0), face_points(opening=14.0)])
+def bank_generator() -> MouthGenerator:
+    """A generator whose bank holds two people: person 4 with dark lips, person 7 with light lips."""
+    generator = MouthGenerator(MouthGeneratorConfig(enabled=True, crop_size=32, base_channels=8, max_channels=16,
+                                                    num_down_blocks=2, bank_size=6))
+    crop = cut_mouth(torch.zeros(1, 3, 128, 128), face_points(opening=14.0), generator.config)
+    generator.bank_rings[:4] = crop.ring[0]
+    generator.bank_identities[:4] = torch.tensor([4, 4, 7, 7])
+    generator.bank_images[:2], generator.bank_images[2:4] = 40, 220
+    return generator
+
+
+def test_reference_is_the_most_open_source_and_candidates_come_from_one_bank_person():
+    generator = bank_generator()
+    interior = MouthInterior(generator, generator.config)
+    frames = torch.stack([torch.full((3, 128, 128), -0.5), torch.full((3, 128, 128), 0.6)])
+    points = torch.cat([face_points(opening=2.0), face_points(opening=4.0)])
     assert mouth_opening(points).argmax() == 1
     reference = interior.reference(frames, points)
-    assert torch.allclose(reference["mouth_reference"], torch.full((3, 32, 32), 0.5))
-    assert reference["mouth_reference_inner"].sum() > 10
+    assert torch.allclose(reference["mouth_reference"], torch.full((3, 32, 32), 0.6))
+    assert reference["mouth_reference_inner"].sum() > 1
+    # closed-mouthed photos: the bank person whose lips are nearest in colour (light: 7)
+    assert reference["mouth_candidates"].shape[0] == 2
+    assert torch.allclose(reference["mouth_candidates"], torch.full_like(reference["mouth_candidates"], 220 / 127.5 - 1))
     empty = interior.reference(None, None)
     assert empty["mouth_reference"].abs().sum() == 0 and empty["mouth_reference"].shape == (3, 32, 32)
+    assert empty["mouth_candidates"].shape[0] == 2  # one person of the bank even without photos
+
+
+def test_a_photo_with_the_mouth_open_paints_from_its_own_mouth():
+    generator = bank_generator()
+    interior = MouthInterior(generator, generator.config)
+    frames = torch.stack([torch.full((3, 128, 128), -0.5), torch.full((3, 128, 128), 0.25)])
+    points = torch.cat([face_points(opening=2.0), face_points(opening=30.0)])
+    reference = interior.reference(frames, points)
+    assert reference["mouth_candidates"].shape[0] == 1
+    assert torch.allclose(reference["mouth_candidates"], torch.full((1, 3, 32, 32), 0.25))
+    # an untrained generator pastes the retrieved (own) mouth, lip-matched: the frame's own colour
+    target = torch.full((1, 3, 128, 128), 0.25)
+    out = interior.paint(target, face_points(opening=20.0), reference)
+    assert (out - target).abs().max() < 1e-4
 
 
 def test_config_refuses_sizes_it_cannot_run():

@@ -32,6 +32,9 @@ class MouthGeneratorConfig:
         num_res_blocks: residual blocks at the lowest resolution.
         paint_dilation: pixels (at ``crop_size``) the painted region reaches beyond the inner-lip
             contour, so the inner lip edge is redrawn cleanly.
+        bank_size: real open mouths the generator carries (uint8 crops: ``bank_size`` x 3 x
+            ``crop_size``^2 bytes), filled from the training people by the mouth stage.
+        bank_per_identity: open mouths kept per training person (spread over how wide they open).
     """
 
     enabled: bool = False
@@ -43,6 +46,8 @@ class MouthGeneratorConfig:
     num_down_blocks: int = 3
     num_res_blocks: int = 2
     paint_dilation: int = 1
+    bank_size: int = 400
+    bank_per_identity: int = 6
 
     def __post_init__(self):
         if self.crop_size < 16 or self.crop_size % (2**self.num_down_blocks):
@@ -56,5 +61,7 @@ class MouthGeneratorConfig:
             raise ConfigError(f"model.mouth.crop_scale must be > 1 (the crop holds the mouth), got {self.crop_scale}")
         if self.base_channels < 1 or self.max_channels < self.base_channels:
             raise ConfigError("model.mouth: base_channels must be >= 1 and max_channels >= base_channels")
+        if self.bank_size < 0 or self.bank_per_identity < 1:
+            raise ConfigError("model.mouth: bank_size must be >= 0 and bank_per_identity >= 1")
         if self.num_down_blocks < 1 or self.num_res_blocks < 0 or self.paint_dilation < 0:
             raise ConfigError("model.mouth: num_down_blocks >= 1, num_res_blocks >= 0 and paint_dilation >= 0")

@@ -3,8 +3,8 @@
 :meth:`~talkinghead.models.inference_model.InferenceModel.mouth_interior` returns a
 :class:`MouthInterior` when the model holds a mouth generator
 (:mod:`talkinghead.models.mouth_generator`). Shared code (the animation pipeline, evaluation)
-asks it for the person's reference mouth once, then paints every frame after the frame is
-rendered at its output size, from the target's face points at that size.
+asks it for the person's mouth once (:meth:`MouthInterior.reference`), then paints every
+frame after the frame is rendered at its output size, from the target's face points at that size.
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ import torch
 from torch import nn
 
 from talkinghead.config.mouth import MouthGeneratorConfig
-from talkinghead.models.mouth_generator import cut_mouth, mouth_opening, render_mouth
+from talkinghead.models.mouth_bank import LIP_BAND, lip_colour
+from talkinghead.models.mouth_generator import cut_mouth, lip_band, mouth_opening, render_mouth
+from talkinghead.models.mouth_geometry import grow, polygon_mask
+
+# A source photo whose inner-lip gap is this fraction of its eye-corner distance shows its
+# own teeth and cavity; its own mouth is then what every frame paints from.
+OWN_MOUTH_OPEN = 0.12
 
 
 class MouthInterior:
-    """Teeth, tongue and cavity inside the target's inner lips, from the person's own mouth where a photo shows it.
+    """Teeth, tongue and cavity inside the target's inner lips, from real open mouths.
 
     Args:
         generator: the trained :class:`~talkinghead.models.mouth_generator.MouthGenerator`.
@@ -28,26 +34,61 @@ class MouthInterior:
         self.generator = generator
         self.config = config
 
+    @torch.no_grad()
     def reference(self, frames: torch.Tensor | None, points: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The person's mouth: {"mouth_reference": (3, m, m), "mouth_reference_inner": (1, m, m)}.
+        """The person's mouth and the open mouths every frame of this person paints from.
 
         Args:
-            frames: (k, 3, S, S) the source frames in [-1, 1], or None (a saved person state:
-                the generator then paints from the target frame alone).
+            frames: (k, 3, S, S) the source frames in [-1, 1], or None (a saved person state).
             points: (k, 478, 2) their face points in pixels of the frames.
 
-        The frame whose mouth is most open is used: with K > 1 photos, the person's own
-        teeth when one of them shows them.
+        Returns:
+            ``mouth_reference`` (3, m, m) and ``mouth_reference_inner`` (1, m, m): the source
+            frame whose mouth is most open (zeros without photos); ``mouth_candidates``
+            (c, 3, m, m) and ``mouth_candidate_rings`` (c, 20, 2): the source frames that show
+            the mouth open (K > 1 photos of the person, or one open-mouthed photo), else the
+            bank's mouths of the one training person whose lips are nearest the source's in
+            colour (so a video keeps one set of teeth).
         """
         m = self.config.crop_size
         device = next(self.generator.parameters()).device
+        bank = self.generator.bank_identities >= 0
         if frames is None or points is None:
-            return {"mouth_reference": torch.zeros(3, m, m, device=device),
-                    "mouth_reference_inner": torch.zeros(1, m, m, device=device)}
-        index = int(mouth_opening(points.float()).argmax())
-        crop = cut_mouth(frames[index:index + 1].float().to(device), points[index:index + 1].float().to(device),
-                         self.config)
-        return {"mouth_reference": crop.image[0], "mouth_reference_inner": crop.inner[0]}
+            reference = torch.zeros(3, m, m, device=device)
+            reference_inner = torch.zeros(1, m, m, device=device)
+            colour = None
+        else:
+            frames, points = frames.float().to(device), points.float().to(device)
+            crops = cut_mouth(frames, points, self.config)
+            openings = mouth_opening(points)
+            best = int(openings.argmax())
+            reference, reference_inner = crops.image[best], crops.inner[best]
+            own = openings >= OWN_MOUTH_OPEN
+            if own.any():
+                return {"mouth_reference": reference, "mouth_reference_inner": reference_inner,
+                        "mouth_candidates": crops.image[own], "mouth_candidate_rings": crops.ring[own]}
+            colour = lip_colour(crops.image[best:best + 1], lip_band(crops)[best:best + 1])[0]
+        candidates = self.generator.bank_crops()[bank]
+        rings = self.generator.bank_rings[bank]
+        identities = self.generator.bank_identities[bank]
+        if len(identities):
+            chosen = self._nearest_person(candidates, rings, identities, colour)
+            keep = identities == chosen
+            candidates, rings = candidates[keep], rings[keep]
+        return {"mouth_reference": reference, "mouth_reference_inner": reference_inner,
+                "mouth_candidates": candidates, "mouth_candidate_rings": rings}
+
+    def _nearest_person(self, candidates: torch.Tensor, rings: torch.Tensor, identities: torch.Tensor,
+                        colour: torch.Tensor | None) -> int:
+        """The bank's person whose mean lip colour is nearest ``colour`` (the first person without one)."""
+        people = torch.unique(identities)
+        if colour is None:
+            return int(people[0])
+        inner = polygon_mask(rings, self.config.crop_size)
+        band = (grow(inner, LIP_BAND) - inner).clamp(0.0, 1.0)
+        colours = lip_colour(candidates, band)  # (n, 3)
+        means = torch.stack([colours[identities == person].mean(0) for person in people])
+        return int(people[(means - colour).abs().sum(1).argmin()])
 
     @torch.no_grad()
     def paint(self, frames: torch.Tensor, points: torch.Tensor, reference: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -56,4 +97,6 @@ class MouthInterior:
         device = frames.device
         ref = reference["mouth_reference"].to(device, frames.dtype)[None].expand(b, -1, -1, -1)
         ref_inner = reference["mouth_reference_inner"].to(device, frames.dtype)[None].expand(b, -1, -1, -1)
-        return render_mouth(self.generator, frames, points.to(device, torch.float32), ref, ref_inner, self.config)
+        return render_mouth(self.generator, frames, points.to(device, torch.float32), ref, ref_inner,
+                            reference["mouth_candidates"].to(device, frames.dtype),
+                            reference["mouth_candidate_rings"].to(device), self.config)

@@ -25,6 +25,7 @@ from talkinghead.training.metaportrait_finetune import finetune_metaportrait_net
 from talkinghead.training.metaportrait_objective import MetaPortraitObjective
 from talkinghead.training.metaportrait_phases import MetaPortraitPhases
 from talkinghead.training.metaportrait_resources import MetaPortraitResources, build_resources, needs_identity
+from talkinghead.training.mouth_bank_fill import prepare_bank
 from talkinghead.training.mouth_phases import MouthPhases
 from talkinghead.training.recipe import TrainingRecipe, register_recipe
 from talkinghead.training.reptile import ReptileUpdate
@@ -75,9 +76,11 @@ def mouth_stage(trainer: Trainer, config: MetaPortraitTrainConfig, stage: MetaPo
     objective = MetaPortraitObjective(stage.loss_weights, config.model, shared.perceptual, None).to(trainer.device)
     phases = MouthPhases(config.model.mouth, stage.loss_weights, objective.perceptual, stage.modules)
     size = config.model.mouth.frame_size
+    dataset = stage_dataset(config, stage, size=size, dense_points=True)
+    prepare_bank(trainer, dataset, config.model.mouth)
     return plan_stage(
         trainer, config, stage, index,
-        dataset=stage_dataset(config, stage, size=size, dense_points=True),
+        dataset=dataset,
         trained=phases.trained,
         optimizers=phases.optimizers(trainer, stage.lr, stage.betas),
         phases=phases.phases(), sample=phases.sample, measure=phases.measure,

@@ -8,7 +8,11 @@ sees mimics what it gets at inference, where it paints over a face model's outpu
 * the target's mouth crop is softened (down- and up-sampled by a random factor of 1 to
   ``MAX_SOFTENING``), as a 128 px face network's lips are at 256 px, and its opening is blanked;
 * the reference mouth is dropped (zeros) for ``REFERENCE_DROPOUT`` of the episodes, as when
-  a saved person state has no photo to take it from.
+  a saved person state has no photo to take it from;
+* the retrieved interior (:mod:`talkinghead.models.mouth_bank`) is the nearest open mouth of
+  another person of the bank (one drawn per episode), or, for ``OWN_MOUTH_SHARE`` of the
+  episodes whose source frame shows the mouth open, the source's own mouth (as with K > 1
+  photos at inference).
 
 Both draws are fixed by the episode (:func:`episode_draws`), so a resumed run is bit-identical.
 
@@ -28,13 +32,16 @@ from torch import nn
 from talkinghead.config.mouth import MouthGeneratorConfig
 from talkinghead.data.holdout import l1, psnr
 from talkinghead.losses.lsgan import feature_matching_loss, lsgan_d_loss, lsgan_g_loss
-from talkinghead.models.mouth_generator import MouthCrop, cut_mouth, generator_inputs, paint_mask
+from talkinghead.models.mouth_generator import MouthCrop, cut_mouth, generator_inputs, mouth_opening, paint_mask, retrieve
+from talkinghead.models.mouth_interior import OWN_MOUTH_OPEN
+from talkinghead.utils.modules import unwrap
 from talkinghead.training.trainer import Phase, Trainer
 
 GENERATOR = "mouth_generator"
 DISCRIMINATOR = "mouth_discriminator"
 MAX_SOFTENING = 2.0
 REFERENCE_DROPOUT = 0.25
+OWN_MOUTH_SHARE = 0.3
 
 
 def soften_crops(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -51,8 +58,8 @@ def soften_crops(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def episode_draws(batch) -> torch.Tensor:
-    """(b, 2) uniform numbers fixed by each episode's clip and frames, so a resumed run draws the same.
+def episode_draws(batch, count: int = 4) -> torch.Tensor:
+    """(b, count) uniform numbers fixed by each episode's clip and frames, so a resumed run draws the same.
 
     The episodes themselves vary from epoch to epoch (:class:`~talkinghead.data.episodes.EpisodeDataset`),
     and the draws with them; no global random state is read.
@@ -62,8 +69,22 @@ def episode_draws(batch) -> torch.Tensor:
     out = []
     for clip, target, source in keys.tolist():
         generator = torch.Generator().manual_seed(1_000_003 * clip + 7919 * target + source)
-        out.append(torch.rand(2, generator=generator))
+        out.append(torch.rand(count, generator=generator))
     return torch.stack(out)
+
+
+def bank_choice(bank_identities: torch.Tensor, own: torch.Tensor, draws: torch.Tensor, exclude_own: bool) -> torch.Tensor:
+    """(b, n) bool: the bank entries of one person per episode, drawn among the others (``exclude_own``)."""
+    people = torch.unique(bank_identities[bank_identities >= 0])
+    allowed = []
+    for person_self, draw in zip(own.tolist(), draws.tolist()):
+        pool = people[people != person_self] if exclude_own else people
+        if len(pool) == 0:
+            allowed.append(torch.zeros_like(bank_identities, dtype=torch.bool))
+            continue
+        person = pool[min(int(draw * len(pool)), len(pool) - 1)]
+        allowed.append(bank_identities == person)
+    return torch.stack(allowed)
 
 
 class MouthPhases:
@@ -85,28 +106,39 @@ class MouthPhases:
         self.trained = [GENERATOR] + ([DISCRIMINATOR] if self.adversarial else [])
         self._fakes: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def crops(self, batch, train: bool) -> tuple[MouthCrop, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(the generator's crop, the real crop, the reference, its inner mask) of a batch."""
+    def crops(self, nets: Mapping[str, nn.Module], batch, train: bool):
+        """(the generator's inputs, the real crop, the inner mask, the paint mask) of a batch."""
         frames = batch["target_image"]
         real = cut_mouth(frames, batch["target_dense"], self.config)
         b = frames.shape[0]
+        draws = episode_draws(batch)  # (b, 4) in [0, 1)
         if train:
-            draws = episode_draws(batch)  # (b, 2) in [0, 1)
             factors = 1.0 + (MAX_SOFTENING - 1.0) * draws[:, 0]
             keep = (draws[:, 1] >= REFERENCE_DROPOUT).to(frames.dtype).to(frames.device)
         else:
             factors = torch.full((b,), MAX_SOFTENING ** 0.5)
             keep = torch.ones(b, dtype=frames.dtype, device=frames.device)
-        seen = MouthCrop(theta=real.theta, image=soften_crops(real.image, factors), inner=real.inner, outer=real.outer)
-        reference = cut_mouth(batch["source_images"][:, 0], batch["source_dense"][:, 0], self.config)
+        seen = MouthCrop(theta=real.theta, image=soften_crops(real.image, factors), inner=real.inner, outer=real.outer,
+                         ring=real.ring)
+        source_points = batch["source_dense"][:, 0]
+        reference = cut_mouth(batch["source_images"][:, 0], source_points, self.config)
+        generator = unwrap(nets[GENERATOR])
+        allowed = bank_choice(generator.bank_identities, batch["identity_index"].cpu(), draws[:, 2], exclude_own=train)
+        retrieved = retrieve(seen, generator.bank_crops(), generator.bank_rings, allowed.to(frames.device))
+        own = reference.image.new_zeros(b, dtype=torch.bool)
+        if train:
+            own = (draws[:, 3] < OWN_MOUTH_SHARE).to(frames.device) & (mouth_opening(source_points) >= OWN_MOUTH_OPEN)
+        if own.any():
+            own_fitted = retrieve(seen, reference.image, reference.ring, torch.eye(b, dtype=torch.bool, device=frames.device))
+            retrieved = torch.where(own[:, None, None, None], own_fitted, retrieved)
         keep = keep[:, None, None, None]
-        return seen, real.image, reference.image * keep, reference.inner * keep
+        x = generator_inputs(seen, reference.image * keep, reference.inner * keep, retrieved, self.config)
+        return x, real.image, real.inner, paint_mask(seen, self.config)
 
     def paint(self, nets: Mapping[str, nn.Module], batch, train: bool = True):
-        """(the painted crop, the real crop, the inner mask) of a batch: lerp(real, G(x), P)."""
-        seen, real, reference, reference_inner = self.crops(batch, train)
-        content = nets[GENERATOR](generator_inputs(seen, reference, reference_inner, self.config))
-        return torch.lerp(real, content, paint_mask(seen, self.config)), real, seen.inner
+        """(the painted crop, the real crop, the inner mask): lerp(real, G(x), P)."""
+        x, real, inner, mask = self.crops(nets, batch, train)
+        return torch.lerp(real, nets[GENERATOR](x), mask), real, inner
 
     def g_loss(self, batch, nets):
         painted, real, inner = self.paint(nets, batch)
@@ -156,12 +188,10 @@ class MouthPhases:
         return out
 
     def sample(self, nets, batch):
-        """Rows of the sample grid at the crop's size: the real crop, what G sees, the reference, the painted crop."""
-        seen, real, reference, reference_inner = self.crops(batch, train=False)
-        x = generator_inputs(seen, reference, reference_inner, self.config)
-        content = nets[GENERATOR](x)
-        painted = torch.lerp(real, content, paint_mask(seen, self.config))
-        return [real, x[:, :3], reference, painted]
+        """Rows of the sample grid at the crop's size: the real crop, what G sees, the retrieved interior, the painted crop."""
+        x, real, _, mask = self.crops(nets, batch, train=False)
+        painted = torch.lerp(real, nets[GENERATOR](x), mask)
+        return [real, x[:, :3], torch.lerp(real, x[:, 9:12], mask), painted]
 
     def measure(self, nets, batch):
         """Held-out numbers on the crops: L1 / PSNR of the painted crop, and L1 inside the opening."""
