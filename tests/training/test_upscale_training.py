@@ -11,7 +11,7 @@ import torch
 
 from talkinghead.cli import main
 from talkinghead.config import load_config
-from talkinghead.data.sr_prepare import SRPrepareSettings, prepare_sr_windows, segment_starts
+from talkinghead.data.sr_prepare import segment_starts
 from talkinghead.data.sr_windows import SRWindowDataset, window_indices
 from talkinghead.training.trainer import TrainingInterrupted
 from talkinghead.training.upscale_trainer import train_upscale
@@ -23,7 +23,7 @@ TINY = REPO / "configs" / "upscale" / "tiny.yaml"
 
 @pytest.fixture(scope="module")
 def sr_data(tmp_path_factory, real_data) -> Path:
-    """Consecutive 64 px crops (and 32 px inputs) of a real video, via a one-clip prepared dataset."""
+    """Consecutive 64 px crops (and 32 px inputs) of a real video, via a one-clip prepared dataset and `prepare-sr`."""
     root = tmp_path_factory.mktemp("sr")
     videos = root / "videos" / "person"
     videos.mkdir(parents=True)
@@ -33,8 +33,8 @@ def sr_data(tmp_path_factory, real_data) -> Path:
     meta = {"identity": "person", "clip_id": "d0", "split": "train", "source": "person/d0.mp4",
             "source_kind": "video", "crop_box": [64.0, 32.0, 448.0, 416.0], "fps": 25.0}
     (clip / "meta.json").write_text(json.dumps(meta))
-    prepare_sr_windows(root / "prepared", root / "videos", root / "sr",
-                       SRPrepareSettings(size=64, min_source_side=300, train_segments=2, train_length=4))
+    assert main(["prepare-sr", str(root / "prepared"), str(root / "videos"), str(root / "sr"), "--size", "64",
+                 "--min-source-side", "300", "--train-segments", "2", "--train-length", "4"]) == 0
     return root / "sr"
 
 

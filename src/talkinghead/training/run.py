@@ -23,6 +23,7 @@ from talkinghead.models.registry import get_method
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.init_from import initialise_from
 from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_recipe
+from talkinghead.training.standalone import release_dir, standalone_trainer
 from talkinghead.training.stage_plumbing import micro_batch_size, stage_dataset, stage_length
 from talkinghead.training.trainer import Trainer, TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
@@ -221,6 +222,44 @@ def _run_stages(
             plan = recipe.stages[stage.name](trainer, config, stage, index, resources)
         results[stage.name] = trainer.run_stage(plan, stage_resume)
     return results
+
+
+def dry_run(config: Any, where: str = "config") -> str:
+    """``talkinghead train --dry-run``: check config and data, train nothing; returns the plan as one line.
+
+    Args:
+        config: a method's training config, or a standalone program's (e.g. ``kind: upscale``).
+        where: the config's file, named when it is of no known method.
+    """
+    program = standalone_trainer(config)
+    if program is not None:
+        return program.validate(config)
+    get_recipe(getattr(config, "method", None), where=where)
+    lengths = validate(config, DistributedContext())
+    return "config and data are valid; steps per stage: " + ", ".join(f"{k} {v}" for k, v in lengths.items())
+
+
+def run_training(
+    config: Any, run_dir: str | Path, *, resume: bool = False, max_steps: int | None = None, where: str = "config"
+) -> str:
+    """``talkinghead train``: train any config (a method's, or a standalone program's) into ``run_dir``.
+
+    Returns:
+        What the run ended with, as lines: each stage's last losses and evaluation numbers, and
+        where the run folder and its release weights are.
+
+    Raises:
+        TrainingInterrupted: stopped early (signal or ``max_steps``) after writing a checkpoint.
+    """
+    program = standalone_trainer(config)  # a config kind trained outside the method recipes (kind: upscale)
+    if program is not None:
+        program.train(config, run_dir, resume=resume, max_steps=max_steps)
+        return f"run folder: {run_dir} (release weights in {release_dir(run_dir)})"
+    get_recipe(getattr(config, "method", None), where=where)  # a training config of a known method
+    results = train(config, run_dir, resume=resume, max_steps=max_steps)
+    lines = [f"{stage}: " + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items() if k.startswith(("eval/", "loss/")))
+             for stage, numbers in results.items()]
+    return "\n".join([*lines, f"run folder: {run_dir} (release weights in {release_dir(run_dir)})"])
 
 
 def export_release(trainer: Trainer, config: Any, directory: Path) -> Path:

@@ -68,7 +68,7 @@ def validate_upscale(config: UpscaleTrainConfig) -> str:
     """Check data and config before compute; returns the plan as one line."""
     if not config.data_root:
         raise UpscaleSetupError("data_root is not set: pass data_root=PATH (a folder written by "
-                                "`python -m talkinghead.data.sr_prepare`)")
+                                "`talkinghead prepare-sr`)")
     data = SRWindowDataset(config.data_root, "train")
     side = min(a.shape[1] for a in data.lr)
     if config.train.patch_size > side:
