@@ -69,8 +69,9 @@ def test_samples_are_adjacent_pairs_of_patches(sr_data):
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(sorted((run / "checkpoints").glob("*final.pt"))[0])
-    return {**{f"net.{k}": v for k, v in state["network"].items()},
-            **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
+    return {**{f"net.{k}": v for k, v in state["networks"]["upscaler"].items()},
+            **{f"ema.{k}": v for k, v in state["ema"]["upscaler"]["module"].items()},
+            **{f"adam.{k}": v for k, v in state["optimizers"]["upscaler"]["state"][0].items()}}
 
 
 def test_training_resumes_bit_identically(sr_data, tmp_path):
@@ -95,3 +96,23 @@ def test_train_command_dispatches_on_the_config_kind(sr_data, tmp_path, capsys):
     assert "already holds checkpoints" in capsys.readouterr().err
     assert main(["train", str(TINY), f"data_root={tmp_path / 'nothing'}", "--run-dir", str(tmp_path / 'r2')]) == 2
     assert "sr_dataset.json: missing" in capsys.readouterr().err
+
+
+def test_run_folder_is_opened_like_every_method_s(sr_data, tmp_path):
+    """Through the shared run machinery: a method-like checkpoint, and the same refusals as `train`."""
+    from talkinghead.training.recipe import TrainingSetupError
+    from talkinghead.training.upscale_trainer import UpscaleSetupError
+
+    config = load_config(TINY, [f"data_root={sr_data}"])
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train_upscale(config, run, max_steps=2)
+    state = load_checkpoint(run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip())
+    assert (state["method"], state["stage"], state["stage_step"]) == ("upscale", "upscale", 2)
+    with pytest.raises(TrainingSetupError, match="already holds checkpoints; pass --resume"):
+        train_upscale(config, run)
+    wider = load_config(TINY, [f"data_root={sr_data}", "model.base_channels=8"])
+    with pytest.raises(UpscaleSetupError, match="not a checkpoint of this super-resolution architecture"):
+        train_upscale(wider, run, resume=True)
+    with pytest.raises(TrainingSetupError):
+        train_upscale(config, tmp_path / "empty", resume=True)
