@@ -141,7 +141,8 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     split = options.split if options.split in {r.split for r in prepared.records} else None
     if options.split and split is None:
         log.warning("%s has no split %r; evaluating every clip", dataset_root, options.split)
-    dataset = EpisodeDataset(prepared, split=split, k=1, size=size, min_frames=2,
+    # clips are read directly (load_test_video): the model draws its own landmark images
+    dataset = EpisodeDataset(prepared, split=split, k=1, size=size, landmark_style=None, min_frames=2,
                              holdout_fraction=options.holdout_fraction)
     indices = list(range(len(dataset)))[: options.max_videos or None]
     warnings = check_k_coverage(input_frame_counts(dataset, indices), options.ks)  # before any compute
