@@ -11,6 +11,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def raise_terminated(signum, frame) -> None:
+    """SIGTERM's handler: stop the command as Ctrl-C does."""
     raise Terminated()
 
 
@@ -29,6 +30,7 @@ def _cleaning_up(signum, frame) -> None:
 # What an interrupted command leaves behind, said as it is (the rest: nothing is written half).
 _INTERRUPTED = {
     "prepare": "finished clips are kept; run the same command again to resume",
+    "prepare-sr": "finished clips are kept; run the same command again to resume",
     "evaluate": "finished videos are cached in the --output folder; run the same command again to resume",
     "train": "checkpoints already saved in the run folder are kept; continue with --resume",
     "app": "the app stopped and removed its temporary folder (uploads and results)",
@@ -41,6 +43,7 @@ _INTERRUPTED = {
 
 
 def interrupted_message(command: str | None) -> str:
+    """The one line an interrupted ``command`` ends with: what was kept and how to go on."""
     return "interrupted; " + _INTERRUPTED.get(
         command, "nothing was written (outputs appear only when complete); run the command again"
     )
