@@ -92,6 +92,9 @@ def test_train_command_dispatches_on_the_config_kind(sr_data, tmp_path, capsys):
     assert "1 training segments" not in capsys.readouterr().out  # two segments were prepared
     assert main(["train", str(TINY), f"data_root={sr_data}", "--run-dir", str(run)]) == 0
     assert (run / "release" / "config.json").is_file()
+    from talkinghead.inference.upscale import StreamingUpscaler
+
+    StreamingUpscaler.from_pretrained(run / "release", device="cpu")  # the release the trainer wrote loads
     assert main(["train", str(TINY), f"data_root={sr_data}", "--run-dir", str(run)]) == 2  # needs --resume
     assert "already holds checkpoints" in capsys.readouterr().err
     assert main(["train", str(TINY), f"data_root={tmp_path / 'nothing'}", "--run-dir", str(tmp_path / 'r2')]) == 2
