@@ -66,6 +66,24 @@ def test_a_second_ctrl_c_during_clean_up_does_not_break_it(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_a_ctrl_c_a_library_turns_into_its_own_error_still_ends_as_an_interruption(monkeypatch, capsys):
+    """numpy's C import machinery swallows a KeyboardInterrupt and cv2 then fails with an ImportError."""
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # swallowed, as a C extension's start-up does
+        raise ImportError("numpy._core.multiarray failed to import")
+
+    monkeypatch.setattr(cli_data, "cmd_inspect", command)
+    assert cli.main(["inspect", "anything"]) == 130
+    assert one_line(capsys.readouterr().err).startswith("interrupted; ")
+    monkeypatch.setattr(cli_data, "cmd_inspect", lambda args: {}["bug"])  # the next command starts afresh
+    with pytest.raises(KeyError):
+        cli.main(["inspect", "anything"])
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "prepare"])
 def test_interrupt_messages_say_what_was_kept(command, monkeypatch, capsys):
     def ctrl_c(args):

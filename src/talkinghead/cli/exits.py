@@ -10,9 +10,17 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every temporary output is cleaned up on the way out."""
 
 
+# The stops the signals asked for. Kept because a library may swallow the KeyboardInterrupt a
+# handler raised: numpy's C import machinery prints it as "ignored" and cv2's start-up then
+# fails with an ImportError, which must still end as an interruption, not as a bug.
+_requested: list[KeyboardInterrupt] = []
+
+
 def raise_terminated(signum, frame) -> None:
     """SIGTERM's handler: stop the command as Ctrl-C does."""
-    raise Terminated()
+    stop = Terminated()
+    _requested.append(stop)
+    raise stop
 
 
 def raise_interrupt(signum, frame) -> None:
@@ -20,7 +28,19 @@ def raise_interrupt(signum, frame) -> None:
     import signal
 
     signal.signal(signal.SIGINT, _cleaning_up)
-    raise KeyboardInterrupt()
+    stop = KeyboardInterrupt()
+    _requested.append(stop)
+    raise stop
+
+
+def requested_stop() -> KeyboardInterrupt | None:
+    """The interruption a signal asked for since :func:`forget_requested_stops`, or None."""
+    return _requested[0] if _requested else None
+
+
+def forget_requested_stops() -> None:
+    """Start a command with no interruption asked for."""
+    _requested.clear()
 
 
 def _cleaning_up(signum, frame) -> None:

@@ -17,7 +17,8 @@ from talkinghead.cli.animate import add_animate, add_app, add_demo, add_upscale
 from talkinghead.cli.data import add_inspect, add_prepare, add_prepare_sr, add_print_config
 from talkinghead.cli.evaluate import add_evaluate
 from talkinghead.cli.exits import (
-    Terminated, disk_error, interrupted_message, os_error_line, raise_interrupt, raise_terminated,
+    Terminated, disk_error, forget_requested_stops, interrupted_message, os_error_line, raise_interrupt,
+    raise_terminated, requested_stop,
 )
 from talkinghead.cli.export import add_export, add_weights
 from talkinghead.cli.training import add_finetune, add_train
@@ -38,6 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's arguments; building the parser imports torch and the libraries (seconds)."""
+    try:
+        # torch first: it loads numpy, whose C start-up, when cv2 triggers it, prints a Ctrl-C
+        # landing inside it as a traceback before turning it into an ImportError
+        import torch  # noqa: F401
+
+        args = build_parser().parse_args(argv)
+    except Exception as err:
+        stop = requested_stop()
+        if stop is None:
+            raise
+        raise stop from err  # Ctrl-C during an import that turned it into an ImportError
+    stop = requested_stop()
+    if stop is not None:  # Ctrl-C during an import that swallowed it
+        raise stop
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``talkinghead`` console script.
 
@@ -53,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command = None
     handlers = {}
+    forget_requested_stops()
     if threading.current_thread() is threading.main_thread():
         handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, raise_terminated)}  # clean up like Ctrl-C
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job (`cmd &`) keeps ignoring it
@@ -60,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         try:
-            parser = build_parser()  # imports torch and the libraries: seconds
-            args = parser.parse_args(argv)
+            args = _parse(argv)
             command = args.command
             if args.verbose:
                 os.environ.setdefault("TALKINGHEAD_VERBOSE", "1")  # shows mediapipe's start-up log lines
@@ -77,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {err}", file=sys.stderr)
                 return 2
             except Exception as err:
+                stop = requested_stop()
+                if stop is not None:  # a library turned the Ctrl-C into its own error
+                    raise stop from err
                 disk = disk_error(err)
                 if disk is None or args.verbose:
                     raise  # a bug: its traceback
