@@ -4,7 +4,7 @@
     python benchmarks/upscale_table2.py --data DATA --model RUN_DIR/release --output OUT
 
 For every held-out (``split: test``) segment of a folder written by
-``python -m talkinghead.data.sr_prepare`` (consecutive 512 px head crops and their degraded
+``talkinghead prepare-sr`` (consecutive 512 px head crops and their degraded
 256 px inputs), the 256 px input is brought to 512 px by
 
 * ``bicubic``: bicubic interpolation (PyTorch, ``align_corners=False``: the base the network
@@ -72,7 +72,7 @@ def strip(rows: list[list[np.ndarray]], labels: list[str]) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder written by talkinghead.data.sr_prepare")
+    parser.add_argument("--data", type=Path, required=True, help="folder written by talkinghead prepare-sr")
     parser.add_argument("--model", type=Path, help="super-resolution release (default: bundled models/upscale)")
     parser.add_argument("--output", type=Path, required=True, help="folder for table2.md, table2.json, strip.png")
     parser.add_argument("--device", default="cpu")

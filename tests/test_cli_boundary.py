@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from talkinghead import cli
+from talkinghead.cli import data as cli_data, evaluate as cli_evaluate, training as cli_training
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -57,7 +58,7 @@ def test_a_second_ctrl_c_during_clean_up_does_not_break_it(monkeypatch, capsys):
             time.sleep(0.05)
             cleaned.append(True)
 
-    monkeypatch.setattr(cli, "cmd_inspect", command)
+    monkeypatch.setattr(cli_data, "cmd_inspect", command)
     assert cli.main(["inspect", "anything"]) == 130
     err = capsys.readouterr().err
     assert cleaned and "Traceback" not in err
@@ -65,12 +66,31 @@ def test_a_second_ctrl_c_during_clean_up_does_not_break_it(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_a_ctrl_c_a_library_turns_into_its_own_error_still_ends_as_an_interruption(monkeypatch, capsys):
+    """numpy's C import machinery swallows a KeyboardInterrupt and cv2 then fails with an ImportError."""
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # swallowed, as a C extension's start-up does
+        raise ImportError("numpy._core.multiarray failed to import")
+
+    monkeypatch.setattr(cli_data, "cmd_inspect", command)
+    assert cli.main(["inspect", "anything"]) == 130
+    assert one_line(capsys.readouterr().err).startswith("interrupted; ")
+    monkeypatch.setattr(cli_data, "cmd_inspect", lambda args: {}["bug"])  # the next command starts afresh
+    with pytest.raises(KeyError):
+        cli.main(["inspect", "anything"])
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "prepare"])
 def test_interrupt_messages_say_what_was_kept(command, monkeypatch, capsys):
     def ctrl_c(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, f"cmd_{command}", ctrl_c)
+    module = {"train": cli_training, "evaluate": cli_evaluate, "prepare": cli_data}[command]
+    monkeypatch.setattr(module, f"cmd_{command}", ctrl_c)
     parser_args = {"train": ["train", "c.yaml", "--run-dir", "r"], "evaluate": ["evaluate", "c", "d", "--output", "o"],
                    "prepare": ["prepare", "v", "o"]}[command]
     try:
@@ -98,7 +118,7 @@ def test_disk_errors_at_the_boundary_are_one_line(error, words, monkeypatch, cap
         except Exception as err:
             raise RuntimeError("while saving") from err  # as deep inside a library
 
-    monkeypatch.setattr(cli, "cmd_inspect", command)
+    monkeypatch.setattr(cli_data, "cmd_inspect", command)
     assert cli.main(["inspect", "anything"]) == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith("error: ") and words in line
@@ -110,7 +130,7 @@ def test_other_os_errors_stay_bugs_with_a_traceback(monkeypatch):
     def command(args):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/internal/table.json")
 
-    monkeypatch.setattr(cli, "cmd_inspect", command)
+    monkeypatch.setattr(cli_data, "cmd_inspect", command)
     with pytest.raises(FileNotFoundError):
         cli.main(["inspect", "anything"])
 

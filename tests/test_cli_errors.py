@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from talkinghead import cli
+from talkinghead.cli import data as cli_data
 from talkinghead.errors import TalkingHeadError
 
 
@@ -19,7 +20,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     def broken(args):
         return {}["image"]  # a programming error, not the user's
 
-    monkeypatch.setattr(cli, "cmd_inspect", broken)
+    monkeypatch.setattr(cli_data, "cmd_inspect", broken)
     with pytest.raises(KeyError, match="image"):
         cli.main(["inspect", "anything"])
 

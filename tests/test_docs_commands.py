@@ -29,6 +29,8 @@ INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 # Other programs whose options the pages show (pip, torchrun, pytest, ...): not checked.
 FOREIGN = ("pip", "python -m pip", "torchrun", "tensorboard", "pytest", "python -m pytest", "make", "apt-get", "git")
+# A library module run as a program (`python -m talkinghead.data.x`): every command goes through `talkinghead`.
+MODULE_RUN = re.compile(r"python3?\s+-m\s+(talkinghead\.[\w.]+)")
 SCRIPT = re.compile(r"(?:^|\s)(?:python3?|\.venv/bin/python)\s+((?:benchmarks|scripts)/\w+\.py)")
 
 
@@ -102,6 +104,8 @@ def _check_page(page: Path) -> list[str]:
             tokens = line.split()
         if any(t == "talkinghead" or t.endswith("/talkinghead") for t in tokens):
             problems += _check_talkinghead(tokens, parser, f"{where}: {line!r}")
+        for module in MODULE_RUN.findall(line):
+            problems.append(f"{where}: {line!r} runs the module {module}; use its `talkinghead` command")
         script = SCRIPT.search(line)
         if script:
             name = script.group(1)
@@ -115,6 +119,7 @@ def _check_page(page: Path) -> list[str]:
     for span in INLINE.findall(prose):
         if span.startswith(FOREIGN):
             continue
+        problems += [f"{where}: `{span}` runs the module {m}; use its `talkinghead` command" for m in MODULE_RUN.findall(span)]
         tokens = span.split()
         if tokens and (tokens[0] == "talkinghead" or tokens[0].endswith("/talkinghead")):
             problems += _check_talkinghead(tokens, parser, f"{where}: `{span}`")
@@ -133,7 +138,8 @@ def test_every_command_and_option_the_page_names_exists(page):
 
 def test_the_check_catches_a_made_up_option_and_command(tmp_path):
     page = REPO / "docs" / "_probe.md"
-    page.write_text("```bash\ntalkinghead animate --source a.jpg --no-such-option\ntalkinghead frobnicate\n```\n"
+    page.write_text("```bash\ntalkinghead animate --source a.jpg --no-such-option\ntalkinghead frobnicate\n"
+                    "python -m talkinghead.data.sr_prepare a b c\n```\n"
                     "and `--another-made-up-one` in prose\n")
     try:
         problems = "\n".join(_check_page(page))
@@ -141,6 +147,7 @@ def test_the_check_catches_a_made_up_option_and_command(tmp_path):
         page.unlink()
     assert "has no option --no-such-option" in problems
     assert "`talkinghead frobnicate` is not a command" in problems
+    assert "runs the module talkinghead.data.sr_prepare" in problems
     assert "--another-made-up-one" in problems
 
 

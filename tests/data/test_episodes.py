@@ -27,7 +27,7 @@ def root_without_segmentation(tmp_path_factory):
 
 
 def test_item_shapes_ranges_and_types(root):
-    episodes = EpisodeDataset(root, k=4)
+    episodes = EpisodeDataset(root, k=4, landmark_style="fsth")
     assert len(episodes) == 3  # the train clips
     item = episodes[1]
     assert item["source_images"].shape == (4, 3, 64, 64)
@@ -47,7 +47,7 @@ def test_item_shapes_ranges_and_types(root):
 
 
 def test_item_holds_the_sampled_frames_and_their_landmarks(root):
-    episodes = EpisodeDataset(root, k=3, seed=5)
+    episodes = EpisodeDataset(root, k=3, seed=5, landmark_style="fsth")
     episodes.set_epoch(2)
     item = episodes[2]
     sources, target = episodes.sample_frames(2)
@@ -61,7 +61,7 @@ def test_item_holds_the_sampled_frames_and_their_landmarks(root):
 
 
 def test_target_is_never_a_source_and_sources_are_distinct(root):
-    episodes = EpisodeDataset(root, k=7)  # 8 frames per clip: every frame is used
+    episodes = EpisodeDataset(root, k=7, landmark_style="fsth")  # 8 frames per clip: every frame is used
     for seed in range(10):
         episodes.seed = seed
         for epoch in range(10):
@@ -73,7 +73,7 @@ def test_target_is_never_a_source_and_sources_are_distinct(root):
 
 
 def test_same_seed_and_epoch_give_the_same_episode(root):
-    first, second = EpisodeDataset(root, seed=3), EpisodeDataset(root, seed=3)
+    first, second = EpisodeDataset(root, seed=3, landmark_style="fsth"), EpisodeDataset(root, seed=3, landmark_style="fsth")
     first.set_epoch(4)
     second.set_epoch(4)
     a, b = first[0], second[0]
@@ -88,32 +88,32 @@ def episode(episodes: EpisodeDataset, index: int, epoch: int) -> tuple[int, ...]
 
 
 def test_epochs_and_seeds_change_the_episodes(root):
-    episodes = EpisodeDataset(root, k=2)
+    episodes = EpisodeDataset(root, k=2, landmark_style="fsth")
     assert len({episode(episodes, 0, epoch) for epoch in range(8)}) > 4
     for epoch in (1, 2):
         episodes.set_epoch(epoch)
         assert episodes.epoch == epoch
         item = episodes[0]
         assert (*item["source_indices"].tolist(), int(item["target_index"])) == episode(episodes, 0, epoch)
-    other_seed = EpisodeDataset(root, k=2, seed=99)
+    other_seed = EpisodeDataset(root, k=2, seed=99, landmark_style="fsth")
     pairs = [(i, epoch) for i in range(3) for epoch in range(4)]
     assert [episode(episodes, *p) for p in pairs] != [episode(other_seed, *p) for p in pairs]
 
 
 def test_identity_index_follows_the_sorted_identities(root):
-    train = EpisodeDataset(root)
+    train = EpisodeDataset(root, landmark_style="fsth")
     assert train.identities == ["lp_d12", "lp_d18"] and train.num_identities == 2
     indices = [int(train[i]["identity_index"]) for i in range(len(train))]
     assert indices == [0, 0, 1]  # two clips of lp_d12, then lp_d18
     for i, index in enumerate(indices):
         assert train.identities[index] == train.records[i].identity == DEFAULT_CLIPS[i].identity
-    everything = EpisodeDataset(root, split=None)
+    everything = EpisodeDataset(root, split=None, landmark_style="fsth")
     assert everything.num_identities == 3 and len(everything) == 4
     assert int(everything[3]["identity_index"]) == everything.identities.index("tpsmm")
 
 
 def test_distributed_sampler_with_two_replicas_covers_every_clip(root):
-    episodes = EpisodeDataset(root, split=None)
+    episodes = EpisodeDataset(root, split=None, landmark_style="fsth")
     for epoch in range(3):
         seen = set()
         for rank in range(2):
@@ -126,7 +126,7 @@ def test_distributed_sampler_with_two_replicas_covers_every_clip(root):
 
 
 def test_dataloader_workers_follow_set_epoch(root):
-    episodes = EpisodeDataset(root, k=4)
+    episodes = EpisodeDataset(root, k=4, landmark_style="fsth")
     loader = DataLoader(episodes, batch_size=3, num_workers=2, persistent_workers=True)
     for epoch in range(2):
         episodes.set_epoch(epoch)
@@ -150,38 +150,38 @@ def test_resizing_and_dense_style(root):
 
 
 def test_segmentation_is_optional_unless_required(root_without_segmentation, tmp_path):
-    item = EpisodeDataset(root_without_segmentation)[0]
+    item = EpisodeDataset(root_without_segmentation, landmark_style="fsth")[0]
     assert "target_segmentation" not in item
     with pytest.raises(ValueError, match="no segmentation maps"):
-        EpisodeDataset(root_without_segmentation, require_segmentation=True)
+        EpisodeDataset(root_without_segmentation, require_segmentation=True, landmark_style="fsth")
     # The check reads only dataset.json: it fails the same way with every clip missing.
     bare = tmp_path / "bare"
     bare.mkdir()
     for name in (fmt.DATASET_FILE, fmt.MANIFEST_FILE):
         shutil.copy(root_without_segmentation / name, bare / name)
     with pytest.raises(ValueError, match="no segmentation maps"):
-        EpisodeDataset(bare, require_segmentation=True)
+        EpisodeDataset(bare, require_segmentation=True, landmark_style="fsth")
 
 
 def test_clips_with_too_few_frames(tmp_path):
     clips = DEFAULT_CLIPS[:2] + (FakeClip("lp_d18", "short", "liveportrait_d18.mp4", 0.0, 1.0, 3, "train"),)
     root = build_fake_dataset(tmp_path / "short", clips=clips)
     with pytest.raises(ValueError, match=r"lp_d18/short \(3 frames\).*Lower k.*min_frames=5"):
-        EpisodeDataset(root, k=4)
-    assert len(EpisodeDataset(root, k=2)) == 3  # 3 frames are enough for k = 2
-    filtered = EpisodeDataset(root, k=4, min_frames=5)
+        EpisodeDataset(root, k=4, landmark_style="fsth")
+    assert len(EpisodeDataset(root, k=2, landmark_style="fsth")) == 3  # 3 frames are enough for k = 2
+    filtered = EpisodeDataset(root, k=4, min_frames=5, landmark_style="fsth")
     assert len(filtered) == 2 and [r.key for r in filtered.skipped] == ["lp_d18/short"]
     assert filtered.num_identities == 2  # lp_d18 keeps its index although its only clip is left out
     with pytest.raises(ValueError, match="at least k \\+ 1 = 5"):
-        EpisodeDataset(root, k=4, min_frames=4)
+        EpisodeDataset(root, k=4, min_frames=4, landmark_style="fsth")
     with pytest.raises(ValueError, match="every clip"):
-        EpisodeDataset(root, k=4, min_frames=9)
+        EpisodeDataset(root, k=4, min_frames=9, landmark_style="fsth")
 
 
 def test_frame_roles_of_evaluation_layouts(tmp_path):
     roles = ["input"] * 2 + ["holdout"] * 6
     root = build_fake_dataset(tmp_path / "roles", frame_roles={"lp_d18/full": roles}, report=False)
-    episodes = EpisodeDataset(root)
+    episodes = EpisodeDataset(root, landmark_style="fsth")
     assert episodes.holdout_frames(2).tolist() == [2, 3, 4, 5, 6, 7]
     assert episodes.input_frames(2).tolist() == [0, 1]
     assert episodes.holdout_frames(0).tolist() == [] and episodes.input_frames(0).tolist() == list(range(8))
@@ -192,17 +192,17 @@ def test_frame_roles_of_evaluation_layouts(tmp_path):
 
 def test_invalid_arguments(root):
     with pytest.raises(ValueError, match="no clips in split 'validation'"):
-        EpisodeDataset(root, split="validation")
+        EpisodeDataset(root, split="validation", landmark_style="fsth")
     with pytest.raises(ValueError, match="unknown landmark style"):
         EpisodeDataset(root, landmark_style="mesh")
     with pytest.raises(ValueError, match="k must be at least 1"):
-        EpisodeDataset(root, k=0)
+        EpisodeDataset(root, k=0, landmark_style="fsth")
     with pytest.raises(IndexError):
-        EpisodeDataset(root)[3]
+        EpisodeDataset(root, landmark_style="fsth")[3]
 
 
 def test_holdout_fraction_keeps_the_tail_of_every_clip_out_of_training(root):
-    episodes = EpisodeDataset(root, k=2, holdout_fraction=0.25)
+    episodes = EpisodeDataset(root, k=2, holdout_fraction=0.25, landmark_style="fsth")
     for index in range(len(episodes)):
         num_frames = episodes.records[index].num_frames
         held = set(episodes.holdout_frames(index).tolist())
@@ -214,13 +214,23 @@ def test_holdout_fraction_keeps_the_tail_of_every_clip_out_of_training(root):
     assert item["source_images"].shape[0] == 3
     assert item["target_index"].item() == episodes.holdout_frames(0)[0]
     with pytest.raises(ValueError, match="holdout_fraction"):
-        EpisodeDataset(root, holdout_fraction=1.0)
+        EpisodeDataset(root, holdout_fraction=1.0, landmark_style="fsth")
 
 
 def test_index_epoch_pairs_choose_the_epoch_explicitly(root):
-    episodes = EpisodeDataset(root, k=2)
+    episodes = EpisodeDataset(root, k=2, landmark_style="fsth")
     episodes.set_epoch(0)
     explicit = episodes[(1, 5)]
     episodes.set_epoch(5)
     assert torch.equal(explicit["source_indices"], episodes[1]["source_indices"])
     assert explicit["target_index"] == episodes[1]["target_index"]
+
+
+def test_the_landmark_style_is_the_caller_s_and_none_draws_no_episode(root):
+    """No method's style is assumed: it is required, and a dataset without one reads clips only."""
+    with pytest.raises(TypeError, match="landmark_style"):
+        EpisodeDataset(root, k=2)
+    clips_only = EpisodeDataset(root, k=2, landmark_style=None)
+    assert clips_only.clip(0).num_frames > 0
+    with pytest.raises(ValueError, match="landmark_style"):
+        clips_only[0]

@@ -492,7 +492,8 @@ def test_canonical_relative_closes_lips_instead_of_crossing_them():
 
 
 def test_cli_passes_expression_scale_and_retarget():
-    from talkinghead.cli import _animate_options, build_parser
+    from talkinghead.cli import build_parser
+    from talkinghead.cli.animate import _animate_options
     from talkinghead.errors import InvalidInputError
     from talkinghead.inference.options import AnimateOptions
 

@@ -10,12 +10,12 @@ import torch
 
 import talkinghead.models  # noqa: F401  (registers every method)
 from talkinghead.config import load_config
-from talkinghead.inference.rewrites import FusedFusionBlock, FusedSPADE, fuse_for_inference
+from talkinghead.inference.rewrites import fuse_for_inference
 from talkinghead.inference.runtime import check_inputs
 from talkinghead.layers.equalized import EqualConv2d
-from talkinghead.layers.spade import SPADE
+from talkinghead.layers.spade import SPADE, FusedSPADE
 from talkinghead.models import get_method, registered_methods
-from talkinghead.models.refinement_network import FusionBlock
+from talkinghead.models.refinement_network import FusedFusionBlock, FusionBlock
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -78,3 +78,30 @@ def test_rewritten_models_match_and_keep_their_checkpoints(method):
     original = model.state_dict()
     assert rewritten.state_dict().keys() == original.keys()
     rewritten.load_state_dict(original)
+
+
+def test_a_block_brings_its_own_rewrite_and_the_shared_module_names_none(monkeypatch):
+    import ast
+
+    from talkinghead.inference import rewrites
+    from talkinghead.layers import inference_rewrites
+
+    class Doubler(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    class AddedDoubler(Doubler):
+        def forward(self, x):
+            return x + x
+
+    def rewrite(module):
+        module.__class__ = AddedDoubler
+
+    monkeypatch.setitem(inference_rewrites._REWRITES, Doubler, ("doubler", rewrite))  # as a new block would register
+    model = torch.nn.Sequential(Doubler(), torch.nn.ReLU())
+    counts = fuse_for_inference(model)
+    assert counts["doubler"] == 1 and type(model[0]) is AddedDoubler
+    assert {"spade", "equal_conv", "fusion_block"} <= set(counts)  # the blocks' own registrations
+    tree = ast.parse(Path(rewrites.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module.startswith("talkinghead")}
+    assert imported == {"talkinghead.layers.inference_rewrites"}

@@ -7,7 +7,7 @@ import torch
 from model_test_mixin import ModelTesterMixin
 
 from talkinghead.config.lsr import DiscriminatorConfig
-from talkinghead.models import StyleGAN2Discriminator
+from talkinghead.models.discriminator import StyleGAN2Discriminator
 
 CONFIG = DiscriminatorConfig(base_channels=8, max_channels=32, num_down_blocks=3, mbstd_group_size=4)
 

@@ -7,7 +7,7 @@ import torch
 from model_test_mixin import ModelTesterMixin
 
 from talkinghead.config.lsr import EncoderConfig
-from talkinghead.models import LatentEncoder
+from talkinghead.models.encoder import LatentEncoder
 
 IN_CHANNELS = 6  # RGB + 3-channel landmark image
 LATENT_DIM = 16

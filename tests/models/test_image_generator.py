@@ -7,7 +7,7 @@ import torch
 from model_test_mixin import ModelTesterMixin
 
 from talkinghead.config.lsr import ImageGeneratorConfig
-from talkinghead.models import SPADEImageGenerator
+from talkinghead.models.image_generator import SPADEImageGenerator
 
 COND_CHANNELS = 5 + 3  # layout + landmark image
 LATENT_DIM = 16

@@ -7,7 +7,7 @@ import torch
 from model_test_mixin import ModelTesterMixin
 
 from talkinghead.config.lsr import LayoutGeneratorConfig
-from talkinghead.models import LayoutGenerator
+from talkinghead.models.layout_generator import LayoutGenerator
 
 LANDMARK_CHANNELS = 3
 LATENT_DIM = 16

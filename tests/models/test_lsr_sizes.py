@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 
 from talkinghead.config.lsr import LSRModelConfig
-from talkinghead.models import LatentEncoder, LayoutGenerator, SPADEImageGenerator, StyleGAN2Discriminator
+from talkinghead.models.encoder import LatentEncoder
+from talkinghead.models.layout_generator import LayoutGenerator
+from talkinghead.models.image_generator import SPADEImageGenerator
+from talkinghead.models.discriminator import StyleGAN2Discriminator
 
 # Expected parameter counts (millions) at the defaults; wide enough for small changes.
 PLAUSIBLE_MILLIONS = {

@@ -68,7 +68,7 @@ def test_only_the_columns_of_the_videos_trained_on_move(trained_run, real_train_
     torch.manual_seed(0)  # the run's initial weights
     initial = build_networks(config)["discriminator"].video_embeddings.detach()
     trained = state["networks"]["discriminator"]["video_embeddings"]
-    num_clips = len(EpisodeDataset(real_train_data, split="train", k=2, size=64, holdout_fraction=0.25))
+    num_clips = len(EpisodeDataset(real_train_data, split="train", k=2, size=64, holdout_fraction=0.25, landmark_style="fsth"))
     moved = (trained - initial).abs().sum(dim=1) > 0
     assert moved[:num_clips].any() and not moved[num_clips:].any()
 

@@ -11,7 +11,7 @@ import torch
 
 from talkinghead.cli import main
 from talkinghead.config import load_config
-from talkinghead.data.sr_prepare import SRPrepareSettings, prepare_sr_windows, segment_starts
+from talkinghead.data.sr_prepare import segment_starts
 from talkinghead.data.sr_windows import SRWindowDataset, window_indices
 from talkinghead.training.trainer import TrainingInterrupted
 from talkinghead.training.upscale_trainer import train_upscale
@@ -23,7 +23,7 @@ TINY = REPO / "configs" / "upscale" / "tiny.yaml"
 
 @pytest.fixture(scope="module")
 def sr_data(tmp_path_factory, real_data) -> Path:
-    """Consecutive 64 px crops (and 32 px inputs) of a real video, via a one-clip prepared dataset."""
+    """Consecutive 64 px crops (and 32 px inputs) of a real video, via a one-clip prepared dataset and `prepare-sr`."""
     root = tmp_path_factory.mktemp("sr")
     videos = root / "videos" / "person"
     videos.mkdir(parents=True)
@@ -33,8 +33,8 @@ def sr_data(tmp_path_factory, real_data) -> Path:
     meta = {"identity": "person", "clip_id": "d0", "split": "train", "source": "person/d0.mp4",
             "source_kind": "video", "crop_box": [64.0, 32.0, 448.0, 416.0], "fps": 25.0}
     (clip / "meta.json").write_text(json.dumps(meta))
-    prepare_sr_windows(root / "prepared", root / "videos", root / "sr",
-                       SRPrepareSettings(size=64, min_source_side=300, train_segments=2, train_length=4))
+    assert main(["prepare-sr", str(root / "prepared"), str(root / "videos"), str(root / "sr"), "--size", "64",
+                 "--min-source-side", "300", "--train-segments", "2", "--train-length", "4"]) == 0
     return root / "sr"
 
 
@@ -69,8 +69,9 @@ def test_samples_are_adjacent_pairs_of_patches(sr_data):
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(sorted((run / "checkpoints").glob("*final.pt"))[0])
-    return {**{f"net.{k}": v for k, v in state["network"].items()},
-            **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
+    return {**{f"net.{k}": v for k, v in state["networks"]["upscaler"].items()},
+            **{f"ema.{k}": v for k, v in state["ema"]["upscaler"]["module"].items()},
+            **{f"adam.{k}": v for k, v in state["optimizers"]["upscaler"]["state"][0].items()}}
 
 
 def test_training_resumes_bit_identically(sr_data, tmp_path):
@@ -91,7 +92,30 @@ def test_train_command_dispatches_on_the_config_kind(sr_data, tmp_path, capsys):
     assert "1 training segments" not in capsys.readouterr().out  # two segments were prepared
     assert main(["train", str(TINY), f"data_root={sr_data}", "--run-dir", str(run)]) == 0
     assert (run / "release" / "config.json").is_file()
+    from talkinghead.inference.upscale import StreamingUpscaler
+
+    StreamingUpscaler.from_pretrained(run / "release", device="cpu")  # the release the trainer wrote loads
     assert main(["train", str(TINY), f"data_root={sr_data}", "--run-dir", str(run)]) == 2  # needs --resume
     assert "already holds checkpoints" in capsys.readouterr().err
     assert main(["train", str(TINY), f"data_root={tmp_path / 'nothing'}", "--run-dir", str(tmp_path / 'r2')]) == 2
     assert "sr_dataset.json: missing" in capsys.readouterr().err
+
+
+def test_run_folder_is_opened_like_every_method_s(sr_data, tmp_path):
+    """Through the shared run machinery: a method-like checkpoint, and the same refusals as `train`."""
+    from talkinghead.training.recipe import TrainingSetupError
+    from talkinghead.training.upscale_trainer import UpscaleSetupError
+
+    config = load_config(TINY, [f"data_root={sr_data}"])
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train_upscale(config, run, max_steps=2)
+    state = load_checkpoint(run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip())
+    assert (state["method"], state["stage"], state["stage_step"]) == ("upscale", "upscale", 2)
+    with pytest.raises(TrainingSetupError, match="already holds checkpoints; pass --resume"):
+        train_upscale(config, run)
+    wider = load_config(TINY, [f"data_root={sr_data}", "model.base_channels=8"])
+    with pytest.raises(UpscaleSetupError, match="not a checkpoint of this super-resolution architecture"):
+        train_upscale(wider, run, resume=True)
+    with pytest.raises(TrainingSetupError):
+        train_upscale(config, tmp_path / "empty", resume=True)

@@ -13,7 +13,7 @@ from talkinghead.config.base import (
     register_config,
     to_dict,
 )
-from talkinghead.config.lsr import FinetuneConfig, LSRModelConfig, LSRTrainConfig
+from talkinghead.config import lsr as _lsr  # noqa: F401  (registers its config kinds)
 from talkinghead.config import metaportrait as _metaportrait  # noqa: F401  (registers its config kinds)
 from talkinghead.config import fsth as _fsth  # noqa: F401  (registers its config kinds)
 from talkinghead.config import upscale as _upscale  # noqa: F401  (registers kind: upscale)
@@ -24,9 +24,6 @@ __all__ = [
     "CONFIG_KINDS",
     "ConfigError",
     "DataConfig",
-    "FinetuneConfig",
-    "LSRModelConfig",
-    "LSRTrainConfig",
     "PrepareConfig",
     "StageSchedule",
     "TrainerConfig",

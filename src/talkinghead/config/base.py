@@ -270,13 +270,27 @@ def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
 
 
-def default_of(cls: type, name: str) -> Any:
-    """The default of dataclass field ``name`` of ``cls`` (command-line defaults come from here)."""
-    for f in dataclasses.fields(cls):
+def default_of(owner: Any, name: str) -> Any:
+    """The default of ``name``: a field of dataclass ``owner``, or a parameter of function ``owner``.
+
+    Command-line defaults come from here, one way, so each default is written only where the
+    library defines it.
+    """
+    label = getattr(owner, "__name__", repr(owner))
+    if not dataclasses.is_dataclass(owner):
+        import inspect
+
+        parameter = inspect.signature(owner).parameters.get(name)
+        if parameter is None:
+            raise AttributeError(f"{label} has no parameter {name!r}")
+        if parameter.default is inspect.Parameter.empty:
+            raise ValueError(f"{label}({name}) has no default")
+        return parameter.default
+    for f in dataclasses.fields(owner):
         if f.name == name:
             if f.default is not dataclasses.MISSING:
                 return f.default
             if f.default_factory is not dataclasses.MISSING:
                 return f.default_factory()
-            raise ValueError(f"{cls.__name__}.{name} has no default")
-    raise AttributeError(f"{cls.__name__} has no field {name!r}")
+            raise ValueError(f"{label}.{name} has no default")
+    raise AttributeError(f"{label} has no field {name!r}")

@@ -100,7 +100,7 @@ class UpscaleTrainConfig:
     """A ``kind: upscale`` training run: data, architecture, training options.
 
     Args:
-        data_root: folder written by ``python -m talkinghead.data.sr_prepare``.
+        data_root: folder written by ``talkinghead prepare-sr``.
         model: the architecture.
         train: the training options.
     """

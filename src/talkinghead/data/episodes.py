@@ -59,7 +59,9 @@ class EpisodeDataset(Dataset):
         size: side of the returned images; None keeps the dataset's size, other values
             resize frames (area when shrinking, bicubic when enlarging) and segmentation
             maps (nearest) and draw the landmarks directly at that size.
-        landmark_style: rasteriser name (``fsth``: iBUG parts, ``dense``: per-connection colours).
+        landmark_style: rasteriser name, the model's ``config.model.landmark_style`` (``fsth``:
+            iBUG parts, ``dense``: per-connection colours); None for a dataset whose clips are
+            read directly and whose episodes are never drawn (evaluation).
         seed: base seed of the frame sampling.
         require_segmentation: fail at construction when the dataset has no segmentation maps.
         min_frames: leave out clips with fewer frames (see above); None keeps every clip.
@@ -90,7 +92,8 @@ class EpisodeDataset(Dataset):
         split: str | None = "train",
         k: int = 4,
         size: int | None = None,
-        landmark_style: RasterStyle = "fsth",
+        *,
+        landmark_style: RasterStyle | None,
         seed: int = 0,
         require_segmentation: bool = False,
         min_frames: int | None = None,
@@ -104,7 +107,7 @@ class EpisodeDataset(Dataset):
         self.size = self.dataset.size if size is None else int(size)
         if self.size < 1:
             raise ValueError(f"size must be a positive number of pixels, got {size}")
-        self.rasterizer = get_rasterizer(landmark_style)
+        self.rasterizer = get_rasterizer(landmark_style) if landmark_style is not None else None
         self.seed = int(seed)
         self.split = split
         if not 0.0 <= holdout_fraction < 1.0:
@@ -269,6 +272,9 @@ class EpisodeDataset(Dataset):
             source_indices: (n,) frames the person is encoded from (n may differ from k).
             target_index: the frame to reproduce.
         """
+        if self.rasterizer is None:
+            raise ValueError("this EpisodeDataset was built with landmark_style=None and draws no episodes; "
+                             "pass the model's config.model.landmark_style")
         record = self.records[index]
         clip = self.dataset.clip(record)
         source_indices = np.asarray(source_indices, dtype=np.int64)

@@ -560,16 +560,10 @@ def write_report(output: Path) -> dict:
     return report
 
 
-def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareConfig,
-                    options: RunOptions | None = None) -> PrepareSummary:
-    """Prepare every clip under ``input_path`` into the dataset folder ``output``."""
-    from tqdm import tqdm
-
-    options = options or RunOptions()
-    input_path, output = Path(input_path), Path(output)
+def _discover(input_path: Path, output: Path, config: PrepareConfig, options: RunOptions) -> tuple[list, dict, list]:
+    """The clips to consider (this shard's), the identity split of every identity, and discovery problems."""
     if not input_path.exists():
         raise InputNotFoundError(f"{input_path}: input does not exist (give a video, an image folder or a folder of videos)")
-    start = time.perf_counter()
     # OUTPUT may lie inside INPUT (discovery skips it and any other prepared dataset), but
     # must not be INPUT itself nor hold it; its folder must take new files.
     check_output_location(output, {"input": input_path}, option="OUTPUT", may_be_inside=("input",))
@@ -584,7 +578,11 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
     splits = assign_splits(clips, config)
     if options.shard is not None:
         clips = shard_clips(clips, *options.shard)
+    return clips, splits, discovery_problems
 
+
+def _checked_segmentation_source(config: PrepareConfig) -> str:
+    """The segmentation source; face parsing's weights are loaded once here, so a wrong file fails before any clip."""
     segmentation_source = resolve_segmentation_source(config)
     if segmentation_source == "face-parsing":
         from talkinghead.weights import require
@@ -592,11 +590,13 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
         require("face_parsing", "segmentation: face-parsing")
         from talkinghead.data.face_parsing_segmenter import FaceParsingSegmenter
 
-        FaceParsingSegmenter.from_registry()  # a wrong file fails here once, not on every clip
-    created = init_dataset(output, dataset_info(config, segmentation_source))
-    _remove_stale_tmp_dirs(output)
+        FaceParsingSegmenter.from_registry()
+    return segmentation_source
 
-    summary = PrepareSummary(output=output, clips_total=len(clips))
+
+def _jobs(clips: list, splits: dict, output: Path, config: PrepareConfig, segmentation_source: str, created: bool,
+          options: RunOptions, summary: PrepareSummary) -> list[tuple]:
+    """``process_clip`` arguments of every clip still to do; finished (and earlier failed) clips count as skipped."""
     todo = []
     for clip in clips:
         key = fmt.clip_key(clip.identity, clip.clip_id)
@@ -608,13 +608,20 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
             summary.clips_skipped += 1
         else:
             todo.append((clip, output, config, segmentation_source, splits[clip.identity]))
-    for problem in discovery_problems:
-        log.warning("skipped %s: %s", problem.get("path"), problem.get("reason"))
+    return todo
 
-    bar = tqdm(total=len(todo), unit="clip", disable=not options.progress, dynamic_ncols=True)
-    timings: dict[str, float] = {}
 
-    def account(record: dict) -> None:
+class _Progress:
+    """Counts each finished clip's record into the summary and the timings, and shows it on the bar."""
+
+    def __init__(self, summary: PrepareSummary, total: int, show: bool, start: float):
+        from tqdm import tqdm
+
+        self.summary, self.start, self.timings = summary, start, {}
+        self.bar = tqdm(total=total, unit="clip", disable=not show, dynamic_ncols=True)
+
+    def account(self, record: dict) -> None:
+        summary, bar = self.summary, self.bar
         if record["status"] == "ok":
             summary.clips_done += 1
         elif record["status"] == "skipped":
@@ -628,31 +635,57 @@ def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareC
         summary.frames_written += record["frames_written"]
         summary.frames_dropped += record["frames_dropped"]
         for k, v in record["timings"].items():
-            timings[k] = timings.get(k, 0.0) + v
-        elapsed = time.perf_counter() - start
+            self.timings[k] = self.timings.get(k, 0.0) + v
+        elapsed = time.perf_counter() - self.start
         bar.set_postfix(clips_s=f"{bar.n / elapsed:.2f}", frames_s=f"{summary.frames_written / elapsed:.1f}",
                         failed=summary.clips_failed)
         bar.update(1)
 
+
+def _run_jobs(todo: list[tuple], workers: int, progress: _Progress) -> None:
+    """Every job, in this process or in a pool of ``workers`` spawned processes."""
+    if workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            progress.account(process_clip(*job))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        for record in pool.imap_unordered(_process_clip_job, todo):
+            progress.account(record)
+
+
+def _finish(output: Path, created: bool, summary: PrepareSummary, progress: _Progress) -> None:
+    """Write the manifest and report of every clip in the folder (also after an interruption)."""
+    progress.bar.close()
+    metas = fmt.scan_clip_metas(output)
+    if created and not metas:
+        # A run that produced nothing must not pin the folder to its settings: the next
+        # run (after fixing weights or options) may use other ones.
+        (output / fmt.DATASET_FILE).unlink(missing_ok=True)
+    fmt.write_manifest(output, metas)
+    write_report(output)
+    summary.dataset_clips = len(metas)
+    summary.timings = progress.timings
+    summary.seconds = time.perf_counter() - progress.start
+
+
+def prepare_dataset(input_path: str | Path, output: str | Path, config: PrepareConfig,
+                    options: RunOptions | None = None) -> PrepareSummary:
+    """Prepare every clip under ``input_path`` into the dataset folder ``output``."""
+    options = options or RunOptions()
+    input_path, output = Path(input_path), Path(output)
+    start = time.perf_counter()
+    clips, splits, discovery_problems = _discover(input_path, output, config, options)
+    segmentation_source = _checked_segmentation_source(config)
+    created = init_dataset(output, dataset_info(config, segmentation_source))
+    _remove_stale_tmp_dirs(output)
+    summary = PrepareSummary(output=output, clips_total=len(clips))
+    todo = _jobs(clips, splits, output, config, segmentation_source, created, options, summary)
+    for problem in discovery_problems:
+        log.warning("skipped %s: %s", problem.get("path"), problem.get("reason"))
+    progress = _Progress(summary, len(todo), options.progress, start)
     try:
-        if options.workers <= 1 or len(todo) <= 1:
-            for job in todo:
-                account(process_clip(*job))
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(options.workers, initializer=_init_worker) as pool:
-                for record in pool.imap_unordered(_process_clip_job, todo):
-                    account(record)
+        _run_jobs(todo, options.workers, progress)
     finally:
-        bar.close()
-        metas = fmt.scan_clip_metas(output)
-        if created and not metas:
-            # A run that produced nothing must not pin the folder to its settings: the next
-            # run (after fixing weights or options) may use other ones.
-            (output / fmt.DATASET_FILE).unlink(missing_ok=True)
-        fmt.write_manifest(output, metas)
-        write_report(output)
-        summary.dataset_clips = len(metas)
-        summary.timings = timings
-        summary.seconds = time.perf_counter() - start
+        _finish(output, created, summary, progress)
     return summary

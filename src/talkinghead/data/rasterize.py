@@ -353,7 +353,7 @@ def get_rasterizer(style: str) -> Rasterizer:
 def rasterize_landmarks(
     points: np.ndarray,
     size: int,
-    style: RasterStyle = "fsth",
+    style: RasterStyle,
     source_size: int | None = None,
 ) -> np.ndarray:
     """Draw landmarks as a (size, size, 3) uint8 RGB image in the named style (``dense_mesh``:
@@ -363,7 +363,8 @@ def rasterize_landmarks(
         points: (N, 2) or (N, 3) landmarks in ``source_size`` pixel coordinates
             (68 iBUG points for ``fsth``; 478 mediapipe or 68 iBUG points for ``dense``).
         size: side of the output square in pixels.
-        style: ``fsth`` (one colour per facial part) or ``dense`` (one per connection).
+        style: the model's ``landmark_style``: ``fsth`` (one colour per facial part), ``dense``
+            (one per connection) or ``dense_mesh``.
         source_size: side of the square image the points refer to; None when it is ``size``.
     """
     return get_rasterizer(style)(points, size, source_size)
@@ -386,7 +387,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 def rasterize_landmarks_tensor(
     points: np.ndarray,
     size: int,
-    style: RasterStyle = "fsth",
+    style: RasterStyle,
     source_size: int | None = None,
 ) -> torch.Tensor:
     """Like :func:`rasterize_landmarks`, as a (C, size, size) float32 tensor in [-1, 1]."""

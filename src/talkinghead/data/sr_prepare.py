@@ -21,12 +21,11 @@ Layout written (``OUT``)::
 
 Each segment folder is written under a temporary name and renamed when complete; a clip
 already present is skipped, so an interrupted run resumes. Run it as
-``python -m talkinghead.data.sr_prepare PREPARED VIDEOS OUT``.
+``talkinghead prepare-sr PREPARED VIDEOS OUT``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -168,24 +167,3 @@ def prepare_sr_windows(prepared: Path, videos: Path, out: Path, settings: SRPrep
              "segments": segments, "skipped_small_crop": skipped}
     atomic_write_json(out / SR_DATASET_FILE, index)
     return index
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m talkinghead.data.sr_prepare PREPARED VIDEOS OUT``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("prepared", type=Path, help="dataset folder written by `talkinghead prepare`")
-    parser.add_argument("videos", type=Path, help="the folder that dataset was prepared from")
-    parser.add_argument("out", type=Path, help="output folder")
-    defaults = SRPrepareSettings()
-    for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    args = parser.parse_args(argv)
-    settings = SRPrepareSettings(**{k: getattr(args, k) for k in asdict(defaults)})
-    index = prepare_sr_windows(args.prepared, args.videos, args.out, settings)
-    splits = [s["split"] for s in index["segments"]]
-    print(f"{args.out}: {splits.count('train')} training and {splits.count('test')} held-out segments")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

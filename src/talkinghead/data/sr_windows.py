@@ -32,7 +32,7 @@ class SRWindowDataset:
     """The segments of one split of a prepared super-resolution folder, memory-mapped.
 
     Args:
-        root: folder written by ``python -m talkinghead.data.sr_prepare``.
+        root: folder written by ``talkinghead prepare-sr``.
         split: ``train`` or ``test``.
     """
 
@@ -42,7 +42,7 @@ class SRWindowDataset:
         if not index_path.is_file():
             raise InputNotFoundError(
                 f"{index_path}: missing; prepare the data with "
-                "`python -m talkinghead.data.sr_prepare PREPARED VIDEOS OUT` and point data_root at OUT"
+                "`talkinghead prepare-sr PREPARED VIDEOS OUT` and point data_root at OUT"
             )
         self.index = json.loads(index_path.read_text())
         self.segments = [s for s in self.index["segments"] if s["split"] == split]

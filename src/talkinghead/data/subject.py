@@ -72,7 +72,7 @@ def prepare_subject(
     inputs: list[str | Path],
     *,
     size: int,
-    landmark_style: str = "fsth",
+    landmark_style: str,
     frames_per_video: int = 8,
     prepare: PrepareConfig | None = None,
     work_dir: str | Path | None = None,
@@ -82,7 +82,7 @@ def prepare_subject(
     Args:
         inputs: image files, video files, or folders of them.
         size: the model's image size.
-        landmark_style: the model's rasteriser.
+        landmark_style: the model's rasteriser (its ``config.model.landmark_style``).
         frames_per_video: frames sampled from each video.
         prepare: detector and crop settings (defaults to ``PrepareConfig()``: mediapipe,
             head crop), the same as the training data used.

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from talkinghead.evaluation.coverage import check_report_folder
 from talkinghead.evaluation.report import REPORT_FILES, RESULTS_FORMAT, metric_display_name, run_name
 from talkinghead.errors import InputNotFoundError, TalkingHeadError
 
@@ -139,7 +141,43 @@ def merge_results(results_list: Sequence[Mapping[str, Any] | str | Path],
     Returns:
         ``(merged results dict, warnings)``.
     """
-    inputs: list[tuple[Path | None, dict[str, Any]]] = []
+    inputs = _read_inputs(results_list)
+    names = _input_names(inputs, names)
+    settings = {name: data.get("settings") or {} for name, (_, data) in zip(names, inputs)}
+    warnings: list[str] = []
+    metrics = _merged_metrics(names, inputs, warnings)
+    warnings += _comparability_warnings(settings)
+    merged_networks = _merged_networks(settings, warnings)
+    merged_edges = _merged_edges(names, inputs, warnings)
+    for name, (_, data) in zip(names, inputs):
+        warnings += [f"{name}: {warning}" for warning in data.get("warnings") or []]
+    merged_settings = _merged_settings(settings)
+    merged_settings["metric_networks"] = merged_networks
+    merged_settings["skipped_metrics"] = _merged_skipped(settings)
+    merged_settings["compared"] = [
+        {"name": name, "path": str(path) if path else None, "settings": settings[name]}
+        for name, (path, _) in zip(names, inputs)
+    ]
+    runs, qualitative_inputs = _merged_runs(names, inputs)
+    merged = {
+        "format": RESULTS_FORMAT,
+        "settings": merged_settings,
+        "metrics": metrics,
+        "pose_bucket_edges": merged_edges,
+        "runs": runs,
+        "qualitative_inputs": qualitative_inputs,
+        "warnings": warnings,
+    }
+    return merged, list(warnings)
+
+
+# An input: the results.json it came from (None for a dict of unknown origin) and its results dict.
+_Input = tuple[Path | None, dict[str, Any]]
+
+
+def _read_inputs(results_list: Sequence[Mapping[str, Any] | str | Path]) -> list[_Input]:
+    """Each input as ``(its results.json or None, a copy of its results dict)``."""
+    inputs: list[_Input] = []
     for item in results_list:
         if isinstance(item, (str, os.PathLike)):
             path = _results_file(item)
@@ -148,21 +186,25 @@ def merge_results(results_list: Sequence[Mapping[str, Any] | str | Path],
             inputs.append((getattr(item, "path", None), copy.deepcopy(dict(item))))
     if not inputs:
         raise ValueError("merge_results needs at least one results dict or results.json")
+    return inputs
+
+
+def _input_names(inputs: Sequence[_Input], names: Sequence[str] | None) -> list[str]:
+    """The given names checked (one per input, unique), or each input's folder name made unique."""
     if names is None:
         defaults = [path.resolve().parent.name if path else f"input{index + 1}"
                     for index, (path, _) in enumerate(inputs)]
-        names = _unique_names(defaults)
-    else:
-        names = [str(name) for name in names]
-        if len(names) != len(inputs):
-            raise ValueError(f"{len(names)} names for {len(inputs)} results; give one name per input")
-        if len(set(names)) != len(names):
-            raise ValueError(f"names must be unique, got {names}")
+        return _unique_names(defaults)
+    names = [str(name) for name in names]
+    if len(names) != len(inputs):
+        raise ValueError(f"{len(names)} names for {len(inputs)} results; give one name per input")
+    if len(set(names)) != len(names):
+        raise ValueError(f"names must be unique, got {names}")
+    return names
 
-    warnings: list[str] = []
-    settings = {name: data.get("settings") or {} for name, (_, data) in zip(names, inputs)}
 
-    # Metrics: union in order of first appearance; directions must agree.
+def _merged_metrics(names: Sequence[str], inputs: Sequence[_Input], warnings: list[str]) -> dict[str, dict[str, Any]]:
+    """The union of the inputs' metrics in order of first appearance; a direction they disagree on is warned."""
     metrics: dict[str, dict[str, Any]] = {}
     for name, (_, data) in zip(names, inputs):
         for metric, info in (data.get("metrics") or {}).items():
@@ -171,8 +213,12 @@ def merge_results(results_list: Sequence[Mapping[str, Any] | str | Path],
             elif (info or {}).get("higher_is_better", metrics[metric].get("higher_is_better")) != \
                     metrics[metric].get("higher_is_better"):
                 warnings.append(f"{metric_display_name(metric)}: inputs disagree on whether higher is better")
+    return metrics
 
-    # Comparability checks.
+
+def _comparability_warnings(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Differences of data set, landmark backend or reenactment mode: the numbers are not comparable."""
+    warnings = []
     hashes = {name: s.get("dataset_manifest_sha256") for name, s in settings.items()}
     datasets = {name: s.get("dataset") for name, s in settings.items()}
     if _differs(hashes):
@@ -183,50 +229,60 @@ def merge_results(results_list: Sequence[Mapping[str, Any] | str | Path],
         values = {name: s.get(key) for name, s in settings.items()}
         if _differs(values):
             warnings.append(f"{what} differ ({_describe(values)}); the numbers are not comparable")
-    merged_networks: dict[str, str] = {}
+    return warnings
+
+
+def _merged_networks(settings: Mapping[str, Mapping[str, Any]], warnings: list[str]) -> dict[str, str]:
+    """Each metric's network label; labels that differ are listed per input (and warned)."""
+    merged: dict[str, str] = {}
     for metric in dict.fromkeys(m for s in settings.values() for m in (s.get("metric_networks") or {})):
         labels = {name: (s.get("metric_networks") or {}).get(metric) for name, s in settings.items()}
         labels = {name: label for name, label in labels.items() if label is not None}
         if _differs(labels):
             warnings.append(f"{metric_display_name(metric)} networks differ ({_describe(labels)}); "
                             "its numbers are not comparable")
-            merged_networks[metric] = "; ".join(f"{name}: {label}" for name, label in labels.items())
+            merged[metric] = "; ".join(f"{name}: {label}" for name, label in labels.items())
         else:
-            merged_networks[metric] = next(iter(labels.values()))
-    merged_skipped: dict[str, str] = {}
+            merged[metric] = next(iter(labels.values()))
+    return merged
+
+
+def _merged_skipped(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Why each metric was skipped: one reason when every input agrees, else the reason per input."""
+    merged: dict[str, str] = {}
     for metric in dict.fromkeys(m for s in settings.values() for m in (s.get("skipped_metrics") or {})):
         reasons = {name: (s.get("skipped_metrics") or {}).get(metric) for name, s in settings.items()}
         if all(reasons.values()) and not _differs(reasons):
-            merged_skipped[metric] = next(iter(reasons.values()))
+            merged[metric] = next(iter(reasons.values()))
         else:
-            merged_skipped[metric] = "; ".join(f"skipped in {name}: {reason}"
-                                               for name, reason in reasons.items() if reason)
+            merged[metric] = "; ".join(f"skipped in {name}: {reason}" for name, reason in reasons.items() if reason)
+    return merged
+
+
+def _merged_edges(names: Sequence[str], inputs: Sequence[_Input], warnings: list[str]) -> Any:
+    """The pose-bucket edges the inputs share, or None (warned) when they differ."""
     edges = {name: data.get("pose_bucket_edges") for name, (_, data) in zip(names, inputs)}
     if _differs(edges):
         warnings.append(f"pose-bucket edges differ ({_describe(edges)}); the pose buckets are not comparable")
-        merged_edges = None
-    else:
-        merged_edges = next((value for value in edges.values() if value is not None), None)
-    for name, (_, data) in zip(names, inputs):
-        warnings += [f"{name}: {warning}" for warning in data.get("warnings") or []]
+        return None
+    return next((value for value in edges.values() if value is not None), None)
 
-    # Settings every input agrees on, then the per-input record.
-    merged_settings: dict[str, Any] = {}
+
+def _merged_settings(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The settings every input agrees on, and the union of their K."""
+    merged: dict[str, Any] = {}
     for key in dict.fromkeys(key for s in settings.values() for key in s):
         if key in ("ks", "metric_networks", "skipped_metrics", "compared"):
             continue
         values = [s.get(key) for s in settings.values()]
         if all(key in s for s in settings.values()) and all(value == values[0] for value in values):
-            merged_settings[key] = values[0]
-    merged_settings["ks"] = sorted({int(k) for s in settings.values() for k in s.get("ks") or []})
-    merged_settings["metric_networks"] = merged_networks
-    merged_settings["skipped_metrics"] = merged_skipped
-    merged_settings["compared"] = [
-        {"name": name, "path": str(path) if path else None, "settings": settings[name]}
-        for name, (path, _) in zip(names, inputs)
-    ]
+            merged[key] = values[0]
+    merged["ks"] = sorted({int(k) for s in settings.values() for k in s.get("ks") or []})
+    return merged
 
-    # Runs, with unique display names and image paths that stay valid.
+
+def _merged_runs(names: Sequence[str], inputs: Sequence[_Input]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every input's runs, with unique display names and image paths that stay valid, and the qualitative inputs."""
     runs: list[dict[str, Any]] = []
     qualitative_inputs: dict[tuple[Any, Any], dict[str, Any]] = {}
     for name, (path, data) in zip(names, inputs):
@@ -243,14 +299,20 @@ def merge_results(results_list: Sequence[Mapping[str, Any] | str | Path],
     for run in runs:
         if counts[run_name(run)] > 1:
             run["label"] = f"{run['source']}/{run.get('label') or run.get('method') or 'run'}"
+    return runs, list(qualitative_inputs.values())
 
-    merged = {
-        "format": RESULTS_FORMAT,
-        "settings": merged_settings,
-        "metrics": metrics,
-        "pose_bucket_edges": merged_edges,
-        "runs": runs,
-        "qualitative_inputs": list(qualitative_inputs.values()),
-        "warnings": warnings,
-    }
-    return merged, list(warnings)
+
+def compare_result_files(paths: Sequence[str | Path], output: str | Path) -> dict[str, Any]:
+    """``talkinghead evaluate --compare``: merge results.json files for a report in ``output``.
+
+    The report folder is checked first (it must not hold or be one of the inputs); each
+    comparability warning is logged.
+
+    Returns:
+        The merged results dict.
+    """
+    check_report_folder(output, {"compared results": list(paths)})
+    results, warnings = merge_results([load_results(path) for path in paths])
+    for warning in warnings:
+        logging.warning("%s", warning)
+    return results

@@ -97,6 +97,31 @@ def _safe(key: str) -> str:
     return key.replace("/", "__").replace(" ", "_")
 
 
+def _method(method: str, prepared: PreparedDataset, options: EvaluateOptions) -> Any:
+    """A reference method by name, or the trained model at the path ``method``."""
+    if method in BASELINES:
+        return BaselineMethod(method, options.output_size or prepared.size)
+    if not Path(method).exists():
+        raise InputNotFoundError(
+            f"{method}: no such checkpoint; give a release folder, checkpoint file or run folder, or a "
+            f"reference method: {', '.join(BASELINES)}"
+        )
+    return TrainedMethod(method, options)
+
+
+def _cache_signature(settings: dict[str, Any], suite: MetricSuite) -> str:
+    """The key of the cached per-(run, video) results these settings may reuse.
+
+    What a cached result depends on: not K (part of the run id), not the wording of skip
+    reasons, but which metrics ran and everything that changes frames or values.
+    """
+    affecting = ("method", "dataset_manifest_sha256", "checkpoint_sha256", "seed", "finetune_steps", "cross",
+                 "split", "holdout_fraction", "targets_per_video", "landmark_backend", "id_network", "image_size",
+                 "mouth")
+    signature_source = {k: settings[k] for k in affecting} | {"metrics": suite.names()}
+    return hashlib.sha256(json.dumps(signature_source, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def evaluate(method: str, dataset_root: str | Path, output: str | Path, options: EvaluateOptions | None = None,
              *, progress: bool = True) -> dict:
     """Run the protocol; returns the results dict (see ``evaluation/report.py``) and writes the cache.
@@ -112,20 +137,13 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
     check_report_folder(output, {"dataset": dataset_root, "checkpoint": None if method in BASELINES else method})
     prepared = PreparedDataset(dataset_root)
     is_baseline = method in BASELINES
-    if is_baseline:
-        model: Any = BaselineMethod(method, options.output_size or prepared.size)
-    else:
-        if not Path(method).exists():
-            raise InputNotFoundError(
-                f"{method}: no such checkpoint; give a release folder, checkpoint file or run folder, or a "
-                f"reference method: {', '.join(BASELINES)}"
-            )
-        model = TrainedMethod(method, options)
+    model = _method(method, prepared, options)
     size = model.size
     split = options.split if options.split in {r.split for r in prepared.records} else None
     if options.split and split is None:
         log.warning("%s has no split %r; evaluating every clip", dataset_root, options.split)
-    dataset = EpisodeDataset(prepared, split=split, k=1, size=size, min_frames=2,
+    # clips are read directly (load_test_video): the model draws its own landmark images
+    dataset = EpisodeDataset(prepared, split=split, k=1, size=size, landmark_style=None, min_frames=2,
                              holdout_fraction=options.holdout_fraction)
     indices = list(range(len(dataset)))[: options.max_videos or None]
     warnings = check_k_coverage(input_frame_counts(dataset, indices), options.ks)  # before any compute
@@ -146,13 +164,7 @@ def evaluate(method: str, dataset_root: str | Path, output: str | Path, options:
         "metric_networks": suite.networks(), "skipped_metrics": suite.skipped, "image_size": size,
         "mouth": options.mouth,
     }
-    # What a cached (run, video) result depends on: not K (part of the run id), not the wording
-    # of skip reasons, but which metrics ran and everything that changes frames or values.
-    affecting = ("method", "dataset_manifest_sha256", "checkpoint_sha256", "seed", "finetune_steps", "cross",
-                 "split", "holdout_fraction", "targets_per_video", "landmark_backend", "id_network", "image_size",
-                 "mouth")
-    signature_source = {k: settings[k] for k in affecting} | {"metrics": suite.names()}
-    signature = hashlib.sha256(json.dumps(signature_source, sort_keys=True).encode()).hexdigest()[:16]
+    signature = _cache_signature(settings, suite)
     cache = output / "cache"
     per_run: dict[str, list[dict]] = {_run_id(r): [] for r in runs}
     fid_features: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {_run_id(r): [] for r in runs}

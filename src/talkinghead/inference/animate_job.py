@@ -247,17 +247,33 @@ def run_animate(
         return _run_animate(job, options or AnimateOptions(), on_frame)
 
 
+def _upscaler(job: AnimateJob, options: AnimateOptions):
+    """The streaming super-resolution model of ``--upscale`` (None without it)."""
+    if not job.upscale:
+        return None
+    from talkinghead.inference.upscale import StreamingUpscaler
+
+    if options.paste_back:
+        raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
+    return StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
+
+
+def _paste_back_warnings(job: AnimateJob, photo_size: tuple[int, int]) -> list[str]:
+    """A warning when a pasted-back video must be written smaller than the source photo."""
+    height, width = photo_size
+    fitted = fit_video_size(height, width)
+    if fitted != (height, width) and any(o.path.suffix.lower() in VIDEO_SUFFIXES for o in job.outputs):
+        # the summary line says it; the writer logs it as it starts
+        return [f"the source photo is {width}x{height}, more than most players decode in a video; "
+                f"the pasted-back video is written at {fitted[1]}x{fitted[0]}"]
+    return []
+
+
 def _run_animate(
     job: AnimateJob, options: AnimateOptions, on_frame: Callable[[AnimatedFrame], None] | None
 ) -> AnimateSummary:
     check_job(job)
-    upscaler = None
-    if job.upscale:  # loaded before any compute: a missing model fails at once
-        from talkinghead.inference.upscale import StreamingUpscaler, upscale_animated
-
-        if options.paste_back:
-            raise InvalidInputError("--upscale doubles the synthesised crop; it cannot be combined with --paste-back")
-        upscaler = StreamingUpscaler.from_pretrained(job.upscale_model, device=job.device)
+    upscaler = _upscaler(job, options)  # loaded before any compute: a missing model fails at once
     start = time.perf_counter()
     warnings: list[str] = []
     info, total, frames, neutral = _driving_frames(job, warnings)
@@ -278,12 +294,7 @@ def _run_animate(
         views = [FrameView(o.view, pipeline.source.reference, size, paste_back=options.paste_back)
                  for o in job.outputs]
         if options.paste_back:
-            height, width = pipeline.source.reference.photo.shape[:2]
-            fitted = fit_video_size(height, width)
-            if fitted != (height, width) and any(o.path.suffix.lower() in VIDEO_SUFFIXES for o in job.outputs):
-                warning = (f"the source photo is {width}x{height}, more than most players decode in a video; "
-                           f"the pasted-back video is written at {fitted[1]}x{fitted[0]}")
-                warnings.append(warning)  # the summary line says it; the writer logs it as it starts
+            warnings += _paste_back_warnings(job, pipeline.source.reference.photo.shape[:2])
         for spec in job.outputs:
             # A full or read-only disk while writing: one line naming the output. Entered
             # before the writers, so it sees the error after they removed their temporaries.
@@ -303,6 +314,8 @@ def _run_animate(
         try:
             animated = pipeline.animate(frames, options, neutral=neutral)
             if upscaler is not None:
+                from talkinghead.inference.upscale import upscale_animated
+
                 animated = upscale_animated(animated, upscaler)
             for frame in animated:
                 for view, writer in zip(views, writers):

@@ -88,6 +88,25 @@ def _set_opening(shape: np.ndarray, region: str, target: float) -> np.ndarray:
     return out
 
 
+
+def _check_options(mode: str, size: int, expression_scale: float, retarget: tuple[str, ...]) -> None:
+    """Refuse an unknown mode or retarget region, a non-positive size and a negative or infinite gain."""
+    if mode not in MODES:
+        raise ValueError(
+            f"unknown motion transfer mode {mode!r}; "
+            f"valid modes are {', '.join(MODES)}"
+        )
+    if size <= 0:
+        raise ValueError(f"size must be a positive crop side in pixels, got {size}")
+    if not math.isfinite(expression_scale) or expression_scale < 0:
+        raise ValueError(f"expression_scale must be a finite number >= 0, got {expression_scale}")
+    unknown = set(retarget) - set(RETARGET_REGIONS)
+    if unknown:
+        raise ValueError(
+            f"unknown retarget region(s) {', '.join(sorted(unknown))}; valid: {', '.join(RETARGET_REGIONS)}"
+        )
+
+
 class MotionTransfer:
     """Turns each driving frame's landmarks into target landmarks for the source person.
 
@@ -145,20 +164,7 @@ class MotionTransfer:
         use_canonical: bool = True,
         pose_filter: PoseFilter | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(
-                f"unknown motion transfer mode {mode!r}; "
-                f"valid modes are {', '.join(MODES)}"
-            )
-        if size <= 0:
-            raise ValueError(f"size must be a positive crop side in pixels, got {size}")
-        if not math.isfinite(expression_scale) or expression_scale < 0:
-            raise ValueError(f"expression_scale must be a finite number >= 0, got {expression_scale}")
-        unknown = set(retarget) - set(RETARGET_REGIONS)
-        if unknown:
-            raise ValueError(
-                f"unknown retarget region(s) {', '.join(sorted(unknown))}; valid: {', '.join(RETARGET_REGIONS)}"
-            )
+        _check_options(mode, size, expression_scale, retarget)
         self.mode = mode
         self.size = int(size)
         self.expression_scale = float(expression_scale)
@@ -202,18 +208,22 @@ class MotionTransfer:
                 "use the mediapipe landmark backend or drop the retarget option"
             )
         if self.canonical:
-            self.source_pose = decompose(self.source)
-            self.reference_pose = decompose(self.reference)
-            shape = canonical_shape()
-            neutral = shape + self.reference_pose.delta
-            self._rest_openings = {region: _signed_opening(shape, region) for region in RETARGET_REGIONS}
-            self._neutral_openings = {region: _signed_opening(neutral, region) for region in RETARGET_REGIONS}
-            # how far the source's own lips (lids) may cross: not at all, or as far as its photo shows
-            own = shape + self.source_pose.delta
-            self._closed = {region: min(0.0, _signed_opening(own, region)) for region in RETARGET_REGIONS}
+            self._set_canonical_rest()
         self.ratio = face_scale(self.source) / reference_scale  # k
         self.source_centroid = self.source.mean(axis=0)  # (d,) c_S
         self.reference_centroid = self.reference.mean(axis=0)  # (d,) c_ref
+
+    def _set_canonical_rest(self) -> None:
+        """Source and neutral-frame poses, and the eye and lip openings retargeting measures from."""
+        self.source_pose = decompose(self.source)
+        self.reference_pose = decompose(self.reference)
+        shape = canonical_shape()
+        neutral = shape + self.reference_pose.delta
+        self._rest_openings = {region: _signed_opening(shape, region) for region in RETARGET_REGIONS}
+        self._neutral_openings = {region: _signed_opening(neutral, region) for region in RETARGET_REGIONS}
+        # how far the source's own lips (lids) may cross: not at all, or as far as its photo shows
+        own = shape + self.source_pose.delta
+        self._closed = {region: min(0.0, _signed_opening(own, region)) for region in RETARGET_REGIONS}
 
     def target_pose(self, driver_points: np.ndarray) -> CanonicalPose:
         """The result's head pose and canonical expression for one driving frame.

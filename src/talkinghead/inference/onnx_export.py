@@ -259,6 +259,79 @@ def _check_export(onnx_path: Path, network: SynthesisNetwork) -> float:
     return float(np.max(diffs))  # NaN propagates, and the caller rejects it
 
 
+def _check_output(output: Path, overwrite: bool, check: bool) -> None:
+    """Refuse an output that is a file, or a folder that is not ours to replace; need the ONNX packages."""
+    if output.exists() and not output.is_dir():
+        raise OutputExistsError(
+            f"{output}: exists and is not a folder; the ONNX export needs a folder path"
+        )
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"{output}: folder already exists; pass --overwrite to replace it, or choose another folder"
+        )
+    if overwrite:
+        check_replaceable_folder(output, "export onnx")
+    check_writable(output)
+    for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
+        _import_optional(name)
+
+
+def _write_graph(network: SynthesisNetwork, onnx_path: Path, opset: int, what: str) -> int:
+    """Export ``network`` with a dynamic batch axis to ``onnx_path``; returns the graph's opset.
+
+    Args:
+        network: the CPU float32 synthesis network in eval mode.
+        onnx_path: the ``.onnx`` file to write.
+        opset: the requested opset.
+        what: what is exported, for the error message.
+    """
+    # Trace at batch 2: torch.export specialises sizes 0 and 1.
+    args = example_inputs(network.model, 2, generator=torch.Generator().manual_seed(CHECK_SEED))
+    batch = torch.export.Dim("batch", min=1)
+    # torch.export names the positional inputs after forward's parameters: landmarks, *state.
+    dynamic_shapes = ({0: batch}, tuple({0: batch} for _ in network.state_names))
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                network,
+                args,
+                None,
+                input_names=network.input_names,
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
+    except Exception as err:
+        raise OnnxExportError(f"{what} to ONNX failed: {err}") from err
+    # external_data=False embeds the weights; ONNXProgram.save still switches to an
+    # external data file beside the graph for models over protobuf's 2 GB limit.
+    program.save(onnx_path, external_data=False)
+    return int(program.model.opset_imports.get("", opset))
+
+
+def _manifest(model: InferenceModel, network: SynthesisNetwork, folder: Path, opset: int,
+              check: dict[str, Any], start: float) -> dict[str, Any]:
+    """What the export folder's manifest records: files, inputs, model config, the check, versions."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "method": model.method,
+        "file": ONNX_FILE,
+        "files": sorted(p.name for p in folder.iterdir()) + [MANIFEST_FILE],
+        "opset": opset,
+        **_describe(network.model),
+        "dynamic_axes": {
+            name: {"0": "batch"} for name in (*network.input_names, OUTPUT_NAME)
+        },
+        "model": to_dict(model.config),
+        "check": check,
+        "torch_version": torch.__version__,
+        "code_version": code_version(),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
 def export_onnx(
     model: InferenceModel,
     output: str | Path,
@@ -292,55 +365,13 @@ def export_onnx(
     """
     start = time.perf_counter()
     output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise OutputExistsError(
-            f"{output}: exists and is not a folder; the ONNX export needs a folder path"
-        )
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"{output}: folder already exists; pass --overwrite to replace it, or choose another folder"
-        )
-    if overwrite:
-        check_replaceable_folder(output, "export onnx")
-    check_writable(output)
-    for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
-        _import_optional(name)
-
-    config = model.config
+    _check_output(output, overwrite, check)
     # A private copy in eval mode, on the CPU, in float32: the caller's model is untouched.
     network = SynthesisNetwork.from_model(copy.deepcopy(model))
     network = network.to("cpu", torch.float32).eval().requires_grad_(False)
-    input_names = network.input_names
-    # Trace at batch 2: torch.export specialises sizes 0 and 1.
-    args = example_inputs(network.model, 2, generator=torch.Generator().manual_seed(CHECK_SEED))
-    batch = torch.export.Dim("batch", min=1)
-    # torch.export names the positional inputs after forward's parameters: landmarks, *state.
-    dynamic_shapes = ({0: batch}, tuple({0: batch} for _ in network.state_names))
-
     with atomic_directory(output, overwrite=overwrite, command="export onnx") as tmp:
         onnx_path = tmp / ONNX_FILE
-        try:
-            with _quiet_exporter(), torch.no_grad():
-                program = torch.onnx.export(
-                    network,
-                    args,
-                    None,
-                    input_names=input_names,
-                    output_names=[OUTPUT_NAME],
-                    opset_version=opset,
-                    dynamo=True,
-                    dynamic_shapes=dynamic_shapes,
-                    verbose=False,
-                )
-        except Exception as err:
-            raise OnnxExportError(
-                f"{output}: exporting the {model.method} synthesis network to ONNX failed: {err}"
-            ) from err
-        # external_data=False embeds the weights; ONNXProgram.save still switches to an
-        # external data file beside the graph for models over protobuf's 2 GB limit.
-        program.save(onnx_path, external_data=False)
-        graph_opset = int(program.model.opset_imports.get("", opset))
-
+        graph_opset = _write_graph(network, onnx_path, opset, f"{output}: exporting the {model.method} synthesis network")
         max_abs_diff, checked = float("nan"), []
         if check:
             max_abs_diff = _check_export(onnx_path, network)
@@ -350,29 +381,13 @@ def export_onnx(
                     f"{output / ONNX_FILE}: onnxruntime and PyTorch differ by up to {max_abs_diff:.3g} on random "
                     f"inputs (tolerance {tolerance:g}); the export was discarded"
                 )
-
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "method": model.method,
-            "file": ONNX_FILE,
-            "files": sorted(p.name for p in tmp.iterdir()) + [MANIFEST_FILE],
-            "opset": graph_opset,
-            **_describe(network.model),
-            "dynamic_axes": {
-                name: {"0": "batch"} for name in (*input_names, OUTPUT_NAME)
-            },
-            "model": to_dict(config),
-            "check": {
-                "batch_sizes": checked,
-                "max_abs_diff": None if math.isnan(max_abs_diff) else max_abs_diff,
-                "tolerance": tolerance if check else None,
-                "provider": "CPUExecutionProvider" if check else None,
-            },
-            "torch_version": torch.__version__,
-            "code_version": code_version(),
-            "seconds": round(time.perf_counter() - start, 3),
+        check_record = {
+            "batch_sizes": checked,
+            "max_abs_diff": None if math.isnan(max_abs_diff) else max_abs_diff,
+            "tolerance": tolerance if check else None,
+            "provider": "CPUExecutionProvider" if check else None,
         }
-        atomic_write_json(tmp / MANIFEST_FILE, manifest)
+        atomic_write_json(tmp / MANIFEST_FILE, _manifest(model, network, tmp, graph_opset, check_record, start))
 
     return OnnxExportResult(
         path=output / ONNX_FILE,

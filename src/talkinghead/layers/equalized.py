@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkinghead.layers.inference_rewrites import register_inference_rewrite
+
 
 class EqualConv2d(nn.Module):
     """2-D convolution with an equalised learning rate.
@@ -53,16 +55,41 @@ class EqualConv2d(nn.Module):
         self.scale = lr_mul / math.sqrt(in_channels * kernel_size * kernel_size)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
+    def effective_parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The weight (out, in, k, k) and bias (out,) the convolution applies: stored ones scaled."""
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        return self.weight * self.scale, bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, in, h, w) -> (b, out, (h + 2 pad - k) / stride + 1, same for w)."""
-        bias = self.bias * self.lr_mul if self.bias is not None else None
-        return F.conv2d(x, self.weight * self.scale, bias, stride=self.stride, padding=self.padding)
+        weight, bias = self.effective_parameters()
+        return F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, bias={self.bias is not None}, lr_mul={self.lr_mul}"
         )
+
+
+class FoldedEqualConv2d(EqualConv2d):
+    """:class:`EqualConv2d` with ``weight * scale`` computed once (its exact inference rewrite).
+
+    Exact up to the rounding of one multiplication, done once instead of on every call.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.folded_weight, self.folded_bias, stride=self.stride, padding=self.padding)
+
+
+def _fold_scale(module: nn.Module) -> None:
+    weight, bias = module.effective_parameters()
+    module.register_buffer("folded_weight", weight.detach().clone(), persistent=False)
+    module.register_buffer("folded_bias", None if bias is None else bias.detach().clone(), persistent=False)
+    module.__class__ = FoldedEqualConv2d
+
+
+register_inference_rewrite(EqualConv2d, "equal_conv", _fold_scale)
 
 
 class EqualLinear(nn.Module):

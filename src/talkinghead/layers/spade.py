@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.layers.equalized import EqualConv2d
+from talkinghead.layers.inference_rewrites import pair_convs, register_inference_rewrite
 
 
 def resize_condition(cond: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -78,3 +79,21 @@ class SPADE(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, cond_channels={self.cond_channels}"
+
+
+class FusedSPADE(SPADE):
+    """:class:`SPADE` whose gamma and beta run as one convolution (its exact inference rewrite).
+
+    gamma and beta read the same hidden map, so one convolution with both output channel
+    sets computes them, with the ``1 +`` of ``(1 + gamma) * x`` folded into gamma's bias:
+    the same products and sums per output channel.
+    """
+
+    def affine_params(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Condition (b, cond_channels, h, w) -> scale (b, C, h, w) = 1 + gamma and bias (b, C, h, w) = beta."""
+        hidden = self.shared(cond)
+        both = F.conv2d(hidden, self.paired_weight, self.paired_bias, padding=self.gamma.padding)  # (b, 2C, h, w)
+        return both[:, : self.num_features], both[:, self.num_features:]
+
+
+register_inference_rewrite(SPADE, "spade", lambda module: pair_convs(module, FusedSPADE, "gamma", "beta"))

@@ -26,6 +26,7 @@ from torch import nn
 
 from talkinghead.config.metaportrait import RefinementNetworkConfig
 from talkinghead.layers.adain import AdaIN
+from talkinghead.layers.inference_rewrites import pair_convs, register_inference_rewrite
 from talkinghead.models.warping import warp
 from talkinghead.models.widths import level_channels
 
@@ -71,6 +72,26 @@ class FusionBlock(nn.Module):
         """(b, C, h, w) features, (b, id_dim) z_id, (b, 3, H, W) warped source -> (b, C, h, w) h_out."""
         h_id = self.identity_path(h_in, z_id)
         return fuse(self.mask(h_in), self.motion_path(h_id, warped_image), h_id)
+
+
+class FusedFusionBlock(FusionBlock):
+    """:class:`FusionBlock` whose FiLM scale and shift run as one convolution (its exact inference rewrite).
+
+    Both read the same hidden map: one convolution, with the ``1 +`` folded into the scale's bias.
+    """
+
+    def motion_path(self, h_id: torch.Tensor, warped_image: torch.Tensor) -> torch.Tensor:
+        """h_motion = (1 + Conv(I~_s)) * h_id + Conv(I~_s), with both convs in one call."""
+        image = F.interpolate(warped_image, size=h_id.shape[-2:], mode="bilinear", align_corners=False,
+                              antialias=False) if warped_image.shape[-2:] != h_id.shape[-2:] else warped_image
+        hidden = self.film_shared(image.to(h_id.dtype))
+        both = F.conv2d(hidden, self.paired_weight, self.paired_bias, padding=self.film_scale.padding)  # (b, 2C, h, w)
+        channels = h_id.shape[1]
+        return torch.addcmul(both[:, channels:], both[:, :channels], h_id)
+
+
+register_inference_rewrite(FusionBlock, "fusion_block",
+                           lambda module: pair_convs(module, FusedFusionBlock, "film_scale", "film_shift"))
 
 
 class FusionResBlock(nn.Module):

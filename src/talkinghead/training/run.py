@@ -8,7 +8,7 @@ and exports the release weights at the end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from talkinghead.models.registry import get_method
 from talkinghead.training.distributed import DistributedContext, seed_everything
 from talkinghead.training.init_from import initialise_from
 from talkinghead.training.recipe import TrainingRecipe, TrainingSetupError, get_recipe
+from talkinghead.training.standalone import release_dir, standalone_trainer
 from talkinghead.training.stage_plumbing import micro_batch_size, stage_dataset, stage_length
 from talkinghead.training.trainer import Trainer, TrainingInterrupted
 from talkinghead.utils.atomic import atomic_write_text
@@ -64,6 +65,46 @@ def check_checkpoint_matches(state: Mapping[str, Any], config: Any, path: str) -
         raise TrainingSetupError(
             f"{path}: the run's stages were {saved_stages}, the config lists {current_stages}; "
             "the stages up to the checkpoint's must stay the same to resume"
+        )
+
+
+def resume_state(
+    run_dir: Path, keep: int, *, resume: bool, check: Callable[[Mapping[str, Any], str], None]
+) -> Mapping[str, Any] | None:
+    """The checkpoint a run continues from (``resume``), or None for a new run in an empty folder.
+
+    Every training program opens its run folder through here, so "nothing to resume" and
+    "already holds checkpoints" read the same for all of them.
+
+    Args:
+        run_dir: the run folder.
+        keep: checkpoints kept (for the manager reading them).
+        resume: continue from the latest checkpoint.
+        check: ``check(state, path)`` refuses a checkpoint of another program or architecture.
+    """
+    manager = CheckpointManager(run_dir, keep=keep)
+    if not resume:
+        if manager.latest_path() is not None:
+            raise TrainingSetupError(
+                f"{run_dir}: already holds checkpoints; pass --resume to continue that run, or choose a new folder"
+            )
+        return None
+    state = manager.load_latest()
+    if state is None:
+        raise TrainingSetupError(manager.nothing_to_resume())
+    check(state, str(manager.latest_path()))
+    return state
+
+
+def start_run(trainer: Trainer, config: Any, state: Mapping[str, Any] | None) -> None:
+    """Write the run's resolved ``config.yaml`` and load a resumed checkpoint's networks, saying where it resumes."""
+    if trainer.context.is_main:
+        trainer.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(trainer.run_dir / "config.yaml", dump_yaml(config))
+    if state is not None:
+        trainer.load_networks(state)
+        trainer.logger.info(
+            f"resuming stage {state['stage']} at step {state['stage_step']} (global step {state['global_step']})"
         )
 
 
@@ -132,17 +173,8 @@ def train(
     try:
         if context.is_main:  # one training process per run folder (ranks of one job share it)
             holding.enter_context(hold_run_dir(run_dir))
-        manager = CheckpointManager(run_dir, keep=config.trainer.keep_checkpoints)
-        state = None
-        if resume:
-            state = manager.load_latest()
-            if state is None:
-                raise TrainingSetupError(manager.nothing_to_resume())
-            check_checkpoint_matches(state, config, str(manager.latest_path()))
-        elif manager.latest_path() is not None:
-            raise TrainingSetupError(
-                f"{run_dir}: already holds checkpoints; pass --resume to continue that run, or choose a new folder"
-            )
+        state = resume_state(run_dir, config.trainer.keep_checkpoints, resume=resume,
+                             check=lambda saved, path: check_checkpoint_matches(saved, config, path))
         lengths = validate(config, context)
         resources = recipe.resources(config)
         torch.manual_seed(config.trainer.seed)  # the same on every rank: identical initial weights
@@ -166,16 +198,9 @@ def train(
             "parameters: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
             + "; stages: " + ", ".join(f"{k} {v} steps" for k, v in lengths.items())
         )
-        if context.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.yaml", dump_yaml(config))
+        start_run(trainer, config, state)
         if state is None and config.trainer.init_from:
             trainer.logger.info(initialise_from(trainer, config, config.trainer.init_from))
-        if state is not None:
-            trainer.load_networks(state)
-            trainer.logger.info(
-                f"resuming stage {state['stage']} at step {state['stage_step']} (global step {state['global_step']})"
-            )
         results = _run_stages(trainer, recipe, config, resources, state, max_steps)
         if export and context.is_main:
             export_release(trainer, config, run_dir / "release")
@@ -221,6 +246,44 @@ def _run_stages(
             plan = recipe.stages[stage.name](trainer, config, stage, index, resources)
         results[stage.name] = trainer.run_stage(plan, stage_resume)
     return results
+
+
+def dry_run(config: Any, where: str = "config") -> str:
+    """``talkinghead train --dry-run``: check config and data, train nothing; returns the plan as one line.
+
+    Args:
+        config: a method's training config, or a standalone program's (e.g. ``kind: upscale``).
+        where: the config's file, named when it is of no known method.
+    """
+    program = standalone_trainer(config)
+    if program is not None:
+        return program.validate(config)
+    get_recipe(getattr(config, "method", None), where=where)
+    lengths = validate(config, DistributedContext())
+    return "config and data are valid; steps per stage: " + ", ".join(f"{k} {v}" for k, v in lengths.items())
+
+
+def run_training(
+    config: Any, run_dir: str | Path, *, resume: bool = False, max_steps: int | None = None, where: str = "config"
+) -> str:
+    """``talkinghead train``: train any config (a method's, or a standalone program's) into ``run_dir``.
+
+    Returns:
+        What the run ended with, as lines: each stage's last losses and evaluation numbers, and
+        where the run folder and its release weights are.
+
+    Raises:
+        TrainingInterrupted: stopped early (signal or ``max_steps``) after writing a checkpoint.
+    """
+    program = standalone_trainer(config)  # a config kind trained outside the method recipes (kind: upscale)
+    if program is not None:
+        program.train(config, run_dir, resume=resume, max_steps=max_steps)
+        return f"run folder: {run_dir} (release weights in {release_dir(run_dir)})"
+    get_recipe(getattr(config, "method", None), where=where)  # a training config of a known method
+    results = train(config, run_dir, resume=resume, max_steps=max_steps)
+    lines = [f"{stage}: " + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items() if k.startswith(("eval/", "loss/")))
+             for stage, numbers in results.items()]
+    return "\n".join([*lines, f"run folder: {run_dir} (release weights in {release_dir(run_dir)})"])
 
 
 def export_release(trainer: Trainer, config: Any, directory: Path) -> Path:

@@ -1,8 +1,8 @@
 """Training of the temporal super-resolution module (MetaPortrait §3.3), ``kind: upscale``.
 
-One plain loop: sample adjacent-centre window pairs as random patches
-(:class:`talkinghead.data.sr_windows.SRWindowDataset`), predict both centre frames, and
-minimise ``l1 * L1 + perceptual * L_perc + temporal * L_temp`` where
+One stage of the project's one :class:`~talkinghead.training.trainer.Trainer`: sample
+adjacent-centre window pairs as random patches (:class:`talkinghead.data.sr_windows.SRWindowDataset`),
+predict both centre frames, and minimise ``l1 * L1 + perceptual * L_perc + temporal * L_temp`` where
 
 * ``L1`` is the per-pixel distance to the 512 px ground truth;
 * ``L_perc`` is the VGG19 perceptual loss when VGG19 is installed, else the offline
@@ -11,36 +11,39 @@ minimise ``l1 * L1 + perceptual * L_perc + temporal * L_temp`` where
   frames must match the true change, which penalises flicker (a change the input does not
   have) without needing optical flow.
 
-Checkpoints follow the project's habits (:class:`talkinghead.weights.checkpoint.CheckpointManager`:
-atomic, ``latest`` pointer, keep-last-N, ``weights_only``): network, EMA, optimiser, RNG
-states and the sampling generator, so a resumed run continues bit-identically. The release
-(``RUN_DIR/release``: ``config.json`` + ``upscaler.safetensors``) holds the EMA weights.
+Checkpoints, resume, ``--max-steps``, Ctrl-C and the non-finite-loss stop are the trainer's
+(:func:`talkinghead.training.run.resume_state` opens the run folder as for every method);
+each step's patches come from a generator seeded by the step, so a resumed run continues
+bit-identically. The release (``RUN_DIR/release``: ``config.json`` + ``upscaler.safetensors``)
+holds the EMA weights.
 """
 
 from __future__ import annotations
 
-import time
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talkinghead.config import dump_yaml, to_dict
-from talkinghead.config.upscale import UpscaleTrainConfig
+from talkinghead.config import to_dict
+from talkinghead.config.training import TrainerConfig
+from talkinghead.config.upscale import UpscaleTrainConfig, UpscaleTrainOptions
 from talkinghead.data.sr_windows import SRWindowDataset
 from talkinghead.errors import TalkingHeadError
 from talkinghead.losses.pyramid import pyramid_l1
 from talkinghead.models.temporal_sr import UPSCALER_KIND, UPSCALER_NETWORK, TemporalSuperResolution
-from talkinghead.training.ema import ExponentialMovingAverage
+from talkinghead.training.distributed import DistributedContext
 from talkinghead.training.logger import TrainingLogger
-from talkinghead.training.schedule import lr_factor, set_lr
+from talkinghead.training.run import resume_state, start_run
 from talkinghead.training.standalone import StandaloneTrainer, register_standalone_trainer, release_dir
-from talkinghead.training.trainer import TrainingInterrupted
-from talkinghead.utils.atomic import atomic_write_text
-from talkinghead.utils.device import resolve_device, torch_threads
+from talkinghead.training.trainer import Batch, LossFn, Phase, StagePlan, Trainer
+from talkinghead.utils.device import torch_threads
+from talkinghead.utils.modules import parameter_counts
 from talkinghead.utils.run_lock import hold_run_dir
-from talkinghead.weights.checkpoint import CheckpointManager, capture_rng_state, restore_rng_state
 from talkinghead.weights.release import save_release
 
 
@@ -68,7 +71,7 @@ def validate_upscale(config: UpscaleTrainConfig) -> str:
     """Check data and config before compute; returns the plan as one line."""
     if not config.data_root:
         raise UpscaleSetupError("data_root is not set: pass data_root=PATH (a folder written by "
-                                "`python -m talkinghead.data.sr_prepare`)")
+                                "`talkinghead prepare-sr`)")
     data = SRWindowDataset(config.data_root, "train")
     side = min(a.shape[1] for a in data.lr)
     if config.train.patch_size > side:
@@ -78,113 +81,115 @@ def validate_upscale(config: UpscaleTrainConfig) -> str:
             f"{config.train.steps} steps of {config.train.batch_size} pairs of {config.train.patch_size} px patches")
 
 
+def _trainer_options(options: UpscaleTrainOptions) -> TrainerConfig:
+    """The one trainer's options for a super-resolution run: fp32, EMA from the first step, no sample grids."""
+    return TrainerConfig(seed=options.seed, device=options.device, precision="fp32", ema_decay=options.ema_decay,
+                         log_every=options.log_every, checkpoint_every=options.checkpoint_every,
+                         keep_checkpoints=options.keep_checkpoints, perceptual="none")
+
+
+def _check_same_architecture(config: UpscaleTrainConfig) -> Callable[[Mapping[str, Any], str], None]:
+    """Refuse to resume from a checkpoint of another program or another super-resolution architecture."""
+
+    def check(state: Mapping[str, Any], path: str) -> None:
+        if state.get("method") != UPSCALER_KIND or state["config"]["model"] != to_dict(config.model):
+            raise UpscaleSetupError(f"{path}: is not a checkpoint of this super-resolution architecture; "
+                                    "resume with the run's own config.yaml or choose a new folder")
+
+    return check
+
+
+def _batches(data: SRWindowDataset, config: UpscaleTrainConfig) -> Callable[[int], Iterator[list[Batch]]]:
+    """``start_step -> iterator`` of each step's window pairs.
+
+    Step ``s`` draws its patches from a generator seeded by ``(seed, s)``, so a resumed run
+    draws exactly what an uninterrupted one would.
+    """
+    options = config.train
+
+    def batches(start_step: int) -> Iterator[list[Batch]]:
+        for step in itertools.count(start_step):
+            seed = int(np.random.SeedSequence([options.seed, step]).generate_state(1)[0])
+            windows, targets = data.sample(torch.Generator().manual_seed(seed), options.batch_size,
+                                           options.patch_size, config.model.num_neighbors)
+            # windows (b, 2, 2r+1, 3, p, p): centres t and t+1; targets (b, 2, 3, 2p, 2p)
+            yield [{"windows": windows, "targets": targets}]
+
+    return batches
+
+
+def _loss(options: UpscaleTrainOptions, perceptual: Callable) -> LossFn:
+    """``l1 * L1 + perceptual * L_perc + temporal * L_temp`` of one batch of window pairs (module docstring)."""
+
+    def loss(batch: Batch, networks: Mapping[str, torch.nn.Module]):
+        windows, targets = batch["windows"], batch["targets"]
+        b = windows.shape[0]
+        output = networks[UPSCALER_NETWORK](windows.flatten(0, 1)).reshape(b, 2, *targets.shape[2:])  # (b, 2, 3, 2p, 2p)
+        l1 = F.l1_loss(output, targets)
+        perc = perceptual(output.flatten(0, 1), targets.flatten(0, 1))
+        temporal = F.l1_loss(output[:, 1] - output[:, 0], targets[:, 1] - targets[:, 0])
+        total = options.l1 * l1 + options.perceptual * perc + options.temporal * temporal
+        return total, {"total": total, "l1": l1, "perceptual": perc, "temporal": temporal}
+
+    return loss
+
+
+def _plan(trainer: Trainer, config: UpscaleTrainConfig, data: SRWindowDataset, perceptual: Callable) -> StagePlan:
+    """The single stage: Adam on the upscaler, the learning rate a tenth after half the steps."""
+    options = config.train
+    network = trainer.networks[UPSCALER_NETWORK]
+    return StagePlan(
+        name=UPSCALER_KIND, index=0, total_steps=options.steps, steps_per_epoch=options.steps,
+        trained=[UPSCALER_NETWORK],
+        optimizers={UPSCALER_NETWORK: torch.optim.Adam(network.parameters(), lr=options.lr, betas=(0.9, 0.99))},
+        base_lr=options.lr, phases=[Phase("SR", UPSCALER_NETWORK, [UPSCALER_NETWORK], _loss(options, perceptual))],
+        batches=_batches(data, config), warmup_steps=1, decay_steps=options.steps // 2, decay_factor=0.1,
+        images_per_step=2 * options.batch_size,
+    )
+
+
 def train_upscale(
     config: UpscaleTrainConfig, run_dir: str | Path, *, resume: bool = False, max_steps: int | None = None
 ) -> dict[str, float]:
-    """Train (or resume) the super-resolution module into ``run_dir``; returns the last losses.
+    """Train (or resume) the super-resolution module into ``run_dir`` with the one trainer; returns the last losses.
 
     Args:
         config: the run.
-        run_dir: output folder: checkpoints, ``config.yaml``, ``metrics.jsonl``, ``train.log``,
-            and ``release/`` at the end.
+        run_dir: output folder: checkpoints, ``config.yaml``, logs, and ``release/`` at the end.
         resume: continue from the latest checkpoint in ``run_dir``.
         max_steps: stop after this many steps of this invocation (a checkpoint is written and
             :class:`TrainingInterrupted` raised; continue with ``resume``).
     """
     run_dir = Path(run_dir)
     with hold_run_dir(run_dir), torch_threads(config.train.threads or None):  # one trainer per folder
-        return _train(config, run_dir, resume, max_steps)
-
-
-def _train(config: UpscaleTrainConfig, run_dir: Path, resume: bool, max_steps: int | None) -> dict[str, float]:
-    options = config.train
-    manager = CheckpointManager(run_dir, keep=options.keep_checkpoints)
-    state = None
-    if resume:
-        state = manager.load_latest()
-        if state is None:
-            raise UpscaleSetupError(manager.nothing_to_resume())
-        if state.get("kind") != UPSCALER_KIND or state["config"]["model"] != to_dict(config.model):
-            raise UpscaleSetupError(f"{manager.latest_path()}: is not a checkpoint of this super-resolution "
-                                    "architecture; resume with the run's own config.yaml or choose a new folder")
-    elif manager.latest_path() is not None:
-        raise UpscaleSetupError(f"{run_dir}: already holds checkpoints; pass --resume or choose a new folder")
-    validate_upscale(config)
-    data = SRWindowDataset(config.data_root, "train")
-    device = resolve_device(options.device)
-    torch.manual_seed(options.seed)
-    network = TemporalSuperResolution(config.model).to(device)
-    ema = ExponentialMovingAverage(network, options.ema_decay)
-    optimizer = torch.optim.Adam(network.parameters(), lr=options.lr, betas=(0.9, 0.99))
-    sampler = torch.Generator().manual_seed(options.seed)
-    step = 0
-    if state is not None:
-        network.load_state_dict(state["network"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.set_state(state["sampler"])
-        restore_rng_state(state["rng"])
-        step = int(state["step"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", dump_yaml(config))
-    logger = TrainingLogger(run_dir, enabled=True, total_steps=options.steps, use_tensorboard=False)
-    perceptual, perceptual_name = _perceptual(config, device, logger)
-    logger.info(f"super-resolution: {sum(p.numel() for p in network.parameters()) / 1e6:.3f}M parameters, "
-                f"perceptual term {perceptual_name}, {validate_upscale(config)}"
-                + (f"; resuming at step {step}" if step else ""))
-
-    def save(final: bool = False) -> None:
-        manager.save({"kind": UPSCALER_KIND, "config": to_dict(config), "network": network.state_dict(),
-                      "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                      "sampler": sampler.get_state(), "rng": capture_rng_state()},
-                     step, keep_forever=final, name="final" if final else None)
-
-    numbers: dict[str, float] = {}
-    taken = 0
-    start = time.perf_counter()
-    logger.start_progress(options.steps, initial=step, description="upscale")
-    try:
-        while step < options.steps:
-            if max_steps is not None and taken >= max_steps:
-                save()
-                raise TrainingInterrupted(f"stopped by --max-steps {max_steps} at step {step}; continue with --resume")
-            set_lr(optimizer, options.lr * lr_factor(step, options.steps, warmup_steps=1,
-                                                     decay_steps=options.steps // 2, decay_factor=0.1))
-            windows, targets = data.sample(sampler, options.batch_size, options.patch_size, config.model.num_neighbors)
-            b = windows.shape[0]
-            windows = windows.to(device).flatten(0, 1)  # (2b, 2r+1, 3, p, p): centres t and t+1
-            targets = targets.to(device)  # (b, 2, 3, 2p, 2p)
-            output = network(windows).reshape(b, 2, *targets.shape[2:])  # (b, 2, 3, 2p, 2p)
-            l1 = F.l1_loss(output, targets)
-            perc = perceptual(output.flatten(0, 1), targets.flatten(0, 1))
-            temporal = F.l1_loss(output[:, 1] - output[:, 0], targets[:, 1] - targets[:, 0])
-            loss = options.l1 * l1 + options.perceptual * perc + options.temporal * temporal
-            if not torch.isfinite(loss):
-                raise UpscaleSetupError(f"step {step}: the loss is not finite ({loss.item()}); lower train.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            ema.update(network, step)
-            step += 1
-            taken += 1
-            numbers = {"loss/total": loss.item(), "loss/l1": l1.item(), "loss/perceptual": perc.item(),
-                       "loss/temporal": temporal.item()}
-            if step % options.log_every == 0 or step == options.steps:
-                numbers["time/s_per_step"] = (time.perf_counter() - start) / taken
-                logger.scalars(numbers, step)
-                logger.progress(step, {k.split("/")[1]: f"{v:.4f}" for k, v in numbers.items() if k.startswith("loss")})
-            if step % options.checkpoint_every == 0 and step < options.steps:
-                save()
-        save(final=True)
-    finally:
-        logger.end_progress()
-    info: dict[str, Any] = {"kind": UPSCALER_KIND, "model": to_dict(config.model), "global_step": step,
-                            "weights": "exponential moving average", "perceptual": perceptual_name,
-                            "data": {"root": config.data_root, **{k: data.index[k] for k in ("degradation", "settings")}}}
-    save_release(release_dir(run_dir), info, {UPSCALER_NETWORK: ema.module}, overwrite=True)
-    logger.info(f"release written to {release_dir(run_dir)}")
-    logger.close()
-    return numbers
+        state = resume_state(run_dir, config.train.keep_checkpoints, resume=resume,
+                             check=_check_same_architecture(config))
+        plan_line = validate_upscale(config)
+        data = SRWindowDataset(config.data_root, "train")
+        context = DistributedContext(env={}).init(config.train.device)  # one process, as the data is small
+        torch.manual_seed(config.train.seed)
+        network = TemporalSuperResolution(config.model)
+        trainer = Trainer(method=UPSCALER_KIND, config=to_dict(config), trainer_config=_trainer_options(config.train),
+                          run_dir=run_dir, networks={UPSCALER_NETWORK: network}, ema_networks=[UPSCALER_NETWORK],
+                          context=context, max_steps=max_steps)
+        try:
+            start_run(trainer, config, state)
+            perceptual, perceptual_name = _perceptual(config, trainer.device, trainer.logger)
+            trainer.logger.info(f"super-resolution: {parameter_counts(trainer.networks)[UPSCALER_NETWORK] / 1e6:.3f}M "
+                                f"parameters, perceptual term {perceptual_name}, {plan_line}")
+            numbers = trainer.run_stage(_plan(trainer, config, data, perceptual), state)
+            info: dict[str, Any] = {
+                "kind": UPSCALER_KIND, "model": to_dict(config.model), "global_step": trainer.global_step,
+                "weights": "exponential moving average", "perceptual": perceptual_name,
+                "data": {"root": config.data_root, **{k: data.index[k] for k in ("degradation", "settings")}},
+            }
+            save_release(release_dir(run_dir), info, {UPSCALER_NETWORK: trainer.ema[UPSCALER_NETWORK].module},
+                         overwrite=True)
+            trainer.logger.info(f"release written to {release_dir(run_dir)}")
+            return numbers
+        finally:
+            trainer.close()
+            context.shutdown()
 
 
 register_standalone_trainer(UPSCALER_KIND, StandaloneTrainer(train=train_upscale, validate=validate_upscale))

@@ -131,6 +131,31 @@ def save_release(
     return directory
 
 
+# Storage precisions a release may hold; loading converts every network back to float32.
+RELEASE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def cast_state_dicts(
+    states: Mapping[str, Mapping[str, torch.Tensor]], dtype: str
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Every floating-point tensor of every state dict in ``dtype``; integer buffers unchanged.
+
+    Args:
+        states: network name -> state dict.
+        dtype: one of :data:`RELEASE_DTYPES` (``float16`` halves the files).
+
+    Raises:
+        ValueError: ``dtype`` is not a release precision.
+    """
+    if dtype not in RELEASE_DTYPES:
+        raise ValueError(f"dtype {dtype!r}: a release stores one of {', '.join(RELEASE_DTYPES)}")
+    target = getattr(torch, dtype)
+    return {
+        name: {key: value.to(target) if value.is_floating_point() else value for key, value in state.items()}
+        for name, state in states.items()
+    }
+
+
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise ReleaseError(f"{path}: missing from the release folder; the release is incomplete, save it again")
