@@ -491,6 +491,24 @@ def test_canonical_relative_closes_lips_instead_of_crossing_them():
     assert shape[14, 1] - shape[13, 1] == pytest.approx(0.0, abs=1e-4)  # lower inner lip meets the upper
 
 
+def test_closing_the_lips_keeps_the_upper_lip_whole():
+    """The guard moves the upper lip's outer contour with its inner one: the lip never thins to a line."""
+    from talkinghead.data.landmarks.canonical_frame import canonical_shape, decompose
+
+    source = _face_3d(np.eye(3), 120.0, [64, 70, 3])
+    talking = np.zeros((478, 3))
+    talking[[13, 82, 81, 80, 312, 311, 310], 1] = -0.02  # an "O": the upper inner lip raised
+    talking[[14, 87, 178, 317, 402], 1] = 0.05
+    neutral = _face_3d(np.eye(3), 300.0, [250, 240, 0], talking)
+    closed = _face_3d(np.eye(3), 300.0, [250, 240, 0])
+    out = MotionTransfer("relative", size=128, source_points=source, reference_points=neutral)(closed)
+    shape = canonical_shape() + decompose(out).delta
+    rest = canonical_shape()
+    thickness = shape[13, 1] - shape[0, 1]  # upper lip: from its outer top (0) to its inner edge (13)
+    assert shape[14, 1] - shape[13, 1] == pytest.approx(0.0, abs=1e-4)
+    assert thickness == pytest.approx((rest[13, 1] - rest[0, 1]) + 0.02, abs=0.01)
+
+
 def test_cli_passes_expression_scale_and_retarget():
     from talkinghead.cli import build_parser
     from talkinghead.cli.animate import _animate_options

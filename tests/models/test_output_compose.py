@@ -101,3 +101,15 @@ def test_parts_model_runs_in_onnxruntime(tmp_path):
     runtime = build_runtime(parts, "onnx", batch_size=2, fingerprint="test", cache_dir=tmp_path)
     assert runtime.max_abs_diff < 1e-3
     assert (tmp_path / "onnx" / "metaportrait-parts-test-b2" / "synthesis.onnx").is_file()
+
+
+def test_a_fold_is_never_trusted():
+    """A flow that turns the source over (the sampling map's determinant below 0) is not trusted, however mild."""
+    from talkinghead.models.output_compose import stretch_trust
+
+    size = 32
+    flow = torch.zeros(1, 2, size, size)
+    # a displacement of -2 px per px: the sampling position moves back 1 px per px (mirrored, area x 1)
+    flow[0, 0] = -2.0 * torch.arange(size, dtype=torch.float32)[None, :] / (size / 2.0)
+    assert (stretch_trust(flow)[0, 0, :, : size - 1] == 0).all()
+    assert (stretch_trust(torch.zeros(1, 2, size, size)) == 1).all()

@@ -63,7 +63,7 @@ def stretch_trust(flow: torch.Tensor, trusted: float = STRETCH_TRUSTED,
     dx = F.pad(position[..., 1:] - position[..., :-1], (0, 1, 0, 0), mode="replicate")  # d/dx
     dy = F.pad(position[..., 1:, :] - position[..., :-1, :], (0, 0, 0, 1), mode="replicate")  # d/dy
     det = (1.0 + dx[:, 0]) * (1.0 + dy[:, 1]) - dx[:, 1] * dy[:, 0]  # (b, h, w)
-    magnification = 1.0 / det.abs().clamp_min(1e-3)
+    magnification = 1.0 / det.clamp_min(1e-3)  # a fold (det <= 0) is never trusted
     trust = (untrusted - magnification) / (untrusted - trusted)
     return trust.clamp(0.0, 1.0)[:, None]
 

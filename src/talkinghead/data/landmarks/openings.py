@@ -14,10 +14,11 @@ OUTER_EYE_CORNERS = (33, 263)
 INNER_LIPS = (13, 14)  # upper, lower
 EYE_LIDS = ((159, 145), (386, 374))  # (upper, lower) of the right and the left eye
 
-# Lip and lid contours moved by retargeting: (upper points, lower points) per region.
-# The outer lower lip moves with the inner lower lip (the jaw drops), the upper lip stays.
+# Lip and lid contours moved by retargeting and by the guard that keeps lips from crossing:
+# (upper points, lower points) per region. Each lip moves whole, its outer contour with its
+# inner one, so that opening or closing the mouth never thins a lip to a line.
 LIP_CONTOURS = (
-    (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308),
+    (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 185, 40, 39, 37, 0, 267, 269, 270, 409),
     (95, 88, 178, 87, 14, 317, 402, 318, 324, 146, 91, 181, 84, 17, 314, 405, 321, 375),
 )
 EYE_CONTOURS = (
