@@ -62,6 +62,7 @@ class LiveSession:
             )
         self.pipeline = pipeline
         self.pipeline.set_source(sources, face_index=face_index)
+        self.pipeline.set_output_size(size)  # a warping model renders at this size; others are resized after
         self.size = size
         self.stream_session = StreamSession(pipeline, motion)
         self.stats = LiveStats()

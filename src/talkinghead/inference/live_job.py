@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from talkinghead.errors import InvalidInputError
 from talkinghead.inference.driving import DrivingError
-from talkinghead.inference.animate_job import AnimateJob, _driving_frames, _pipeline, check_job
+from talkinghead.inference.animate_job import DEFAULT_OUTPUT_SIZE, AnimateJob, _driving_frames, _pipeline, check_job
 from talkinghead.inference.live import LiveAnimator, LiveAnimatorStats, StreamSession, play_in_real_time
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.views import FrameView
@@ -72,10 +72,11 @@ def _run_live(job: AnimateJob, options: AnimateOptions, max_latency: float) -> L
             pipeline.load_source(job.load_source)
         else:
             pipeline.set_source(job.sources, face_index=job.source_face_index)
+        size = job.output_size or DEFAULT_OUTPUT_SIZE
+        pipeline.set_output_size(size)  # a warping model renders at the output size, not resized after
         pipeline.set_runtime(job.runtime, batch_size=1)
         session = StreamSession(pipeline, options.motion)
         stack.callback(session.close)
-        size = job.output_size or pipeline.size
         views = [FrameView(o.view, pipeline.source.reference, size) for o in job.outputs]
         for spec in job.outputs:
             stack.enter_context(output_errors(spec.path))
