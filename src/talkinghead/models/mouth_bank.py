@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GAIN_RANGE = (0.6, 1.6)  # how far a candidate's colour is scaled towards the target's lips
+GAIN_RANGE = (0.6, 1.6)  # how far a candidate's brightness is scaled towards the target's lips
 LIP_BAND = 3  # crop pixels around the opening where lips are compared
 
 
@@ -65,16 +65,18 @@ def fit_candidates(images: torch.Tensor, rings: torch.Tensor, target_rings: torc
 
 
 def match_lips(fitted: torch.Tensor, frame: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-    """``fitted`` (b, 3, m, m) in [-1, 1] scaled per channel so its mean colour in ``band`` is the frame's.
+    """``fitted`` (b, 3, m, m) in [-1, 1] brightened or darkened so its mean brightness in ``band`` is the frame's.
 
     ``band``: (b, 1, m, m) the lips around the target's opening (where both show lips once the
-    candidate is fitted onto the target's contour). The gain is held in :data:`GAIN_RANGE`.
+    candidate is fitted onto the target's contour). One gain for the three channels, so white
+    teeth stay white under lips of another colour; held in :data:`GAIN_RANGE`.
     """
-    def mean(image):
-        return ((image + 1.0) / 2.0 * band).flatten(2).sum(2) / band.flatten(2).sum(2).clamp_min(1e-6)  # (b, 3)
+    def brightness(image):
+        grey = ((image + 1.0) / 2.0).mean(dim=1, keepdim=True)
+        return (grey * band).flatten(1).sum(1) / band.flatten(1).sum(1).clamp_min(1e-6)  # (b,)
 
-    gain = (mean(frame) / mean(fitted).clamp_min(1e-3)).clamp(*GAIN_RANGE)
-    return (((fitted + 1.0) / 2.0) * gain[:, :, None, None] * 2.0 - 1.0).clamp(-1.0, 1.0)
+    gain = (brightness(frame) / brightness(fitted).clamp_min(1e-3)).clamp(*GAIN_RANGE)
+    return (((fitted + 1.0) / 2.0) * gain[:, None, None, None] * 2.0 - 1.0).clamp(-1.0, 1.0)
 
 
 def lip_colour(images: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
