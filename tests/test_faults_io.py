@@ -178,6 +178,30 @@ def test_zero_timestamps_fall_back_to_the_nominal_rate(media):
     assert any("timestamps are broken" in w and "30 frames/s" in w for w in media_warnings(info))
 
 
+def test_zero_timestamps_lose_no_frame(media):
+    """The edit list on all-zero times hides 114 of 216 packets; every frame still comes out, in order."""
+    from talkinghead.data.video import probe_video, read_video_frames
+
+    info = probe_video(media["zero"])
+    frames = list(read_video_frames(media["zero"]))
+    assert info.num_frames == len(frames) == 216 and info.lost_frames == 0
+    assert [time for _, time, _ in frames] == pytest.approx(info.timestamps)
+    for (index, _, rgb), (_, _, expected) in zip(frames, read_video_frames(media["whole"]), strict=True):
+        assert np.array_equal(rgb, expected), index
+    picked = [index for index, _, _ in read_video_frames(media["zero"], [0, 107, 215])]
+    assert picked == [0, 107, 215]
+
+
+def test_frames_that_cannot_be_recovered_are_counted_in_a_warning(media, monkeypatch):
+    from talkinghead.data import video
+
+    monkeypatch.setattr(video, "_EDIT_LIST_FORMATS", frozenset())  # as for a demuxer that cannot ignore it
+    info = video.probe_video(media["zero"])
+    assert info.num_frames == 102 and info.lost_frames == 114
+    (warning,) = [w for w in video.media_warnings(info) if "cannot be read" in w]
+    assert str(media["zero"]) in warning and "114 of its 216 frames" in warning and "only 102" in warning
+
+
 def test_animate_summary_and_app_result_carry_the_early_end(tmp_path, media, caplog):
     from talkinghead.app.jobs import AppJobRunner, AppRequest
     from talkinghead.inference.animate_job import AnimateJob, OutputSpec, run_animate

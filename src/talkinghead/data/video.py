@@ -11,6 +11,8 @@ Every source answers two questions the same way:
 Videos are read with PyAV. Frame counts come from demuxing packets (container metadata is
 often wrong after stream-copy cuts), times come from packet timestamps (so variable frame
 rate clips are handled), and the display matrix is applied so phone videos come out upright.
+Timestamps that repeat (all zero, say) are replaced by ``index / nominal rate``, and an MP4
+edit list built on them is ignored, so none of the frames it would hide is lost.
 A file that breaks off midway yields the frames it holds and then raises
 :class:`VideoReadError` with ``reason="truncated"``, so the caller can keep what was read.
 """
@@ -40,6 +42,8 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 _PLAUSIBLE_MAX_FPS = 240.0
 # Frames an index may list beyond the packets the demuxer returns before a warning.
 _FRAME_COUNT_SLACK = 2
+# Demuxers that apply an edit list and can be told to ignore it (FFmpeg's ``ignore_editlist``).
+_EDIT_LIST_FORMATS = frozenset({"mov", "mp4"})
 
 # Pixel formats that carry luma only (optionally with alpha).
 _GRAY_PIXEL_FORMAT_PREFIXES = ("gray", "ya8", "ya16", "y8", "y400", "monob", "monow")
@@ -93,6 +97,9 @@ class VideoInfo:
             duration times the nominal rate), or None when it states none.
         retimed: why the stored timestamps were replaced by ``index / nominal rate``
             (they repeat or do not advance), or None when they are used as stored.
+        lost_frames: frames the container hides (its edit list, built on the broken
+            timestamps, marks them as discarded) that could not be recovered, so the clip
+            lacks them; 0 normally (MP4/MOV files are read with the edit list ignored).
     """
 
     path: Path
@@ -108,6 +115,7 @@ class VideoInfo:
     truncated: str | None = None
     stated_frames: int | None = None
     retimed: str | None = None
+    lost_frames: int = 0
 
 
 def media_warnings(info: VideoInfo) -> list[str]:
@@ -127,6 +135,12 @@ def media_warnings(info: VideoInfo) -> list[str]:
         warnings.append(
             f"{info.path}: its frame timestamps are broken ({info.retimed}); using the stream's nominal rate "
             f"of {info.fps:g} frames/s instead"
+        )
+    if info.lost_frames:
+        warnings.append(
+            f"{info.path}: {info.lost_frames} of its {info.num_frames + info.lost_frames} frames cannot be "
+            f"read (the container hides them by its broken timestamps); only {info.num_frames} frames are "
+            "used. Re-encode the file to get them all"
         )
     return warnings
 
@@ -164,6 +178,12 @@ def _stream_rate(stream: av.video.stream.VideoStream) -> float:
     return DEFAULT_FPS
 
 
+def _retiming_rate(stream: av.video.stream.VideoStream) -> float:
+    """The rate that replaces broken timestamps: the header's, unless it is implausible too."""
+    rate = _stream_rate(stream)
+    return rate if rate <= _PLAUSIBLE_MAX_FPS else DEFAULT_FPS
+
+
 def _mp4_is_cut_short(path: Path) -> bool:
     """Whether an MP4/MOV file's top-level boxes claim more bytes than the file holds.
 
@@ -196,8 +216,8 @@ def _mp4_is_cut_short(path: Path) -> bool:
     return False
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
-    """Open ``path`` with PyAV, turning every failure into a :class:`VideoReadError`."""
+def _open_container(path: Path, options: dict[str, str] | None = None) -> av.container.InputContainer:
+    """Open ``path`` with PyAV (demuxer ``options``), turning every failure into a :class:`VideoReadError`."""
     if not path.exists():
         raise _missing_error(path, "video file")
     if path.is_dir():
@@ -206,7 +226,7 @@ def _open_container(path: Path) -> av.container.InputContainer:
             "use ImageSequence.from_folder for a folder of frames."
         )
     try:
-        return av.open(str(path), mode="r")
+        return av.open(str(path), mode="r", options=options or {})
     except PermissionError as error:
         raise VideoReadError(
             path, "unreadable", f"{path}: permission denied ({error.strerror}); fix the file "
@@ -237,6 +257,69 @@ def _video_stream(container: av.container.InputContainer, path: Path):
             f"{[stream.type for stream in container.streams] or 'none'}); pass a video file."
         )
     return container.streams.video[0]
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """What one demuxing pass (no decoding) says about a video stream's timestamps.
+
+    Attributes:
+        repeats: shown packets whose presentation time repeats an earlier one's (0 in a
+            sound stream; all-zero timestamps give one less than the shown packets).
+        hidden: packets with data the demuxer marks as discarded (outside the edit list),
+            as the container is read (0 once an edit list on broken times is ignored).
+    """
+
+    repeats: int
+    hidden: int
+
+
+def _scan_timing(container: av.container.InputContainer, stream) -> _Timing:
+    """Demux ``stream`` to its end (or first break) and count repeated and hidden packets."""
+    shown: set[int] = set()
+    repeats = hidden = 0
+    for packet in _packets_until_break(container, stream):
+        if packet.size == 0:
+            continue
+        if packet.is_discard:
+            hidden += 1
+            continue
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is not None:
+            repeats += pts in shown
+            shown.add(pts)
+    return _Timing(repeats, hidden)
+
+
+def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, _Timing]:
+    """Open ``path``'s first video stream so that every frame it holds decodes.
+
+    An MP4/MOV edit list maps frames to times through the stored sample durations; when
+    those are broken (all zero, say) the demuxer marks most packets as discarded and the
+    decoder drops their frames without a word (102 of 216 frames in a real case). Such a
+    file is reopened with the edit list ignored: the decoder then returns every frame, in
+    display order, and the times are replaced by ``index / nominal rate``.
+
+    Returns:
+        ``(container, stream, timing)``; the caller closes the container.
+    """
+    container = _open_container(path)
+    try:
+        stream = _video_stream(container, path)
+        timing = _scan_timing(container, stream)
+        recoverable = bool(set(container.format.name.split(",")) & _EDIT_LIST_FORMATS)
+    finally:
+        container.close()
+    if timing.repeats and timing.hidden and recoverable:
+        container = _open_container(path, {"ignore_editlist": "1"})
+        timing = _Timing(timing.repeats, hidden=0)
+    else:
+        container = _open_container(path)
+    try:
+        return container, _video_stream(container, path), timing
+    except VideoReadError:
+        container.close()
+        raise
 
 
 def _packets_until_break(
@@ -292,9 +375,8 @@ def probe_video(path: PathLike) -> VideoInfo:
             is described up to the break (no error here; the reader reports it).
     """
     path = Path(path)
-    container = _open_container(path)
+    container, stream, timing = _open_video(path)
     try:
-        stream = _video_stream(container, path)
         time_base = stream.time_base
         has_audio = bool(container.streams.audio)
         times: list[Fraction | None] = []
@@ -306,7 +388,8 @@ def probe_video(path: PathLike) -> VideoInfo:
         demuxed = 0  # packets with data, the discarded ones included (the index counts them)
         for packet in _packets_until_break(container, stream, breaks):
             # Discarded packets (before an edit list's start) are decoded for reference
-            # but never shown, so they are not frames of the clip.
+            # but never shown, so they are not frames of the clip (unless the edit list
+            # rests on broken timestamps: see _open_video).
             demuxed += packet.size > 0
             if packet.size > 0 and not packet.is_discard:
                 pts = packet.pts if packet.pts is not None else packet.dts
@@ -334,8 +417,7 @@ def probe_video(path: PathLike) -> VideoInfo:
             if repeats:
                 # Presentation times are unique in a sound stream; repeated ones (all zero, say)
                 # would make a rate of hundreds of frames/s. The header's rate is the better guess.
-                if not rate <= _PLAUSIBLE_MAX_FPS:
-                    rate = DEFAULT_FPS
+                rate = _retiming_rate(stream)
                 retimed = f"{repeats} of {len(timestamps)} frames repeat an earlier frame's time"
                 timestamps = [index / rate for index in range(len(times))]
         span = timestamps[-1] - timestamps[0]
@@ -367,6 +449,7 @@ def probe_video(path: PathLike) -> VideoInfo:
             truncated=breaks[0] if breaks else None,
             stated_frames=stated_frames,
             retimed=retimed,
+            lost_frames=timing.hidden if retimed else 0,
         )
     finally:
         container.close()
@@ -467,11 +550,11 @@ def read_video_frames(
 def _iter_video_frames(path: Path, wanted: list[int] | None) -> Iterator[FrameTuple]:
     if wanted is not None and not wanted:
         return
-    container = _open_container(path)
+    container, stream, timing = _open_video(path)
     try:
-        stream = _video_stream(container, path)
         stream.codec_context.thread_type = "AUTO"
-        rate = _stream_rate(stream)
+        # Repeated timestamps are replaced by index / rate, as probe_video does.
+        rate = _retiming_rate(stream) if timing.repeats else _stream_rate(stream)
         position = 0  # next entry of ``wanted`` to yield
         decoded = 0
         try:
@@ -481,7 +564,7 @@ def _iter_video_frames(path: Path, wanted: list[int] | None) -> Iterator[FrameTu
                 if wanted is not None and index != wanted[position]:
                     continue
                 # Not ``frame.time``: frames drained at the end carry no time base in PyAV.
-                if frame.pts is not None and stream.time_base is not None:
+                if frame.pts is not None and stream.time_base is not None and not timing.repeats:
                     time = float(frame.pts * stream.time_base)
                 else:
                     time = index / rate
