@@ -45,6 +45,31 @@ def test_ctrl_c_while_the_command_starts_is_one_line(delay, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_the_cli_module_imports_is_one_line(tmp_path):
+    """SIGINT every 10 ms over the first 200 ms, while ``talkinghead.cli`` itself imports (before main runs).
+
+    The first 10-40 ms (more on a busy machine) are Python's own start-up (site, runpy), before any
+    code of the package runs: a signal there ends the process as Python decides (its traceback shows
+    only frozen importlib frames), so those runs may only show no frame of ours.
+    """
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    argv = [sys.executable, "-m", "talkinghead", "animate",
+            "--source", str(examples / "portraits" / "sadtalker_happy.png"),
+            "--driving", str(examples / "videos" / "liveportrait_d18.mp4"), "--output", str(tmp_path / "out.mp4")]
+    handled = []
+    for delay_ms in range(0, 200, 10):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(delay_ms / 1000)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert "talkinghead" not in err or "Traceback" not in err, (delay_ms, err)
+        if proc.returncode == 130:
+            assert one_line(err).startswith("interrupted; "), (delay_ms, err)
+            handled.append(delay_ms)
+    assert len(handled) >= 8, handled  # all but Python's start-up
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_ctrl_c_during_clean_up_does_not_break_it(monkeypatch, capsys):
     cleaned = []
 
