@@ -40,7 +40,7 @@ def _preflight(numbers=(), *, folder: tuple[Path, str] | None = None, media: tup
     if folder is not None:
         path, option = folder
         check_folder_output(path, option)
-        check_writable(Path(path) / "probe", option=option)
+        check_writable(path, option=option, is_folder=True)
     if media is not None:
         from talkinghead.inference.writers import check_output_path
 
