@@ -1,10 +1,11 @@
 """The program's entry point: ``python -m talkinghead`` and the ``talkinghead`` console script.
 
-It only installs the interrupt handling, then imports the command line. Importing
-:mod:`talkinghead.cli` takes about 100 ms (its top-level imports load the config schemas),
-and a Ctrl-C there used to print Python's KeyboardInterrupt traceback, because the CLI's own
-handling starts only when :func:`talkinghead.cli.main` runs. Nothing is written while
-importing, so a signal then ends the process at once with one line.
+It only installs the interrupt handling, then imports the command line and the libraries
+its parser needs. Importing :mod:`talkinghead.cli` takes about 100 ms (its top-level imports
+load the config schemas), and a Ctrl-C there used to print Python's KeyboardInterrupt
+traceback, because the CLI's own handling starts only when :func:`talkinghead.cli.main` runs;
+a KeyboardInterrupt raised while torch imports is worse (swallowed, or an abort). Nothing is
+written while importing, so a signal then ends the process at once with one line.
 """
 
 import os
@@ -37,10 +38,14 @@ def main() -> int:
     if _signal.getsignal(_signal.SIGINT) != _signal.SIG_IGN:  # a background job (`cmd &`) keeps ignoring it
         previous[_signal.SIGINT] = _signal.signal(_signal.SIGINT, _stop_while_starting)
     try:
-        from talkinghead.cli import main as run_command
+        from talkinghead import cli
 
+        # Building the parser imports the libraries every command uses (torch, numpy, av, cv2: about
+        # 1.5 s). Done here, a Ctrl-C meanwhile ends the process at once; the CLI's KeyboardInterrupt
+        # raised inside torch's import is swallowed there (the command then runs on) or aborts.
+        cli.build_parser()
         # The CLI installs its own handlers first thing, so no moment is left without one.
-        return run_command()
+        return cli.main()
     finally:
         for signum, handler in previous.items():
             if _signal.getsignal(signum) is _stop_while_starting:
