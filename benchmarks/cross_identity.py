@@ -33,7 +33,8 @@ import numpy as np
 
 from talkinghead.data.crop import crop_image
 from talkinghead.data.landmarks.factory import create_landmarker
-from talkinghead.data.video import read_image, read_video_frames
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 from talkinghead.evaluation.baselines import landmark_warp
 from talkinghead.evaluation.face_embedding import DlibFaceEmbedder
 from talkinghead.evaluation.metrics.motion_transfer import CROSS_METRICS, cross_identity_metrics

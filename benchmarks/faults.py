@@ -14,7 +14,8 @@ shipped ``models/demo``) and is judged as a user would:
 
 Cases: Ctrl-C (SIGINT) at random moments over ``--runs`` runs of ``animate`` (also in the first
 seconds, while Python imports); SIGKILL mid-run, then the same command again; a full disk
-(a 5 MiB tmpfs, filled) and a read-only mount as the output; the runtime cache with a damaged
+(a 5 MiB tmpfs, filled) and a read-only mount as the output of ``animate`` and ``export``, and of
+``train`` and ``evaluate`` (a tiny dataset, 2 + 2 training steps); the runtime cache with a damaged
 ONNX file, with a file where a folder belongs, and two first builds at once; the app on a
 port in use, and a killed app's temporary folder. Mount cases
 are skipped (and said so) without root. Prints one line per case and the counts.
@@ -184,6 +185,102 @@ def case_disks(work: Path, driving: Path) -> list[Verdict]:
     return verdicts
 
 
+def tiny_dataset(work: Path) -> Path:
+    """A 64 px dataset of the three bundled videos, 8 frames each (``prepare``, about 10 s)."""
+    data = work / "tiny-data"
+    run = talkinghead(["prepare", str(REPO / "examples" / "videos"), str(data), "--size", "64",
+                       "--frames-per-clip", "8", "--no-progress"])
+    if run.code != 0:
+        raise SystemExit(f"preparing the tiny dataset failed: {last_line(run.err)}")
+    return data
+
+
+def train_args(data: Path, run_dir: Path) -> list[str]:
+    """``train`` of the tiny LSR preset for 2 + 2 steps with a checkpoint after each stage (about 10 s)."""
+    return ["train", str(REPO / "configs" / "lsr" / "tiny.yaml"), f"data.root={data}", "data.num_workers=0",
+            "data.holdout_fraction=0.25", "stages.0.steps=2", "stages.0.batch_size=2", "stages.0.warmup_steps=1",
+            "stages.1.steps=2", "stages.1.batch_size=2", "stages.1.warmup_steps=1", "trainer.checkpoint_every=2",
+            "trainer.image_every=2", "trainer.eval_every=2", "--run-dir", str(run_dir)]
+
+
+def evaluate_args(data: Path, output: Path) -> list[str]:
+    """``evaluate`` of the copy-source reference (no model) on one video, K = 2 (about 5 s)."""
+    return ["evaluate", "copy-source", str(data), "--output", str(output), "--k", "2", "--max-videos", "1",
+            "--targets-per-video", "2", "--metrics", "psnr", "ssim", "--no-progress"]
+
+
+def half_written(folder: Path) -> list[str]:
+    """Files under ``folder`` that a finished write does not leave: temporaries, and checkpoints that do not load."""
+    import torch
+
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if ".tmp" in path.name or path.name.startswith((".talkinghead", "tmp")) or path.name.endswith(".partial"):
+            found.append(name)
+        elif path.suffix == ".pt":
+            try:
+                torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # a truncated checkpoint is the loss this case looks for
+                found.append(f"{name} ({type(err).__name__})")
+    return found
+
+
+def judge_late_error(case: str, run: Run, words: tuple[str, ...], output: Path) -> Verdict:
+    """A command that fails on its output's disk after it began: exit 2, nothing half-written, and
+    its last stderr line the one ``error:`` line holding ``words``.
+
+    ``train`` and ``evaluate`` report progress on stderr before the failure; that is kept out of
+    the one-line rule. What they finished before the disk failed (a run's config and log, an
+    evaluation's cache) may stay: those are what ``--resume`` and a rerun continue from, and the
+    note lists them.
+    """
+    lines = run.err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    said = Run(run.code, errors[-1] if len(errors) == 1 and lines[-1] == errors[-1] else run.err, run.seconds)
+    verdict = judge_error(case, said, 2, words, half_written(output) if output.is_dir() else [])
+    kept = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()) if output.is_dir() else []
+    verdict.note += f"; kept {kept}" if kept else "; nothing kept"
+    return verdict
+
+
+def case_train_evaluate_disks(work: Path) -> list[Verdict]:
+    """``train`` and ``evaluate`` writing to a full disk and to a read-only mount (root: tmpfs mounts)."""
+    if os.geteuid() != 0:
+        return [Verdict("train / evaluate: full disk, read-only mount", "skipped", "needs root to mount a tmpfs")]
+    data = tiny_dataset(work)
+    verdicts = []
+    full = work / "full-train"
+    if not _mount_tmpfs(full, "24m"):  # the run's config and logs fit, its first checkpoint (55 MB) does not
+        return [Verdict("train / evaluate: full disk", "skipped", "mount -t tmpfs failed")]
+    try:
+        run = talkinghead(train_args(data, full / "run"))
+        verdicts.append(judge_late_error("train to a full disk", run, ("full", str(full / "run")), full / "run"))
+        (full / "keep.bin").write_bytes(b"\0" * 1024)
+        shutil.rmtree(full / "run", ignore_errors=True)
+        with open(full / "filler.bin", "wb") as f:  # leave about 30 KiB: the cache fits, the images do not
+            f.write(b"\0" * max(shutil.disk_usage(full).free - 30_000, 0))
+        run = talkinghead(evaluate_args(data, full / "report"))
+        verdicts.append(judge_late_error("evaluate to a full disk", run, ("full", str(full / "report")),
+                                         full / "report"))
+    finally:
+        _unmount(full)
+    read_only = work / "read-only-train"
+    if not _mount_tmpfs(read_only, "5m"):
+        return verdicts + [Verdict("train / evaluate: read-only mount", "skipped", "mount -t tmpfs failed")]
+    try:
+        (read_only / "keep.txt").write_text("mine")
+        subprocess.run(["mount", "-o", "remount,ro", str(read_only)], check=True)
+        for case, args, output in [("train", train_args(data, read_only / "run"), read_only / "run"),
+                                   ("evaluate", evaluate_args(data, read_only / "report"), read_only / "report")]:
+            run = talkinghead(args)
+            verdicts.append(judge_error(f"{case} to a read-only mount", run, 2, ("read-only", str(output)),
+                                        leftovers(read_only, {"keep.txt"})))
+    finally:
+        _unmount(read_only)
+    return verdicts
+
+
 def case_runtime_cache(work: Path, driving: Path) -> list[Verdict]:
     """``--runtime onnx``: two first builds at once, then a damaged cached file, then a wrong-type entry."""
     home = work / "home"
@@ -292,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             verdicts += case_interrupts(work, driving, args.runs, rng)
             verdicts += case_kill(work, driving)
             verdicts += case_disks(work, driving)
+            verdicts += case_train_evaluate_disks(work)
             verdicts += case_runtime_cache(work, driving)
             verdicts += case_app(rng)
     for v in verdicts:

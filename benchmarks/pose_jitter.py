@@ -21,7 +21,8 @@ import numpy as np
 from talkinghead.data.crop import points_to_crop
 from talkinghead.data.landmarks.canonical_frame import RIGID_POINTS
 from talkinghead.data.landmarks.factory import create_landmarker
-from talkinghead.data.video import read_image, read_video_frames
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 from talkinghead.inference.motion import MotionTransfer, TemporalSmoother
 from talkinghead.inference.pose_filter import PoseFilter
 

@@ -21,7 +21,8 @@ from talkinghead.data.landmarks.canonical_frame import RIGID_POINTS
 from talkinghead.data.landmarks.canonical_mesh import CANONICAL_MESH
 from talkinghead.data.landmarks.factory import create_landmarker
 from talkinghead.data.landmarks.similarity import fit_similarity
-from talkinghead.data.video import read_image, read_video_frames
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 
 
 def detect_faces(folder: Path, stride: int) -> list[np.ndarray]:

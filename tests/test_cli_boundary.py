@@ -46,6 +46,35 @@ def test_ctrl_c_while_the_command_starts_is_one_line(delay, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_the_cli_and_its_libraries_import_is_one_line(tmp_path):
+    """SIGINT every 10 ms over the first 200 ms (``talkinghead.cli`` imports), then every 200 ms up to 1.6 s
+    (torch and the other libraries import: a KeyboardInterrupt raised inside torch's import was
+    swallowed, the command running on, or aborted the process).
+
+    The first 10-40 ms (more on a busy machine) are Python's own start-up (site, runpy), before any
+    code of the package runs: a signal there ends the process as Python decides (exit 1 or killed by
+    the signal, its traceback showing only frozen importlib frames), so those runs may only show no
+    frame of ours.
+    """
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    argv = [sys.executable, "-m", "talkinghead", "animate", "--max-frames", "2",
+            "--source", str(examples / "portraits" / "sadtalker_happy.png"),
+            "--driving", str(examples / "videos" / "liveportrait_d18.mp4"), "--output", str(tmp_path / "out.mp4")]
+    handled = []
+    for delay_ms in [*range(0, 200, 10), *range(200, 1700, 200)]:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(delay_ms / 1000)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 130:
+            assert one_line(err).startswith("interrupted; "), (delay_ms, err)
+            handled.append(delay_ms)
+        else:  # Python's own start-up, never later: not finished (0), not aborted (-6)
+            assert proc.returncode in (1, -signal.SIGINT) and "talkinghead" not in err, (delay_ms, proc.returncode, err)
+    assert len(handled) >= 16 and handled[-8:] == list(range(200, 1700, 200)), handled
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_ctrl_c_during_clean_up_does_not_break_it(monkeypatch, capsys):
     cleaned = []
 

@@ -28,7 +28,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 def test_every_user_facing_error_derives_from_the_base():
     from talkinghead.config import ConfigError
     from talkinghead.data.dataset_format import DatasetError
-    from talkinghead.data.video import VideoReadError
+    from talkinghead.data.media_info import VideoReadError
     from talkinghead.inference.driving import DrivingError
     from talkinghead.inference.source import SourceError
     from talkinghead.inference.writers import OutputExistsError

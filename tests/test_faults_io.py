@@ -153,7 +153,8 @@ def test_free_space_check_names_both_sizes(tmp_path):
 
 
 def test_a_video_cut_off_mid_download_warns_with_both_frame_counts(media):
-    from talkinghead.data.video import media_warnings, probe_video
+    from talkinghead.data.media_info import media_warnings
+    from talkinghead.data.video import probe_video
 
     info = probe_video(media["cut"])
     assert info.num_frames < info.stated_frames == 216
@@ -163,19 +164,47 @@ def test_a_video_cut_off_mid_download_warns_with_both_frame_counts(media):
 
 
 def test_real_videos_raise_no_false_alarm(real_data):
-    from talkinghead.data.video import media_warnings, probe_video
+    from talkinghead.data.media_info import media_warnings
+    from talkinghead.data.video import probe_video
 
     for video in sorted(real_data.glob("*.mp4")):
         assert media_warnings(probe_video(video)) == [], video
 
 
 def test_zero_timestamps_fall_back_to_the_nominal_rate(media):
-    from talkinghead.data.video import media_warnings, probe_video
+    from talkinghead.data.media_info import media_warnings
+    from talkinghead.data.video import probe_video
 
     info = probe_video(media["zero"])
     assert info.fps == pytest.approx(30.0) and info.retimed
     assert info.timestamps[:3] == pytest.approx([0, 1 / 30, 2 / 30])
     assert any("timestamps are broken" in w and "30 frames/s" in w for w in media_warnings(info))
+
+
+def test_zero_timestamps_lose_no_frame(media):
+    """The edit list on all-zero times hides 114 of 216 packets; every frame still comes out, in order."""
+    from talkinghead.data.video import probe_video, read_video_frames
+
+    info = probe_video(media["zero"])
+    frames = list(read_video_frames(media["zero"]))
+    assert info.num_frames == len(frames) == 216 and info.lost_frames == 0
+    assert [time for _, time, _ in frames] == pytest.approx(info.timestamps)
+    for (index, _, rgb), (_, _, expected) in zip(frames, read_video_frames(media["whole"]), strict=True):
+        assert np.array_equal(rgb, expected), index
+    picked = [index for index, _, _ in read_video_frames(media["zero"], [0, 107, 215])]
+    assert picked == [0, 107, 215]
+
+
+def test_frames_that_cannot_be_recovered_are_counted_in_a_warning(media, monkeypatch):
+    from talkinghead.data import video_container
+    from talkinghead.data.media_info import media_warnings
+    from talkinghead.data.video import probe_video
+
+    monkeypatch.setattr(video_container, "_EDIT_LIST_FORMATS", frozenset())  # as for a demuxer that cannot ignore it
+    info = probe_video(media["zero"])
+    assert info.num_frames == 102 and info.lost_frames == 114
+    (warning,) = [w for w in media_warnings(info) if "cannot be read" in w]
+    assert str(media["zero"]) in warning and "114 of its 216 frames" in warning and "only 102" in warning
 
 
 def test_animate_summary_and_app_result_carry_the_early_end(tmp_path, media, caplog):
@@ -239,7 +268,7 @@ def test_oversized_video_frames_are_written_scaled_down(tmp_path, monkeypatch, c
 
 
 def test_upscale_keeps_the_frames_before_a_break_and_says_so(media):
-    from talkinghead.data.video import open_frame_source
+    from talkinghead.data.frame_source import open_frame_source
     from talkinghead.inference.upscale import _checked_frames
 
     source = open_frame_source(media["cut"])

@@ -10,7 +10,7 @@ from PIL import Image
 from talkinghead.config import default_of
 from talkinghead.config.media import DEFAULT_FPS
 from talkinghead.config.prepare import PrepareConfig
-from talkinghead.data.video import ImageSequence
+from talkinghead.data.image_sequence import ImageSequence
 from talkinghead.inference.animate_job import AnimateJob
 from talkinghead.inference.upscale import upscale_video
 

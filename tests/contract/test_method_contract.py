@@ -20,7 +20,7 @@ import talkinghead.training  # noqa: F401  (registers every recipe)
 from talkinghead.cli import main
 from talkinghead.config import PrepareConfig, load_config
 from talkinghead.data.prepare import RunOptions, prepare_dataset
-from talkinghead.data.video import open_frame_source
+from talkinghead.data.frame_source import open_frame_source
 from talkinghead.evaluation.options import EvaluateOptions
 from talkinghead.evaluation.protocol import evaluate
 from talkinghead.inference.pipeline import AnimationPipeline

@@ -11,7 +11,7 @@ import torch
 from talkinghead.data.landmarks.base import FaceLandmarks, FaceTrack
 from talkinghead.data.landmarks.factory import create_landmarker
 from talkinghead.data.landmarks.ibug68 import MEDIAPIPE_TO_IBUG68, interocular_distance
-from talkinghead.data.video import read_image
+from talkinghead.data.image_sequence import read_image
 from talkinghead.weights import MissingWeightsError, asset_path
 
 PORTRAITS = ("sadtalker_people_0.png", "facerec_biden2.jpg", "liveportrait_d9.jpg", "tpsmm_source.png",

@@ -1,4 +1,4 @@
-"""Tests for talkinghead.data.video: probing and decoding videos, images and sequences.
+"""Tests of the frame readers (data.video, data.image_sequence, data.frame_source): videos, images, sequences.
 
 Real clips come from ``../shared/data/real``; edge cases (rotation, variable frame rate,
 grayscale, truncation, empty and non-media files) are made in ``tmp_path`` with the
@@ -29,19 +29,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from talkinghead.data.video import (
+from talkinghead.data.frame_source import open_frame_source
+from talkinghead.data.image_sequence import (
     ImageSequence,
-    VideoFile,
-    VideoReadError,
     natural_sorted,
-    open_frame_source,
     probe_images,
-    probe_video,
     read_image,
     read_image_frames,
-    read_video_frames,
-    sample_frame_indices,
 )
+from talkinghead.data.media_info import VideoReadError, sample_frame_indices
+from talkinghead.data.video import VideoFile, probe_video, read_video_frames
 
 from real_inputs import real_file
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.data.video import read_image, read_video_frames
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 from talkinghead.evaluation.baselines import (
     BASELINES,
     border_anchors,

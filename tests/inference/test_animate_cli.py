@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from talkinghead.cli import main
-from talkinghead.data.video import probe_video, read_image
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import probe_video
 
 from conftest import DEMO_MODEL, cut_clip
 

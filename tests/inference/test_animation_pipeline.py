@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68, interocular_distance
-from talkinghead.data.video import read_image, read_video_frames
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 from talkinghead.inference.driving import DrivingError
 from talkinghead.inference.motion import face_scale
 from talkinghead.inference.options import AnimateOptions

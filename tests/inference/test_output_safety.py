@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from talkinghead.cli import main
-from talkinghead.data.video import probe_video, read_image
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import probe_video
 from conftest import cut_clip
 
 # The marker an output folder carries (talkinghead.utils.output_guard.MARKER_FILE), spelled

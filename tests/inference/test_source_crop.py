@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from talkinghead.data.crop import clip_crop_box
-from talkinghead.data.video import read_image, read_video_frames
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimationPipeline
 

@@ -66,3 +66,30 @@ def test_os_errors_of_the_output_become_one_line(tmp_path):
     with pytest.raises(FileNotFoundError):
         with output_errors(out):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/elsewhere/input.mp4")
+
+
+def test_a_folder_output_is_probed_inside_and_named_as_given(tmp_path, monkeypatch):
+    """``train --run-dir`` / ``evaluate --output`` on a read-only disk: the message names the folder, no made-up file."""
+    import tempfile
+
+    from talkinghead.utils.output_guard import check_writable
+
+    mount = tmp_path / "mount"  # stands for a read-only mount point whose parent is writable
+    mount.mkdir()
+    probed = []
+
+    def read_only_inside_mount(dir=None, prefix=None):
+        probed.append(Path(dir))
+        if Path(dir) == mount:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(dir=dir, prefix=prefix)
+
+    real_mkstemp = tempfile.mkstemp
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_inside_mount)
+    for output in (mount, mount / "run"):
+        with pytest.raises(OutputWriteError) as caught:
+            check_writable(output, option="--run-dir", is_folder=True)
+        assert str(caught.value).startswith(f"{output}: cannot write the output: the file system is read-only")
+        assert not str(caught.value).startswith(f"{output}/")  # no made-up file inside it
+    check_writable(tmp_path / "result.mp4")  # a file output is probed beside it
+    assert probed == [mount, mount, tmp_path]

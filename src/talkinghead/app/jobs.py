@@ -25,7 +25,9 @@ import numpy as np
 from talkinghead.app.live import LiveSession
 from talkinghead.config.prepare import PrepareConfig
 from talkinghead.data.landmarks.factory import create_landmarker
-from talkinghead.data.video import open_frame_source, read_image, read_video_frames
+from talkinghead.data.frame_source import open_frame_source
+from talkinghead.data.image_sequence import read_image
+from talkinghead.data.video import read_video_frames
 from talkinghead.errors import TalkingHeadError
 from talkinghead.inference.animate_job import AnimateJob, AnimateSummary, OutputSpec, run_animate
 from talkinghead.inference.options import AnimateOptions

@@ -26,7 +26,7 @@ def preflight(numbers=(), *, folder: tuple[Path, str] | None = None, media: tupl
     if folder is not None:
         path, option = folder
         check_folder_output(path, option)
-        check_writable(Path(path) / "probe", option=option)
+        check_writable(path, option=option, is_folder=True)
     if media is not None:
         from talkinghead.inference.writers import check_output_path
 

@@ -222,7 +222,7 @@ def missing_dataset_message(root: Path) -> str:
     The suggested OUTPUT is never ``root``'s own raw clips folder: writing a dataset over
     (or into) the videos it is made from is how datasets got mixed with their sources.
     """
-    from talkinghead.data.video import is_image_file, is_video_file
+    from talkinghead.data.media_info import is_image_file, is_video_file
 
     holds_media = root.is_dir() and any(
         is_video_file(p) or is_image_file(p) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from talkinghead.data.landmarks.mediapipe_backend import run_graph
-from talkinghead.utils.native_logs import quiet_native_logs
+from talkinghead.data.landmarks.mediapipe_backend import quiet_until_idle, run_graph
 
 
 class PersonSegmenter:
@@ -15,8 +14,9 @@ class PersonSegmenter:
         import mediapipe as mp
 
         # model 0 is the general (square, 256x256) model, suited to head-and-shoulders crops.
-        with quiet_native_logs():  # TFLite start-up lines (shown with -v)
-            self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        with quiet_until_idle([]) as built:  # TFLite start-up lines (shown with -v)
+            built.append(mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0))
+        self._model = built[0]
         self._warmed: set[int] = set()
 
     def mask(self, image: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ from talkinghead.data.landmarks.base import FaceTrack
 from talkinghead.data.landmarks.factory import create_landmarker, num_dense_points
 from talkinghead.data.segmentation_classes import CELEBAMASK_CLASSES
 from talkinghead.data.sources import ClipSource, discover_clips, shard_clips
-from talkinghead.data.video import VideoReadError, open_frame_source, sample_frame_indices
+from talkinghead.data.frame_source import open_frame_source
+from talkinghead.data.media_info import VideoReadError, sample_frame_indices
 from talkinghead.utils.atomic import atomic_write_json
 from talkinghead.errors import InputNotFoundError, TalkingHeadError
 from talkinghead.utils.output_guard import check_output_location, check_writable

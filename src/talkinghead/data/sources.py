@@ -39,14 +39,8 @@ from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
 from talkinghead.data.dataset_format import DATASET_FILE, clip_key
-from talkinghead.data.video import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    PathLike,
-    is_image_file,
-    is_video_file,
-    natural_sorted,
-)
+from talkinghead.data.image_sequence import natural_sorted
+from talkinghead.data.media_info import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, PathLike, is_image_file, is_video_file
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 
 log = logging.getLogger(__name__)

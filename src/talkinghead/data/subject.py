@@ -21,7 +21,7 @@ from talkinghead.config.prepare import PrepareConfig
 from talkinghead.data.dataset_format import PreparedDataset
 from talkinghead.data.prepare import RunOptions, prepare_dataset
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
-from talkinghead.data.video import is_image_file, is_video_file
+from talkinghead.data.media_info import is_image_file, is_video_file
 from talkinghead.errors import TalkingHeadError
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from talkinghead.config.media import DEFAULT_FPS
-from talkinghead.data.video import VideoReadError, is_video_file, media_warnings, open_frame_source
+from talkinghead.data.frame_source import open_frame_source
+from talkinghead.data.media_info import VideoReadError, is_video_file, media_warnings
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimatedFrame, AnimationPipeline
 from talkinghead.inference.source import SourceEncoding

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from talkinghead.data.crop import crop_image
-from talkinghead.data.video import open_frame_source
+from talkinghead.data.frame_source import open_frame_source
 from talkinghead.inference.animate_job import (
     AnimateJob,
     AnimateSummary,

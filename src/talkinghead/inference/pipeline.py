@@ -27,7 +27,7 @@ import torch
 from talkinghead.config.prepare import PrepareConfig
 from talkinghead.data.crop import crop_image
 from talkinghead.data.rasterize import get_rasterizer, image_to_tensor
-from talkinghead.data.video import read_image
+from talkinghead.data.image_sequence import read_image
 from talkinghead.inference.driving import DrivingError, DrivingFrame, DrivingTracker
 from talkinghead.inference.pose_filter import PoseFilter
 from talkinghead.inference.motion import MotionTransfer, TemporalSmoother

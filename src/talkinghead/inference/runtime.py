@@ -222,7 +222,8 @@ def _compile(model: InferenceModel, key: str, cache: Path, mode: str | None,
              batch_size: int) -> tuple[SynthesisFunction, bool]:
     """``torch.compile`` of the whole per-frame function; inductor's code cache lives under the runtime cache.
 
-    The compiled function only ever sees ``batch_size`` (:func:`_fixed_batch`): one compile per job.
+    The compiled function only ever sees ``batch_size`` (:func:`_fixed_batch`) and contiguous
+    inputs: one compile per job.
     """
     # Set before the first compile of the process; a user's own setting wins.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
@@ -233,8 +234,10 @@ def _compile(model: InferenceModel, key: str, cache: Path, mode: str | None,
     compiled = torch.compile(model, mode=mode, dynamic=False)
 
     def run(landmarks, state):
+        # Static shapes guard strides too: a job's state (one person expanded over the batch, stride
+        # 0) beside the check's contiguous inputs was a second full compile. Contiguous copies: one.
         with torch.no_grad():
-            return compiled(landmarks, state)
+            return compiled(landmarks.contiguous(), {name: value.contiguous() for name, value in state.items()})
 
     return _fixed_batch(run, batch_size), hit
 

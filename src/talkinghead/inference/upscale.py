@@ -31,7 +31,8 @@ import torch
 from tqdm import tqdm
 
 from talkinghead.config.media import DEFAULT_FPS
-from talkinghead.data.video import VideoReadError, is_video_file, media_warnings, open_frame_source
+from talkinghead.data.frame_source import open_frame_source
+from talkinghead.data.media_info import VideoReadError, is_video_file, media_warnings
 from talkinghead.errors import InputNotFoundError, InvalidInputError
 from talkinghead.inference.pipeline import AnimatedFrame
 from talkinghead.inference.writers import VIDEO_SUFFIXES, OutputExistsError, open_writer

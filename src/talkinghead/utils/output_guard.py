@@ -145,18 +145,19 @@ def describe_os_error(err: OSError, output: str | os.PathLike) -> str:
     return f"{output}: cannot write the output: {reason}{where}; {fix}. Nothing was written there"
 
 
-def check_writable(output: str | os.PathLike, *, option: str = "--output") -> None:
+def check_writable(output: str | os.PathLike, *, option: str = "--output", is_folder: bool = False) -> None:
     """Fail now, not after the compute, when the output's folder cannot take a new file.
 
     A probe file is created and removed in the nearest existing folder of ``output``'s
-    parent (outputs are written beside their final path, then renamed).
+    parent (outputs are written beside their final path, then renamed), or of ``output``
+    itself when ``is_folder`` (a folder the command fills: a run, a report).
 
     Raises:
         OutputWriteError: the place is read-only, full, forbidden or refused by the system.
         OutputPathError: a part of the path is a file.
     """
     output = Path(output)
-    folder = _nearest_existing(output.absolute().parent)
+    folder = _nearest_existing(output.absolute() if is_folder else output.absolute().parent)
     if not folder.is_dir():
         raise OutputPathError(f"{option} {output}: {folder} is a file, not a folder; choose another output path")
     try:

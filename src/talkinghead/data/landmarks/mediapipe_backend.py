@@ -7,13 +7,15 @@ detection score belong to the same face and small faces are meshed at a useful s
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
 from talkinghead.data.landmarks.base import FaceLandmarks, rank_faces
 from talkinghead.data.landmarks.ibug68 import dense_to_ibug68
-from talkinghead.utils.native_logs import native_logs_wanted, quiet_native_logs
 from talkinghead.errors import MissingDependencyError
+from talkinghead.utils.native_logs import native_logs_wanted, quiet_native_logs
 
 # mediapipe logs through absl/glog to stderr; keep a prepare run's terminal readable
 # (shown with -v). Lines printed before absl's logging starts are caught by quiet_native_logs.
@@ -22,11 +24,36 @@ if not native_logs_wanted():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _wait_until_idle(model) -> None:
+    """Wait until ``model``'s graph has no work left (a closed or half-built model has none)."""
+    graph = getattr(model, "_graph", None)  # mediapipe's SolutionBase keeps its CalculatorGraph there
+    if graph is not None:
+        graph.wait_until_idle()
+
+
+@contextmanager
+def quiet_until_idle(models: list) -> Iterator[list]:
+    """:func:`quiet_native_logs` until every mediapipe solution in ``models`` has gone idle.
+
+    A solution's calculators open in the graph's own threads after its constructor returns, and
+    its first ``process`` queues work there too: their log lines (``W0000 ...
+    inference_feedback_manager.cc``) come 10-60 ms later. Leaving the quiet block before, as a
+    Ctrl-C does at once, let them print over the interrupt message. Models built inside the
+    block are appended to ``models`` (the list is yielded) so that they are waited for too.
+    """
+    with quiet_native_logs():
+        try:
+            yield models
+        finally:
+            for model in models:
+                _wait_until_idle(model)
+
+
 def run_graph(model, image: np.ndarray, warmed: set[int]):
     """``model.process(image)``; its first run (when TFLite prints its start-up lines) silenced."""
     if id(model) in warmed:
         return model.process(image)
-    with quiet_native_logs():
+    with quiet_until_idle([model]):
         result = model.process(image)
     warmed.add(id(model))
     return result
@@ -49,11 +76,10 @@ class FaceBoxDetector:
         mp = _import_mediapipe()
         self.min_confidence = min_confidence
         self._warmed: set[int] = set()
-        with quiet_native_logs():
-            self._models = [
-                mp.solutions.face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
-                for m in (0, 1)
-            ]
+        with quiet_until_idle([]) as self._models:
+            for selection in (0, 1):
+                self._models.append(mp.solutions.face_detection.FaceDetection(
+                    model_selection=selection, min_detection_confidence=min_confidence))
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """[(box (4,) x0,y0,x1,y1 in pixels, score)] for an RGB uint8 image."""
@@ -97,10 +123,11 @@ class MediapipeLandmarker:
         self.boxes = FaceBoxDetector(min_confidence)
         self.max_faces = max_faces
         self._warmed: set[int] = set()
-        with quiet_native_logs():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
+        with quiet_until_idle([]) as built:
+            built.append(mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
-            )
+            ))
+        self._mesh = built[0]
 
     def _mesh_region(self, image: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray | None:
         x0, y0, x1, y1 = region
