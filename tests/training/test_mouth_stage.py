@@ -87,3 +87,15 @@ def test_animation_paints_only_around_the_mouth(mouth_run):
         ys, xs = np.nonzero(d)
         if len(ys):  # the changes lie in the lower middle of the face crop
             assert ys.min() > 128 * 0.45 and xs.min() > 128 * 0.2 and xs.max() < 128 * 0.8
+
+
+def test_fine_tuning_a_model_with_a_mouth_keeps_its_mouth(mouth_run, tmp_path):
+    out = tmp_path / "tuned"
+    video = EXAMPLES / "videos" / "liveportrait_d18.mp4"
+    assert main(["finetune", "--checkpoint", str(mouth_run / "release"), "--images", str(PORTRAIT), str(video),
+                 "--output", str(out), "--frames-per-video", "2", "--set", "steps=2", "batch_size=2", "device=cpu"]) == 0
+    tuned = load_file(out / "mouth_generator.safetensors")
+    shipped = load_file(mouth_run / "release" / "mouth_generator.safetensors")
+    assert all(np.array_equal(tuned[k].numpy(), shipped[k].numpy()) for k in shipped)  # the bank included
+    pipeline = AnimationPipeline.from_pretrained(out, device="cpu")
+    assert pipeline.mouth is not None and pipeline.subject_state is not None
