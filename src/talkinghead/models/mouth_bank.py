@@ -79,6 +79,16 @@ def match_lips(fitted: torch.Tensor, frame: torch.Tensor, band: torch.Tensor) ->
     return (((fitted + 1.0) / 2.0) * gain[:, None, None, None] * 2.0 - 1.0).clamp(-1.0, 1.0)
 
 
-def lip_colour(images: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-    """(b, 3) mean colour in [0, 1] of (b, 3, m, m) crops inside (b, 1, m, m) ``band``."""
-    return ((images.float() + 1.0) / 2.0 * band).flatten(2).sum(2) / band.flatten(2).sum(2).clamp_min(1e-6)
+def lip_colour(images: torch.Tensor, rings: torch.Tensor) -> torch.Tensor:
+    """(b, 3) mean colour in [0, 1] of (b, 3, m, m) crops just outside their (b, r, 2) inner-lip contours.
+
+    Read at each contour point moved ``LIP_BAND`` crop pixels away from the contour's centre:
+    on the lips, whatever the mouth's shape.
+    """
+    m = images.shape[-1]
+    centre = rings.mean(dim=1, keepdim=True)
+    outward = F.normalize(rings - centre, dim=-1)
+    on_lips = rings + LIP_BAND * outward  # (b, r, 2) crop pixels
+    grid = ((on_lips + 0.5) * (2.0 / m) - 1.0)[:, None]  # (b, 1, r, 2)
+    values = F.grid_sample(images.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=False)
+    return ((values[:, :, 0] + 1.0) / 2.0).mean(dim=2)  # (b, 3)

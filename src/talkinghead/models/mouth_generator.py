@@ -204,9 +204,17 @@ def render_mouth(generator: nn.Module, frames: torch.Tensor, points: torch.Tenso
         candidate_rings: (n, 20, 2) their inner-lip contours in crop pixels.
     """
     crop = cut_mouth(frames, points, config)
+    open_ = crop.inner.flatten(1).amax(dim=1) > 0  # (b,) frames whose mouth shows an opening
+    if not open_.any():
+        return frames  # nothing to paint: the networks are not run
+    index = torch.nonzero(open_).flatten()
+    crop = MouthCrop(theta=crop.theta[index], image=crop.image[index], inner=crop.inner[index], outer=crop.outer[index],
+                     ring=crop.ring[index])
     retrieved = retrieve(crop, candidates, candidate_rings)
-    painted, mask = paint_crop(generator, crop, reference, reference_inner, retrieved, config)
-    return paste(frames, painted, mask, crop.theta).clamp(-1.0, 1.0)
+    painted, mask = paint_crop(generator, crop, reference[index], reference_inner[index], retrieved, config)
+    out = frames.clone()
+    out[index] = paste(frames[index], painted, mask, crop.theta).clamp(-1.0, 1.0)
+    return out
 
 
 def mouth_opening(points: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from talkinghead.config.mouth import MouthGeneratorConfig
-from talkinghead.models.mouth_bank import LIP_BAND, lip_colour
-from talkinghead.models.mouth_generator import cut_mouth, lip_band, mouth_opening, render_mouth
-from talkinghead.models.mouth_geometry import grow, polygon_mask
+from talkinghead.models.mouth_bank import lip_colour
+from talkinghead.models.mouth_generator import cut_mouth, mouth_opening, render_mouth
 
 # A source photo whose inner-lip gap is this fraction of its eye-corner distance shows its
 # own teeth and cavity; its own mouth is then what every frame paints from.
@@ -67,7 +66,7 @@ class MouthInterior:
             if own.any():
                 return {"mouth_reference": reference, "mouth_reference_inner": reference_inner,
                         "mouth_candidates": crops.image[own], "mouth_candidate_rings": crops.ring[own]}
-            colour = lip_colour(crops.image[best:best + 1], lip_band(crops)[best:best + 1])[0]
+            colour = lip_colour(crops.image[best:best + 1], crops.ring[best:best + 1])[0]
         candidates = self.generator.bank_crops()[bank]
         rings = self.generator.bank_rings[bank]
         identities = self.generator.bank_identities[bank]
@@ -84,9 +83,7 @@ class MouthInterior:
         people = torch.unique(identities)
         if colour is None:
             return int(people[0])
-        inner = polygon_mask(rings, self.config.crop_size)
-        band = (grow(inner, LIP_BAND) - inner).clamp(0.0, 1.0)
-        colours = lip_colour(candidates, band)  # (n, 3)
+        colours = lip_colour(candidates, rings)  # (n, 3)
         means = torch.stack([colours[identities == person].mean(0) for person in people])
         return int(people[(means - colour).abs().sum(1).argmin()])
 
