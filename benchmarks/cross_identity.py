@@ -31,13 +31,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkinghead.data.crop import crop_image
+from talkinghead.data.crop import crop_image, points_to_crop
 from talkinghead.data.landmarks.factory import create_landmarker
 from talkinghead.data.image_sequence import read_image
 from talkinghead.data.video import read_video_frames
 from talkinghead.evaluation.baselines import landmark_warp
 from talkinghead.evaluation.face_embedding import DlibFaceEmbedder
 from talkinghead.evaluation.metrics.motion_transfer import CROSS_METRICS, cross_identity_metrics
+from talkinghead.evaluation.metrics.mouth_interior import mean_interior_share
 from talkinghead.inference.motion import MotionTransfer
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimationPipeline
@@ -103,13 +104,19 @@ def _run_pair(pipeline: AnimationPipeline, landmarker, embedder, portrait: Path,
             animated = list(pipeline.animate(frames, options))
             images = np.stack([a.image for a in animated])
             asked = [a.landmarks for a in animated]
-            rows.setdefault("driver", [crop_image(a.driving, a.driving_box, size) for a in animated])
+            if "driver" not in rows:
+                rows["driver"] = [crop_image(a.driving, a.driving_box, size) for a in animated]
+                # the driver's own opening, in its crop: what a real mouth scores
+                driver_in_crop = [points_to_crop(p, a.driving_box, size) for p, a in zip(driver_points, animated)]
+                out["driver_interior"] = mean_interior_share(rows["driver"], driver_in_crop)
             if variant == "relative":
                 relative_targets = asked
         redetected = [_redetect(landmarker, image, pipeline.size) for image in images]
         distances = _identity_distances(embedder, source_crop, images)
         figures = {"image": cross_identity_metrics(redetected, driver_points, target, distances),
-                   "faces_found": sum(p is not None for p in redetected) / len(images)}
+                   "faces_found": sum(p is not None for p in redetected) / len(images),
+                   # teeth or cavity in the opening the frame was asked to show (docs/mouth.md)
+                   "interior": mean_interior_share(images, [pipeline.to_frame_pixels(p) for p in asked])}
         if variant != "landmark-warp":
             figures["landmark"] = cross_identity_metrics(asked, driver_points, target)
         out["variants"][variant] = figures
@@ -142,6 +149,11 @@ def _means(pairs: list[dict]) -> dict:
                       for n in CROSS_METRICS}
             if any(values.values()):
                 means[variant][level] = {n: float(np.mean(v)) if v else None for n, v in values.items()}
+        shares = [p["variants"][variant]["interior"] for p in pairs
+                  if variant in p["variants"] and p["variants"][variant].get("interior") is not None]
+        means[variant]["interior"] = float(np.mean(shares)) if shares else None
+    shares = [p["driver_interior"] for p in pairs if p.get("driver_interior") is not None]
+    means["driver"] = {"interior": float(np.mean(shares)) if shares else None}
     return means
 
 
@@ -153,6 +165,10 @@ def _table(means: dict) -> str:
             if row:
                 cells = ["-" if row[n] is None else f"{row[n]:.3f}" for n in CROSS_METRICS]
                 lines.append(f"| {variant} | {level} | " + " | ".join(cells) + " |")
+    shares = {v: means.get(v, {}).get("interior") for v in ("driver", *VARIANTS)}
+    lines.append("")
+    lines.append("teeth or cavity in open mouths (share of the opening): " + ", ".join(
+        f"{v} {'-' if x is None else f'{x:.2f}'}" for v, x in shares.items()))
     return "\n".join(lines)
 
 

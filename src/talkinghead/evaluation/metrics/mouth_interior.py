@@ -1,0 +1,60 @@
+"""Does an open mouth show a mouth's inside? The share of its opening that is teeth or cavity.
+
+A warp of a closed-mouthed photo fills an opening with stretched lip: a flat pink or dark-red
+patch. A real open mouth shows bright, nearly colourless teeth and a dark cavity. Inside the
+inner-lip contour of the asked landmarks (mediapipe's 20 inner-lip points, in the image's
+pixels), each pixel is classified by its brightness Y (Rec. 601, 0..1) and saturation
+``(max - min) / max``:
+
+- teeth: ``Y > TEETH_BRIGHTNESS`` and saturation below ``TEETH_SATURATION``;
+- cavity: ``Y < CAVITY_BRIGHTNESS``.
+
+``interior_share`` is the share of the opening's pixels that are either; lips and tongue are
+neither. It is measured only where the mouth is open (the asked inner-lip gap at least
+``MIN_OPENING`` of the eye-corner distance); a real driver scores it too, as the reference.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from talkinghead.data.landmarks.openings import mouth_opening
+
+INNER_LIP_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+TEETH_BRIGHTNESS = 0.55
+TEETH_SATURATION = 0.35
+CAVITY_BRIGHTNESS = 0.22
+MIN_OPENING = 0.15
+MIN_PIXELS = 20  # an opening this small in the image says nothing
+
+
+def interior_share(image: np.ndarray, points: np.ndarray) -> float | None:
+    """Share in [0, 1] of the opening's pixels that are teeth or cavity; None for a closed or tiny mouth.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        points: (478, >= 2) the landmarks the image was asked to show, in its pixels.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if mouth_opening(points) < MIN_OPENING:
+        return None
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points[list(INNER_LIP_RING), :2]).astype(np.int32)], 1)
+    inside = mask.astype(bool)
+    if inside.sum() < MIN_PIXELS:
+        return None
+    rgb = image[inside].astype(np.float64) / 255.0  # (n, 3)
+    brightness = rgb @ np.array([0.299, 0.587, 0.114])
+    top = rgb.max(axis=1)
+    saturation = (top - rgb.min(axis=1)) / np.maximum(top, 1e-6)
+    teeth = (brightness > TEETH_BRIGHTNESS) & (saturation < TEETH_SATURATION)
+    cavity = brightness < CAVITY_BRIGHTNESS
+    return float((teeth | cavity).mean())
+
+
+def mean_interior_share(images, points) -> float | None:
+    """Mean :func:`interior_share` over the frames where the mouth is open (None: no such frame)."""
+    values = [interior_share(image, p) for image, p in zip(images, points) if p is not None]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
