@@ -38,7 +38,7 @@ from talkinghead.data.video import read_video_frames
 from talkinghead.evaluation.baselines import landmark_warp
 from talkinghead.evaluation.face_embedding import DlibFaceEmbedder
 from talkinghead.evaluation.metrics.motion_transfer import CROSS_METRICS, cross_identity_metrics
-from talkinghead.evaluation.metrics.mouth_interior import mean_interior_share
+from talkinghead.evaluation.metrics.mouth_interior import interior_contrast, interior_share, mean_over_open_frames
 from talkinghead.inference.motion import MotionTransfer
 from talkinghead.inference.options import AnimateOptions
 from talkinghead.inference.pipeline import AnimationPipeline
@@ -68,6 +68,12 @@ def _redetect(landmarker, crop: np.ndarray, size: int) -> np.ndarray | None:
     big = cv2.resize(crop, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC) if upscale > 1 else crop
     points = _main_face(landmarker, big)
     return None if points is None else points * (size / big.shape[0])
+
+
+def _interior(images, points) -> dict:
+    """Teeth-or-cavity share and brightness contrast of the open mouths (docs/mouth.md)."""
+    return {"share": mean_over_open_frames(interior_share, images, points),
+            "contrast": mean_over_open_frames(interior_contrast, images, points)}
 
 
 def _identity_distances(embedder: DlibFaceEmbedder, source: np.ndarray, images: np.ndarray) -> np.ndarray:
@@ -108,7 +114,9 @@ def _run_pair(pipeline: AnimationPipeline, landmarker, embedder, portrait: Path,
                 rows["driver"] = [crop_image(a.driving, a.driving_box, size) for a in animated]
                 # the driver's own opening, in its crop: what a real mouth scores
                 driver_in_crop = [points_to_crop(p, a.driving_box, size) for p, a in zip(driver_points, animated)]
-                out["driver_interior"] = mean_interior_share(rows["driver"], driver_in_crop)
+                out["driver_interior"] = {
+                    "share": mean_over_open_frames(interior_share, rows["driver"], driver_in_crop),
+                    "contrast": mean_over_open_frames(interior_contrast, rows["driver"], driver_in_crop)}
             if variant == "relative":
                 relative_targets = asked
         redetected = [_redetect(landmarker, image, pipeline.size) for image in images]
@@ -116,7 +124,7 @@ def _run_pair(pipeline: AnimationPipeline, landmarker, embedder, portrait: Path,
         figures = {"image": cross_identity_metrics(redetected, driver_points, target, distances),
                    "faces_found": sum(p is not None for p in redetected) / len(images),
                    # teeth or cavity in the opening the frame was asked to show (docs/mouth.md)
-                   "interior": mean_interior_share(images, [pipeline.to_frame_pixels(p) for p in asked])}
+                   "interior": _interior(images, [pipeline.to_frame_pixels(p) for p in asked])}
         if variant != "landmark-warp":
             figures["landmark"] = cross_identity_metrics(asked, driver_points, target)
         out["variants"][variant] = figures
@@ -149,12 +157,18 @@ def _means(pairs: list[dict]) -> dict:
                       for n in CROSS_METRICS}
             if any(values.values()):
                 means[variant][level] = {n: float(np.mean(v)) if v else None for n, v in values.items()}
-        shares = [p["variants"][variant]["interior"] for p in pairs
-                  if variant in p["variants"] and p["variants"][variant].get("interior") is not None]
-        means[variant]["interior"] = float(np.mean(shares)) if shares else None
-    shares = [p["driver_interior"] for p in pairs if p.get("driver_interior") is not None]
-    means["driver"] = {"interior": float(np.mean(shares)) if shares else None}
+        means[variant]["interior"] = _interior_means([p["variants"][variant]["interior"] for p in pairs
+                                                      if variant in p["variants"]])
+    means["driver"] = {"interior": _interior_means([p["driver_interior"] for p in pairs if "driver_interior" in p])}
     return means
+
+
+def _interior_means(rows: list[dict]) -> dict:
+    out = {}
+    for name in ("share", "contrast"):
+        values = [r[name] for r in rows if r.get(name) is not None]
+        out[name] = float(np.mean(values)) if values else None
+    return out
 
 
 def _table(means: dict) -> str:
@@ -165,10 +179,12 @@ def _table(means: dict) -> str:
             if row:
                 cells = ["-" if row[n] is None else f"{row[n]:.3f}" for n in CROSS_METRICS]
                 lines.append(f"| {variant} | {level} | " + " | ".join(cells) + " |")
-    shares = {v: means.get(v, {}).get("interior") for v in ("driver", *VARIANTS)}
-    lines.append("")
-    lines.append("teeth or cavity in open mouths (share of the opening): " + ", ".join(
-        f"{v} {'-' if x is None else f'{x:.2f}'}" for v, x in shares.items()))
+    lines += ["", "| open mouths | teeth or cavity share | brightness contrast |", "|---|---|---|"]
+    for variant in ("driver", *VARIANTS):
+        row = means.get(variant, {}).get("interior")
+        if row:
+            cells = ["-" if row[n] is None else f"{row[n]:.2f}" for n in ("share", "contrast")]
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
