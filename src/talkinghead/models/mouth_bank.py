@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-GAIN_RANGE = (0.6, 1.6)  # how far a candidate's brightness is scaled towards the target's lips
+GAIN_RANGE = (0.75, 1.33)  # how far a candidate's brightness is scaled towards the target's lips
 LIP_BAND = 3  # crop pixels around the opening where lips are compared
 
 
@@ -92,3 +92,10 @@ def lip_colour(images: torch.Tensor, rings: torch.Tensor) -> torch.Tensor:
     grid = ((on_lips + 0.5) * (2.0 / m) - 1.0)[:, None]  # (b, 1, r, 2)
     values = F.grid_sample(images.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=False)
     return ((values[:, :, 0] + 1.0) / 2.0).mean(dim=2)  # (b, 3)
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """(n,) mean absolute Laplacian of the brightness of (n, 3, m, m) crops in [-1, 1] (blurred crops score low)."""
+    grey = images.float().mean(dim=1, keepdim=True)
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=images.device)[None, None]
+    return F.conv2d(grey, kernel).abs().flatten(1).mean(1)

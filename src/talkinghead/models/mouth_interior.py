@@ -13,8 +13,14 @@ import torch
 from torch import nn
 
 from talkinghead.config.mouth import MouthGeneratorConfig
-from talkinghead.models.mouth_bank import lip_colour
+from talkinghead.models.mouth_bank import lip_colour, sharpness
 from talkinghead.models.mouth_generator import cut_mouth, mouth_opening, render_mouth
+from talkinghead.models.mouth_geometry import INNER_LIP_RING
+
+WIDEST_QUANTILE = 0.75  # bank people considered: those whose widest mouth is in the top quarter
+# where the inner-lip contour's middle points (13 upper, 14 lower) sit in it
+RING_UPPER_MIDDLE = INNER_LIP_RING.index(13)
+RING_LOWER_MIDDLE = INNER_LIP_RING.index(14)
 
 # A source photo whose inner-lip gap is this fraction of its eye-corner distance shows its
 # own teeth and cavity; its own mouth is then what every frame paints from.
@@ -79,13 +85,30 @@ class MouthInterior:
 
     def _nearest_person(self, candidates: torch.Tensor, rings: torch.Tensor, identities: torch.Tensor,
                         colour: torch.Tensor | None) -> int:
-        """The bank's person whose mean lip colour is nearest ``colour`` (the first person without one)."""
+        """The bank's person to paint from: among those whose mouths open widest and show sharpest, the nearest in lip colour.
+
+        A person whose widest bank mouth is narrower than the target's opening would be
+        stretched to fit (soft, smeared teeth), and a blurred clip gives blurred teeth; so
+        only people whose widest mouth (height over width of the opening) is in the top
+        quarter of the bank and whose crops are at least of median sharpness are considered,
+        and of those the one whose mean lip colour is nearest ``colour`` (the first of them
+        without a colour).
+        """
         people = torch.unique(identities)
+        height = (rings[:, RING_UPPER_MIDDLE] - rings[:, RING_LOWER_MIDDLE]).norm(dim=-1)  # (n,) crop pixels
+        width = (rings[:, 0] - rings[:, len(INNER_LIP_RING) // 2]).norm(dim=-1).clamp_min(1e-3)  # inner corners
+        sharp = sharpness(candidates)  # (n,)
+        widest = torch.stack([(height / width)[identities == person].max() for person in people])
+        crisp = torch.stack([sharp[identities == person].mean() for person in people])
+        eligible = (widest >= torch.quantile(widest, WIDEST_QUANTILE)) & (crisp >= crisp.median())
+        if not eligible.any():
+            eligible = torch.ones_like(eligible)
         if colour is None:
-            return int(people[0])
+            return int(people[eligible][0])
         colours = lip_colour(candidates, rings)  # (n, 3)
         means = torch.stack([colours[identities == person].mean(0) for person in people])
-        return int(people[(means - colour).abs().sum(1).argmin()])
+        distance = (means - colour).abs().sum(1).masked_fill(~eligible, float("inf"))
+        return int(people[distance.argmin()])
 
     @torch.no_grad()
     def paint(self, frames: torch.Tensor, points: torch.Tensor, reference: dict[str, torch.Tensor]) -> torch.Tensor:
