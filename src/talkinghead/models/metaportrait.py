@@ -47,7 +47,7 @@ from talkinghead.models.output_compose import compose_at_output
 from talkinghead.models.patch_discriminator import MultiScalePatchDiscriminator
 from talkinghead.models.refinement_network import RefinementNetwork
 from talkinghead.models.registry import MethodSpec, register_method
-from talkinghead.models.warping import correspondence_flow, warp
+from talkinghead.models.warping import correspondence_flow, despeckle_flow, warp
 
 METHOD = "metaportrait"
 FACE_GENERATORS = ("motion_encoder", "flow_network", "refinement_network")  # run for every frame at s
@@ -82,7 +82,8 @@ def predict_warp(motion_encoder: nn.Module, flow_network: nn.Module, source_imag
     parts = [source_image, source_landmarks.to(dtype), driving_landmarks.to(dtype)]
     prior = None
     if mesh_prior:
-        prior = correspondence_flow(source_landmarks[:, INVERSE_FIELD].to(dtype), driving_landmarks[:, FORWARD_FIELD].to(dtype))
+        prior = despeckle_flow(correspondence_flow(source_landmarks[:, INVERSE_FIELD].to(dtype),
+                                                   driving_landmarks[:, FORWARD_FIELD].to(dtype)))
         parts.append(warp(source_image, prior))
     x_in = torch.cat(parts, 1)
     size = source_image.shape[-1]
@@ -95,7 +96,7 @@ def predict_warp(motion_encoder: nn.Module, flow_network: nn.Module, source_imag
         flow = F.interpolate(flow, size=(size, size), mode="bilinear", align_corners=False)
         occlusion = F.interpolate(occlusion, size=(size, size), mode="bilinear", align_corners=False)
     if prior is not None:
-        flow = flow + prior
+        flow = despeckle_flow(flow + prior)
     return WarpOutput(flow=flow, occlusion=occlusion, warped=warp(source_image, flow))
 
 

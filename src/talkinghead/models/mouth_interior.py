@@ -24,7 +24,7 @@ RING_LOWER_MIDDLE = INNER_LIP_RING.index(14)
 
 # A source photo whose inner-lip gap is this fraction of its eye-corner distance shows its
 # own teeth and cavity; its own mouth is then what every frame paints from.
-OWN_MOUTH_OPEN = 0.12
+OWN_MOUTH_OPEN = 0.08
 
 
 class MouthInterior:

@@ -57,3 +57,25 @@ def correspondence_flow(source_inverse_field: torch.Tensor, driving_forward_fiel
                              padding_mode="border", align_corners=False)
     h, w = position.shape[-2:]
     return position - identity_grid(h, w, device=position.device, dtype=position.dtype).permute(0, 3, 1, 2)
+
+
+# A flow vector further than this (in pixels of its grid) from the median of its 3 x 3
+# neighbourhood is an outlier of the mesh correspondence, not motion.
+OUTLIER_PIXELS = 1.5
+
+
+def despeckle_flow(flow: torch.Tensor, threshold: float = OUTLIER_PIXELS) -> torch.Tensor:
+    """(b, 2, h, w) flow with its isolated outliers replaced by their 3 x 3 median.
+
+    The mesh correspondence (:func:`correspondence_flow`) has single stray vectors where the
+    face outline meets the border anchors (a sliver triangle of the rasterised mesh); each
+    samples the photo several pixels away and leaves a dark dot or a stair step at the cheek,
+    at every output size. Smooth motion is left exactly as it is.
+    """
+    b, c, h, w = flow.shape
+    to_pixels = torch.tensor([w / 2.0, h / 2.0], device=flow.device, dtype=flow.dtype)[None, :, None, None]
+    pixels = flow * to_pixels
+    padded = F.pad(pixels, (1, 1, 1, 1), mode="replicate")
+    median = padded.unfold(2, 3, 1).unfold(3, 3, 1).reshape(b, c, h, w, 9).median(dim=-1).values
+    outlier = (pixels - median).norm(dim=1, keepdim=True) > threshold
+    return torch.where(outlier, median / to_pixels, flow)
