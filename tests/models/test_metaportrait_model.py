@@ -133,3 +133,19 @@ def test_slots_spread_over_the_poses_when_there_are_more_frames_than_slots():
     poses = torch.stack([mesh_image((s, 0.0)) for s in shifts])[None]
     assert slot_indices(poses, 3).tolist() == [[0, 3, 4]] or slot_indices(poses, 3).tolist() == [[0, 4, 3]]
     assert slot_indices(poses[:, :2], 3).tolist() == [[0, 1, 0]]  # fewer frames: repeated
+
+
+def test_despeckle_replaces_an_isolated_flow_vector_and_keeps_smooth_motion():
+    from talkinghead.models.warping import despeckle_flow
+
+    size = 32
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    smooth = torch.stack([0.1 * xs + 0.05 * ys, 0.02 * ys * ys], 0)[None]  # a zoom and a bend: no outlier
+    assert torch.equal(despeckle_flow(smooth), smooth)
+    speckled = smooth.clone()
+    speckled[0, :, 10, 12] += torch.tensor([0.5, -0.3])  # 8 px and 4.8 px off at 32 px: a stray vector
+    cleaned = despeckle_flow(speckled)
+    assert (cleaned[0, :, 10, 12] - smooth[0, :, 10, 12]).abs().max() < 0.02
+    untouched = torch.ones(1, 1, size, size, dtype=torch.bool)
+    untouched[0, 0, 10, 12] = False
+    assert torch.equal(cleaned.masked_select(untouched), speckled.masked_select(untouched))
