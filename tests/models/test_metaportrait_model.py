@@ -149,3 +149,20 @@ def test_despeckle_replaces_an_isolated_flow_vector_and_keeps_smooth_motion():
     untouched = torch.ones(1, 1, size, size, dtype=torch.bool)
     untouched[0, 0, 10, 12] = False
     assert torch.equal(cleaned.masked_select(untouched), speckled.masked_select(untouched))
+
+
+def test_despeckle_exports_to_onnx(tmp_path):
+    """The flow despeckling runs inside the exported parts model, so it must export and agree."""
+    ort = pytest.importorskip("onnxruntime")
+    from talkinghead.models.warping import despeckle_flow
+
+    class Despeckle(torch.nn.Module):
+        def forward(self, flow):
+            return despeckle_flow(flow)
+
+    flow = torch.randn(1, 2, 16, 16) * 0.05
+    path = tmp_path / "despeckle.onnx"
+    torch.onnx.export(Despeckle(), (flow,), str(path), input_names=["flow"], output_names=["out"], dynamo=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"flow": flow.numpy()})[0]
+    assert np.allclose(out, despeckle_flow(flow).numpy(), atol=1e-6)

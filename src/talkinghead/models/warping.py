@@ -76,6 +76,7 @@ def despeckle_flow(flow: torch.Tensor, threshold: float = OUTLIER_PIXELS) -> tor
     to_pixels = torch.tensor([w / 2.0, h / 2.0], device=flow.device, dtype=flow.dtype)[None, :, None, None]
     pixels = flow * to_pixels
     padded = F.pad(pixels, (1, 1, 1, 1), mode="replicate")
-    median = padded.unfold(2, 3, 1).unfold(3, 3, 1).reshape(b, c, h, w, 9).median(dim=-1).values
+    # the 5th of the 9 sorted values (sort exports to ONNX, median over a dimension does not)
+    median = padded.unfold(2, 3, 1).unfold(3, 3, 1).reshape(b, c, h, w, 9).sort(dim=-1).values[..., 4]
     outlier = (pixels - median).norm(dim=1, keepdim=True) > threshold
     return torch.where(outlier, median / to_pixels, flow)
