@@ -116,17 +116,17 @@ def synthesis(runtimes: list[str], reference: float, cache: Path | None) -> None
         print(f"    {kind}: {runtime.describe()}")
 
 
-def end_to_end(runtimes: list[str], frames: int, reference: float, sizes: list[int]) -> None:
-    """``talkinghead animate`` on the example video: serial and overlapped, per runtime and output size."""
+def end_to_end(runtimes: list[str], frames: int, reference: float, sizes: list[int], mouths: list[bool]) -> None:
+    """``talkinghead animate`` on the example video: serial and overlapped, per runtime, output size and mouth."""
     with tempfile.TemporaryDirectory() as tmp:
-        for size, kind, overlap in itertools.product(sizes, runtimes, (False, True)):
+        for mouth, size, kind, overlap in itertools.product(mouths, sizes, runtimes, (False, True)):
             job = AnimateJob(checkpoint=DEMO_MODEL, driving=DRIVING, outputs=[OutputSpec(Path(tmp) / "e2e.mp4")],
                              sources=[PORTRAIT], max_frames=frames, overwrite=True, device="cpu", progress=False,
                              runtime=kind, output_size=size)
-            summary = run_animate(job, AnimateOptions(batch_size=8, overlap=overlap))
+            summary = run_animate(job, AnimateOptions(batch_size=8, overlap=overlap, mouth=mouth))
             ms = 1000 / summary.frames_per_second
-            print(line(f"end to end {size} px {kind}, {'overlapped' if overlap else 'serial'} ({summary.frames} frames)",
-                       ms, reference))
+            label = f"end to end {size} px {kind}{'' if mouth else ' --no-mouth'}"
+            print(line(f"{label}, {'overlapped' if overlap else 'serial'} ({summary.frames} frames)", ms, reference))
 
 
 def lsr256(reference: float, cache: Path | None) -> None:
@@ -178,6 +178,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=[p for p in PARTS if p != "memory"])
     parser.add_argument("--runtimes", nargs="+", choices=("eager", "compile", "onnx", "auto"), default=["eager", "onnx"])
     parser.add_argument("--frames", type=int, default=60, help="driving frames for the stages and end to end")
+    parser.add_argument("--mouth", choices=("on", "off", "both"), default="on",
+                        help="end to end with the model's mouth generator, without it (--no-mouth), or both")
     parser.add_argument("--threads", type=int, help="torch / onnxruntime threads (default: torch's)")
     parser.add_argument("--cache", type=Path, help="runtime cache folder (default $TALKINGHEAD_HOME/runtime)")
     parser.add_argument("--output-sizes", type=int, nargs="+", default=[128, 256],
@@ -199,7 +201,8 @@ def main() -> None:
         synthesis(args.runtimes, reference, args.cache)
     if "end_to_end" in args.parts:
         print("== end to end: talkinghead animate's job (decode + landmarks + synthesis + encode), target >= 25 frames/s")
-        end_to_end(args.runtimes, args.frames, reference, args.output_sizes)
+        mouths = {"on": [True], "off": [False], "both": [True, False]}[args.mouth]
+        end_to_end(args.runtimes, args.frames, reference, args.output_sizes, mouths)
     if "lsr256" in args.parts:
         print("== LSR paper architecture at 256 px, synthesis batch 1 (target <= 1.4x reference)")
         lsr256(reference, args.cache)

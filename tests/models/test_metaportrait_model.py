@@ -166,3 +166,13 @@ def test_despeckle_exports_to_onnx(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(None, {"flow": flow.numpy()})[0]
     assert np.allclose(out, despeckle_flow(flow).numpy(), atol=1e-6)
+
+
+def test_median_of_nine_is_the_median_of_any_nine_values():
+    from talkinghead.models.warping import median_of_nine
+
+    generator = torch.Generator().manual_seed(0)
+    values = [torch.randint(0, 5, (20000,), generator=generator).float() for _ in range(9)]  # many ties
+    assert torch.equal(median_of_nine(values), torch.stack(values, -1).median(-1).values)
+    values = [torch.randn(20000, generator=generator) for _ in range(9)]
+    assert torch.equal(median_of_nine(values), torch.stack(values, -1).median(-1).values)
