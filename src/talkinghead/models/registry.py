@@ -33,8 +33,10 @@ class MethodSpec:
         model_config: the architecture dataclass (rebuilt from a checkpoint's ``model``).
         build_networks: ``config -> {name: network}``, every network the method trains.
         inference_model: the :class:`InferenceModel` subclass built from ``model_config``.
-        inference_networks: the networks the inference model holds (the trainer keeps an
-            EMA of them, releases store them, ``--generators-only`` keeps only them).
+        inference_networks: the networks the inference model may hold (the trainer keeps an
+            EMA of them, releases store them, ``--generators-only`` keeps only them); an
+            optional one (MetaPortrait's mouth generator) is absent when its config does not
+            enable it.
     """
 
     name: str
