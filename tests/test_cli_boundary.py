@@ -22,6 +22,20 @@ from talkinghead.cli import data as cli_data, evaluate as cli_evaluate, training
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def ctrl_c_delivered() -> None:
+    """A child's SIGINT back to the default: a test run started in the background (``... &``)
+    inherits it ignored, and then no Ctrl-C these tests send would arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def python_ctrl_c_handler():
+    """Python's own KeyboardInterrupt handler in this process for the test (see ``ctrl_c_delivered``)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -37,7 +51,8 @@ def test_ctrl_c_while_the_command_starts_is_one_line(delay, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "talkinghead", "animate",
                              "--source", str(examples / "portraits" / "sadtalker_happy.png"),
                              "--driving", str(examples / "videos" / "liveportrait_d18.mp4"), "--output", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=ctrl_c_delivered)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -62,7 +77,8 @@ def test_ctrl_c_while_the_cli_and_its_libraries_import_is_one_line(tmp_path):
             "--driving", str(examples / "videos" / "liveportrait_d18.mp4"), "--output", str(tmp_path / "out.mp4")]
     handled = []
     for delay_ms in [*range(0, 200, 10), *range(200, 1700, 200)]:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                                preexec_fn=ctrl_c_delivered)
         time.sleep(delay_ms / 1000)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
