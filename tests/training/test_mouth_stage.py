@@ -50,6 +50,11 @@ def test_the_mouth_stage_trains_its_terms_and_only_the_mouth_networks(mouth_run)
     info = json.loads((release / "config.json").read_text())
     assert info["model"]["mouth"]["enabled"] is True
     assert (release / "mouth_generator.safetensors").is_file()
+    # the bank holds open mouths of the training clips, each with its contour and person
+    weights = load_file(release / "mouth_generator.safetensors")
+    filled = weights["bank_identities"] >= 0
+    assert filled.sum() > 0 and weights["bank_images"][filled].float().std() > 5
+    assert (weights["bank_rings"][filled].amax(dim=(1, 2)) > 0).all()
     assert list((mouth_run / "samples").glob("*.png")), "no sample grid of the mouth crops"
 
 

@@ -217,7 +217,7 @@ class EpisodeDataset(Dataset):
         chosen = rng.choice(available, size=self.k + 1, replace=False)
         return np.sort(chosen[1:]).astype(np.int64), int(chosen[0])
 
-    def _image(self, clip: PreparedClip, frame: int) -> tuple[np.ndarray, int]:
+    def frame_image(self, clip: PreparedClip, frame: int) -> tuple[np.ndarray, int]:
         """(size, size, 3) uint8 RGB frame, and the side of the stored frame."""
         image = clip.frame(frame)
         height, width = image.shape[:2]
@@ -234,9 +234,9 @@ class EpisodeDataset(Dataset):
         Stored points are in the stored frame's pixels; resizing maps pixel centres, so a point
         moves by ``(p + 0.5) * scale - 0.5``. The identity loss aligns face chips with them.
         """
-        return self._scaled(clip.landmarks68[frame], stored_size)
+        return self.scaled_points(clip.landmarks68[frame], stored_size)
 
-    def _scaled(self, points: np.ndarray, stored_size: int) -> torch.Tensor:
+    def scaled_points(self, points: np.ndarray, stored_size: int) -> torch.Tensor:
         """(n, 2) float32 of stored (n, >= 2) points, in pixels of the (size, size) item image."""
         points = np.asarray(points[:, :2], np.float32)
         scale = self.size / stored_size
@@ -287,7 +287,7 @@ class EpisodeDataset(Dataset):
             )
         images, landmark_images = [], []
         for frame in [*source_indices.tolist(), int(target_index)]:
-            image, stored_size = self._image(clip, frame)
+            image, stored_size = self.frame_image(clip, frame)
             images.append(image)
             landmark_images.append(self.rasterizer(points[frame], self.size, stored_size))
         images_t = image_to_tensor(np.stack(images))  # (k + 1, 3, h, w), the target last
@@ -305,8 +305,8 @@ class EpisodeDataset(Dataset):
         }
         if self.dense_points:
             dense = clip.dense_landmarks
-            item["source_dense"] = torch.stack([self._scaled(dense[f], stored_size) for f in source_indices.tolist()])
-            item["target_dense"] = self._scaled(dense[int(target_index)], stored_size)
+            item["source_dense"] = torch.stack([self.scaled_points(dense[f], stored_size) for f in source_indices.tolist()])
+            item["target_dense"] = self.scaled_points(dense[int(target_index)], stored_size)
         if self.has_segmentation:
             item["target_segmentation"] = self._segmentation(clip, target_index)  # (h, w)
         return item

@@ -84,9 +84,9 @@ class MouthGenerator(nn.Module):
         nn.init.zeros_(self.to_rgb.bias)
 
     @property
-    def bank_size(self) -> int:
-        """Entries of the bank that hold a mouth."""
-        return int((self.bank_identities >= 0).sum())
+    def bank_entries(self) -> torch.Tensor:
+        """(n,) bool: the bank's slots that hold a mouth."""
+        return self.bank_identities >= 0
 
     def bank_crops(self) -> torch.Tensor:
         """(n, 3, m, m) the bank's crops in [-1, 1] (empty slots included)."""
@@ -124,6 +124,11 @@ class MouthCrop:
     inner: torch.Tensor
     outer: torch.Tensor
     ring: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "MouthCrop":
+        """The crops of the frames ``index`` (a (k,) index tensor) picks."""
+        return MouthCrop(theta=self.theta[index], image=self.image[index], inner=self.inner[index],
+                         outer=self.outer[index], ring=self.ring[index])
 
 
 def cut_mouth(frames: torch.Tensor, points: torch.Tensor, config: MouthGeneratorConfig) -> MouthCrop:
@@ -208,8 +213,7 @@ def render_mouth(generator: nn.Module, frames: torch.Tensor, points: torch.Tenso
     if not open_.any():
         return frames  # nothing to paint: the networks are not run
     index = torch.nonzero(open_).flatten()
-    crop = MouthCrop(theta=crop.theta[index], image=crop.image[index], inner=crop.inner[index], outer=crop.outer[index],
-                     ring=crop.ring[index])
+    crop = crop.select(index)
     retrieved = retrieve(crop, candidates, candidate_rings)
     painted, mask = paint_crop(generator, crop, reference[index], reference_inner[index], retrieved, config)
     out = frames.clone()

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 MOUTH_CORNERS = (61, 291)  # outer corners: right, left (the subject's), mediapipe indices
 INNER_LIP_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 OUTER_LIP_RING = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-LIP_POINTS = tuple(sorted(set(INNER_LIP_RING) | set(OUTER_LIP_RING)))  # what the geometry reads
 
 
 def mouth_affine(points: torch.Tensor, frame_size: int, crop_scale: float) -> torch.Tensor:

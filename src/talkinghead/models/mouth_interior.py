@@ -57,7 +57,7 @@ class MouthInterior:
         """
         m = self.config.crop_size
         device = next(self.generator.parameters()).device
-        bank = self.generator.bank_identities >= 0
+        bank = self.generator.bank_entries
         if frames is None or points is None:
             reference = torch.zeros(3, m, m, device=device)
             reference_inner = torch.zeros(1, m, m, device=device)

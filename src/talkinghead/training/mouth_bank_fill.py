@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -42,13 +41,8 @@ def _open_frames(dataset: EpisodeDataset) -> dict[int, list[tuple[float, int, in
 def _frame(dataset: EpisodeDataset, index: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
     """(size, size, 3) uint8 frame and its (478, 2) points in the frame's pixels, at the dataset's size."""
     clip = dataset.clip(index)
-    image = clip.frame(frame)
-    stored = image.shape[0]
-    if stored != dataset.size:
-        interpolation = cv2.INTER_AREA if stored > dataset.size else cv2.INTER_CUBIC
-        image = cv2.resize(image, (dataset.size, dataset.size), interpolation=interpolation)
-    points = np.asarray(clip.dense_landmarks[frame][:, :2], np.float32)
-    return image, (points + 0.5) * (dataset.size / stored) - 0.5
+    image, stored = dataset.frame_image(clip, frame)
+    return image, dataset.scaled_points(clip.dense_landmarks[frame], stored).numpy()
 
 
 @torch.no_grad()
@@ -84,9 +78,9 @@ def prepare_bank(trainer, dataset: EpisodeDataset, config: MouthGeneratorConfig,
     A resumed run's checkpoint brings its bank back, so a bank is filled once per run.
     """
     generator = unwrap(trainer.networks[name])
-    if int((generator.bank_identities >= 0).sum()) == 0:
+    if not generator.bank_entries.any():
         count = fill_mouth_bank(generator, dataset, config)
-        people = len(torch.unique(generator.bank_identities[generator.bank_identities >= 0]))
+        people = len(torch.unique(generator.bank_identities[generator.bank_entries]))
         trainer.logger.info(f"mouth bank: {count} open mouths of {people} training people ({config.bank_size} slots)")
     ema = trainer.ema.get(name)
     if ema is not None:

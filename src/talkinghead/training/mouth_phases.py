@@ -75,7 +75,7 @@ def episode_draws(batch, count: int = 4) -> torch.Tensor:
 
 def bank_choice(bank_identities: torch.Tensor, own: torch.Tensor, draws: torch.Tensor, exclude_own: bool) -> torch.Tensor:
     """(b, n) bool: the bank entries of one person per episode, drawn among the others (``exclude_own``)."""
-    people = torch.unique(bank_identities[bank_identities >= 0])
+    people = torch.unique(bank_identities[bank_identities >= 0])  # -1: an empty slot
     allowed = []
     for person_self, draw in zip(own.tolist(), draws.tolist()):
         pool = people[people != person_self] if exclude_own else people

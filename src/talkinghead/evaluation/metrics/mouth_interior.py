@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from talkinghead.data.landmarks.openings import mouth_opening
+from talkinghead.models.mouth_geometry import INNER_LIP_RING
 
-INNER_LIP_RING = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 TEETH_BRIGHTNESS = 0.55
 TEETH_SATURATION = 0.35
 CAVITY_BRIGHTNESS = 0.22
